@@ -1,0 +1,25 @@
+"""The `jarvis` command line (Typer + Rich). Each area mounts its own sub-app."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, help="Jarvis Streams: conflict-free shared state on Kafka.")
+
+
+def _mount() -> None:
+    from jarvis.stack.cli import stack_app
+
+    app.add_typer(stack_app, name="stack")
+    try:
+        from jarvis.security.cli import keys_app
+    except ImportError:  # pragma: no cover - mounted once the security module lands
+        pass
+    else:
+        app.add_typer(keys_app, name="keys")
+
+
+_mount()
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,120 @@
+"""The one configuration object: every `JARVIS_*` environment variable is read here, once.
+
+Everything else receives a `Settings` (or calls `settings()`, which caches the first read), so a
+test can build its own `Settings(...)` without touching the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# Ports are spaced per region so N regions never collide: region i uses base + 10 * i.
+KAFKA_BASE_PORT = 19092
+QUERY_BASE_PORT = 8081
+
+
+@dataclass(frozen=True)
+class RegionConfig:
+    name: str
+    index: int
+    host: str = "127.0.0.1"
+
+    @property
+    def kafka_port(self) -> int:
+        return KAFKA_BASE_PORT + 10 * self.index
+
+    @property
+    def controller_port(self) -> int:
+        return self.kafka_port + 1
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{self.host}:{self.kafka_port}"
+
+    @property
+    def query_port(self) -> int:
+        return QUERY_BASE_PORT + self.index
+
+    @property
+    def query_url(self) -> str:
+        return f"http://{self.host}:{self.query_port}"
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(f"JARVIS_{name}", default)
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path = field(default_factory=lambda: REPO_ROOT / ".jarvis")
+    region_names: tuple[str, ...] = ("eu", "us")
+    region: str = "eu"
+    node_id: str = "local"
+    host: str = "127.0.0.1"
+    partitions: int = 6
+    postgres_port: int = 15432
+    postgres_db: str = "jarvis"
+    postgres_user: str = "jarvis"
+    redis_port: int = 16379
+    kafka_heap: str = "512m"
+    mirrormaker_heap: str = "384m"
+    schema_registry_url: str | None = None
+    llm_url: str | None = None
+    kafka_bootstrap: str | None = None  # overrides the local stack's bootstrap for `region`
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        regions = tuple(r.strip() for r in _env("REGIONS", "eu,us").split(",") if r.strip())
+        return cls(
+            home=Path(_env("HOME", str(REPO_ROOT / ".jarvis"))).resolve(),
+            region_names=regions,
+            region=_env("REGION", regions[0]),
+            node_id=_env("NODE_ID", "local"),
+            host=_env("HOST", "127.0.0.1"),
+            partitions=int(_env("PARTITIONS", "6")),
+            postgres_port=int(_env("POSTGRES_PORT", "15432")),
+            redis_port=int(_env("REDIS_PORT", "16379")),
+            kafka_heap=_env("KAFKA_HEAP", "512m"),
+            mirrormaker_heap=_env("MIRRORMAKER_HEAP", "384m"),
+            schema_registry_url=os.environ.get("JARVIS_SCHEMA_REGISTRY_URL") or None,
+            llm_url=os.environ.get("JARVIS_LLM_URL") or None,
+            kafka_bootstrap=os.environ.get("JARVIS_KAFKA_BOOTSTRAP") or None,
+        )
+
+    @property
+    def regions(self) -> list[RegionConfig]:
+        return [RegionConfig(name, i, self.host) for i, name in enumerate(self.region_names)]
+
+    def region_config(self, name: str) -> RegionConfig:
+        for r in self.regions:
+            if r.name == name:
+                return r
+        raise KeyError(f"unknown region {name!r}; configured regions: {', '.join(self.region_names)}")
+
+    def bootstrap(self, region: str | None = None) -> str:
+        region = region or self.region
+        if self.kafka_bootstrap and region == self.region:
+            return self.kafka_bootstrap
+        return self.region_config(region).bootstrap
+
+    @property
+    def postgres_dsn(self) -> str:
+        return f"postgresql://{self.postgres_user}@{self.host}:{self.postgres_port}/{self.postgres_db}"
+
+    @property
+    def redis_url(self) -> str:
+        return f"redis://{self.host}:{self.redis_port}/0"
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.home / "keys"
+
+
+@cache
+def settings() -> Settings:
+    return Settings.from_env()

@@ -1,0 +1,13 @@
+"""Kafka topic names: the pipeline's contract between roles."""
+
+INGRESS = "jarvis.ops.ingress"  # signed batches from producers, before verification
+OPS = "jarvis.ops"  # verified batches, stamped with dots; mirrored between regions
+REJECTED = "jarvis.ops.rejected"  # every rejected operation or message, with its reasons
+TASKS = "jarvis.tasks"  # agent tasks
+
+MIRRORED_OPS_PATTERN = r"^([A-Za-z0-9_-]+\.)?jarvis\.ops$"  # local and <region>.jarvis.ops
+
+
+def mirrored(region: str, topic: str = OPS) -> str:
+    """Name MirrorMaker 2's DefaultReplicationPolicy gives `topic` mirrored from `region`."""
+    return f"{region}.{topic}"
