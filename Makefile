@@ -1,0 +1,48 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Both install what is missing first.
+SHELL := /bin/bash
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install system-deps demo test test-unit lint stack-up stack-down bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@bash deploy/install-system-deps.sh
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV) || python3 -m venv $(VENV)
+	@$(BIN)/pip install -q --upgrade pip
+	@$(BIN)/pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+system-deps:
+	@bash deploy/install-system-deps.sh
+
+lint: install
+	$(BIN)/ruff check .
+
+test: install
+	$(BIN)/ruff check .
+	$(BIN)/jarvis stack up
+	$(BIN)/pytest -q -p no:cacheprovider
+
+test-unit: install
+	$(BIN)/pytest -q -m "not integration" tests/unit
+
+demo: install
+	$(BIN)/jarvis stack up
+	$(BIN)/python -m jarvis.demo
+
+stack-up: install
+	$(BIN)/jarvis stack up
+
+stack-down:
+	$(BIN)/jarvis stack down
+
+bench: install
+	$(BIN)/jarvis stack up
+	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done
+
+clean: stack-down
+	rm -rf .jarvis $(VENV)

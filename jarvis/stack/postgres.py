@@ -1,0 +1,91 @@
+"""PostgreSQL from Debian's packages, as a private instance under JARVIS_HOME on its own port.
+
+PostgreSQL refuses to run as root, so when we are root (CI, fresh machines) the server runs as the
+`postgres` system user that Debian's package creates.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+from pathlib import Path
+
+from jarvis.config import Settings
+from jarvis.stack.procs import Proc, StackError
+
+
+def pg_bindir() -> Path:
+    found = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/postgres"), key=lambda p: int(p.parent.parent.name)
+    )
+    if not found:
+        raise StackError("PostgreSQL is not installed: run `make install` or `apt-get install postgresql`.")
+    return found[-1].parent
+
+
+def _as_owner(argv: list[str]) -> list[str]:
+    if os.geteuid() != 0:
+        return argv
+    runuser = shutil.which("runuser")
+    if runuser is None:
+        raise StackError("running as root needs `runuser` (util-linux) to start PostgreSQL as user postgres")
+    return [runuser, "-u", "postgres", "--", *argv]
+
+
+def _chown(path: Path) -> None:
+    if os.geteuid() == 0:
+        shutil.chown(path, "postgres", "postgres")
+
+
+def prepare(settings: Settings) -> Path:
+    base = settings.home / "postgres"
+    data = base / "data"
+    sock = base / "run"
+    for d in (base, sock):
+        d.mkdir(parents=True, exist_ok=True)
+        _chown(d)
+    if not (data / "PG_VERSION").exists():
+        data.mkdir(exist_ok=True)
+        _chown(data)
+        os.chmod(data, 0o700)
+        cmd = _as_owner([
+            str(pg_bindir() / "initdb"), "-D", str(data), "-U", settings.postgres_user,
+            "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8",
+        ])  # fmt: skip
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise StackError(f"initdb failed:\n{(proc.stdout + proc.stderr)[-2000:]}")
+    return data
+
+
+def postgres_proc(settings: Settings) -> Proc:
+    base = settings.home / "postgres"
+    argv = _as_owner([
+        str(pg_bindir() / "postgres"), "-D", str(base / "data"), "-p", str(settings.postgres_port),
+        "-k", str(base / "run"), "-c", f"listen_addresses={settings.host}",
+        "-c", "shared_buffers=256MB", "-c", "max_connections=100", "-c", "fsync=on",
+        "-c", "synchronous_commit=on", "-c", "max_wal_size=2GB",
+    ])  # fmt: skip
+    # SIGINT is PostgreSQL's "fast" shutdown; SIGTERM would wait for every client to leave.
+    return Proc(name="postgres", run_dir=settings.home, argv=argv, stop_signal=signal.SIGINT)
+
+
+def ensure_database(settings: Settings) -> None:
+    import psycopg
+
+    admin = settings.postgres_dsn.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin, autocommit=True, connect_timeout=3) as conn:
+        exists = conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (settings.postgres_db,)
+        ).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{settings.postgres_db}"')
+
+
+def ping(settings: Settings) -> bool:
+    import psycopg
+
+    with psycopg.connect(settings.postgres_dsn, connect_timeout=2) as conn:
+        return conn.execute("SELECT 1").fetchone() == (1,)

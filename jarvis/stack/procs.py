@@ -1,0 +1,179 @@
+"""Background processes of the local stack: start detached, remember by pidfile, stop, read logs.
+
+Every component is a plain child process in its own session, so `jarvis stack up` can return while
+they keep running and `jarvis stack down` (another invocation) finds them again by pidfile.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class StackError(RuntimeError):
+    """A component could not be started or checked; the message says what to do."""
+
+
+@dataclass
+class Proc:
+    name: str
+    run_dir: Path
+    argv: Sequence[str] = ()
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: Path | None = None
+    stop_signal: int = signal.SIGTERM
+
+    @property
+    def pidfile(self) -> Path:
+        return self.run_dir / f"{self.name}.pid"
+
+    @property
+    def logfile(self) -> Path:
+        return self.run_dir / "logs" / f"{self.name}.log"
+
+    def pid(self) -> int | None:
+        try:
+            pid = int(self.pidfile.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        return pid if pid_alive(pid) else None
+
+    def running(self) -> bool:
+        return self.pid() is not None
+
+    def start(self, preexec: Callable[[], None] | None = None) -> int:
+        if (pid := self.pid()) is not None:
+            return pid
+        self.logfile.parent.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, **self.env}
+        with open(self.logfile, "ab") as log:
+            log.write(f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting {self.name}\n".encode())
+            log.flush()
+            p = subprocess.Popen(
+                list(self.argv),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=self.cwd,
+                env=env,
+                start_new_session=True,
+                preexec_fn=preexec,
+            )
+        self.pidfile.write_text(str(p.pid))
+        return p.pid
+
+    def stop(self, timeout: float = 20.0) -> bool:
+        pid = self.pid()
+        if pid is None:
+            self.pidfile.unlink(missing_ok=True)
+            return False
+        kill_group(pid, self.stop_signal)
+        # Wait for the whole process group: a wrapper (runuser) may exit before the server it started.
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and (pid_alive(pid) or group_members(pid)):
+            time.sleep(0.1)
+        if pid_alive(pid) or group_members(pid):
+            kill_group(pid, signal.SIGKILL)
+            while pid_alive(pid) or group_members(pid):
+                time.sleep(0.05)
+        self.pidfile.unlink(missing_ok=True)
+        return True
+
+    def kill9(self) -> None:
+        """Crash the process (fault tests): no shutdown hooks run."""
+        pid = self.pid()
+        if pid is not None:
+            kill_group(pid, signal.SIGKILL)
+            while pid_alive(pid) or group_members(pid):
+                time.sleep(0.05)
+
+    def log_tail(self, lines: int = 30) -> str:
+        return tail(self.logfile, lines)
+
+
+def kill_group(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, sig)
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes whose process group is `pgid`."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(stat.parent.name))
+    return members
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child of ours still answers kill(0); reap it so it reads as dead.
+    with contextlib.suppress(ChildProcessError, OSError):
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return False
+    with contextlib.suppress(OSError):
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        if stat.rsplit(")", 1)[1].split()[0] == "Z":
+            return False
+    return True
+
+
+def tail(path: Path, lines: int = 30) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - 64 * 1024))
+            data = f.read().decode(errors="replace")
+    except OSError:
+        return f"(no log at {path})"
+    return "\n".join(data.splitlines()[-lines:])
+
+
+def port_open(host: str, port: int, timeout: float = 0.3) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        return s.connect_ex((host, port)) == 0
+
+
+def wait_until(
+    check: Callable[[], bool],
+    timeout: float,
+    proc: Proc | None = None,
+    what: str = "component",
+    interval: float = 0.25,
+) -> None:
+    """Poll `check` until true; fail fast with the log tail if `proc` died meanwhile."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except Exception:  # noqa: BLE001 - a check that raises is simply "not ready yet"
+            pass
+        if proc is not None and not proc.running():
+            raise StackError(
+                f"{what} exited during start-up. Last lines of {proc.logfile}:\n{proc.log_tail()}"
+            )
+        time.sleep(interval)
+    detail = f" Last lines of {proc.logfile}:\n{proc.log_tail()}" if proc else ""
+    raise StackError(f"{what} did not become ready within {timeout:.0f} s.{detail}")

@@ -1,0 +1,224 @@
+"""The local stack: Kafka (KRaft) per region, MirrorMaker 2, PostgreSQL, Redis, and the workers.
+
+`up` is idempotent: a component already answering is left alone. Each step reports through a
+callback so the CLI can show progress; `up` returns only when every part answers.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from jarvis import topics
+from jarvis.config import RegionConfig, Settings
+from jarvis.stack import kafka, kafka_dist, mirrormaker, postgres, redis_server
+from jarvis.stack.procs import Proc, StackError, port_open, wait_until
+
+Report = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+@dataclass
+class Stack:
+    settings: Settings
+
+    # -- components -----------------------------------------------------------------------------
+    def broker(self, region: RegionConfig) -> Proc:
+        return Proc(name=f"kafka-{region.name}", run_dir=self.settings.home)
+
+    def mm2(self) -> Proc:
+        return Proc(name="mirrormaker", run_dir=self.settings.home)
+
+    def postgres(self) -> Proc:
+        return Proc(name="postgres", run_dir=self.settings.home)
+
+    def redis(self) -> Proc:
+        return Proc(name="redis", run_dir=self.settings.home)
+
+    def worker_procs(self) -> list[Proc]:
+        from jarvis.stack.workers import worker_procs
+
+        return worker_procs(self.settings)
+
+    def all_procs(self) -> list[Proc]:
+        procs = [*self.worker_procs(), self.mm2()]
+        procs += [self.broker(r) for r in self.settings.regions]
+        return [*procs, self.postgres(), self.redis()]
+
+    # -- up ---------------------------------------------------------------------------------------
+    def up(self, report: Report = _quiet, workers: bool = True) -> float:
+        t0 = time.monotonic()
+        s = self.settings
+        s.home.mkdir(parents=True, exist_ok=True)
+        report("resolving Kafka jars (Maven)")
+        libs = kafka_dist.ensure_libs(s.home)
+        report(f"Kafka {kafka_dist.kafka_version(libs)} jars ready")
+
+        self._start_redis(report)
+        self._start_postgres(report)
+        started = []
+        for region in s.regions:
+            if self._broker_ready(region):
+                report(f"kafka {region.name} already up on {region.bootstrap}")
+                continue
+            self._check_port_free(region.kafka_port, f"Kafka ({region.name})", "JARVIS_REGIONS order")
+            self._check_port_free(region.controller_port, f"Kafka controller ({region.name})", "")
+            kafka.prepare_broker(region, s, libs)
+            proc = kafka.broker_proc(region, s, libs)
+            proc.start()
+            started.append((region, proc))
+            report(f"kafka {region.name} starting on {region.bootstrap}")
+        for region, proc in started:
+            wait_until(lambda r=region: self._broker_ready(r), 120, proc, f"Kafka broker {region.name}")
+            report(f"kafka {region.name} answers metadata")
+        for region in s.regions:
+            ensure_topics(region.bootstrap, s.partitions)
+        report("topics ready: " + ", ".join([topics.INGRESS, topics.OPS, topics.REJECTED, topics.TASKS]))
+
+        mm = self.mm2()
+        if not mm.running():
+            mm = mirrormaker.mm2_proc(s, libs)
+            mm.start()
+            report("mirrormaker 2 starting")
+        wait_until(self._mirrors_ready, 180, mm, "MirrorMaker 2 (mirrored topics)", interval=1.0)
+        report("mirrormaker 2 replicating " + ", ".join(self._mirror_topic_names()))
+
+        if workers:
+            from jarvis.stack.workers import start_workers
+
+            start_workers(s, report)
+        return time.monotonic() - t0
+
+    def _start_redis(self, report: Report) -> None:
+        s = self.settings
+        if self._safe(lambda: redis_server.ping(s)):
+            report(f"redis already answers on {s.redis_url}")
+            return
+        self._check_port_free(s.redis_port, "Redis", "JARVIS_REDIS_PORT")
+        proc = redis_server.redis_proc(s)
+        proc.start()
+        wait_until(lambda: redis_server.ping(s), 30, proc, "Redis")
+        report(f"redis answers PING on {s.redis_url}")
+
+    def _start_postgres(self, report: Report) -> None:
+        s = self.settings
+        if not self._safe(lambda: postgres.ping(s)):
+            if not port_open(s.host, s.postgres_port):
+                postgres.prepare(s)
+                proc = postgres.postgres_proc(s)
+                proc.start()
+                wait_until(lambda: port_open(s.host, s.postgres_port), 60, proc, "PostgreSQL")
+            else:
+                proc = None
+            try:
+                wait_until(
+                    lambda: self._safe(lambda: postgres.ensure_database(s) or True), 60, proc, "PostgreSQL"
+                )
+            except StackError as e:
+                raise StackError(
+                    f"port {s.postgres_port} is busy but is not our PostgreSQL ({e}). "
+                    "Stop what listens there or set JARVIS_POSTGRES_PORT."
+                ) from None
+        report(f"postgres answers on {s.postgres_dsn}")
+
+    @staticmethod
+    def _safe(check: Callable[[], Any]) -> bool:
+        try:
+            return bool(check())
+        except Exception:  # noqa: BLE001 - any failure means "not answering"
+            return False
+
+    def _check_port_free(self, port: int, what: str, knob: str) -> None:
+        if port_open(self.settings.host, port):
+            hint = f" or set {knob}" if knob else ""
+            raise StackError(
+                f"port {port} for {what} is busy: another process listens there. "
+                f"Stop it (`ss -ltnp 'sport = :{port}'` shows which){hint}."
+            )
+
+    def _broker_ready(self, region: RegionConfig) -> bool:
+        if not port_open(region.host, region.kafka_port):
+            return False
+        return self._safe(lambda: cluster_metadata(region.bootstrap) is not None)
+
+    def _mirror_topic_names(self) -> list[str]:
+        names = []
+        for dst in self.settings.regions:
+            for src in self.settings.regions:
+                if src.name != dst.name:
+                    names.append(f"{dst.name}:{topics.mirrored(src.name)}")
+        return names
+
+    def _mirrors_ready(self) -> bool:
+        for dst in self.settings.regions:
+            md = cluster_metadata(dst.bootstrap)
+            for src in self.settings.regions:
+                if src.name != dst.name and topics.mirrored(src.name) not in md.topics:
+                    return False
+        return self.mm2().running()
+
+    # -- down / status ----------------------------------------------------------------------------
+    def down(self, report: Report = _quiet) -> None:
+        for proc in self.all_procs():
+            if proc.stop():
+                report(f"stopped {proc.name}")
+
+    def status(self) -> dict[str, Any]:
+        s = self.settings
+        regions: dict[str, Any] = {}
+        for r in s.regions:
+            regions[r.name] = {
+                "bootstrap": r.bootstrap,
+                "query_url": r.query_url,
+                "kafka": "up" if self._broker_ready(r) else "down",
+            }
+        procs = {p.name: ("running" if p.running() else "stopped") for p in self.all_procs()}
+        return {
+            "home": str(s.home),
+            "regions": regions,
+            "mirrormaker": procs.get("mirrormaker", "stopped"),
+            "postgres": s.postgres_dsn,
+            "postgres_status": "up" if self._safe(lambda: postgres.ping(s)) else "down",
+            "redis": s.redis_url,
+            "redis_status": "up" if self._safe(lambda: redis_server.ping(s)) else "down",
+            "processes": procs,
+        }
+
+
+def cluster_metadata(bootstrap: str, timeout: float = 3.0) -> Any:
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": 3000})
+    return admin.list_topics(timeout=timeout)
+
+
+def ensure_topics(bootstrap: str, partitions: int) -> None:
+    """Create the pipeline topics if missing (same partition count everywhere: partition = f(object))."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    existing = admin.list_topics(timeout=10).topics
+    wanted = {
+        topics.INGRESS: {"compression.type": "producer"},
+        topics.OPS: {"compression.type": "producer"},
+        topics.REJECTED: {"retention.ms": str(30 * 24 * 3600 * 1000)},
+        topics.TASKS: {},
+    }
+    new = [
+        NewTopic(name, num_partitions=partitions, replication_factor=1, config=conf)
+        for name, conf in wanted.items()
+        if name not in existing
+    ]
+    if not new:
+        return
+    for name, fut in admin.create_topics(new, request_timeout=30).items():
+        try:
+            fut.result()
+        except Exception as e:  # noqa: BLE001
+            if "TOPIC_ALREADY_EXISTS" not in str(e):
+                raise StackError(f"could not create topic {name} on {bootstrap}: {e}") from e
