@@ -11,26 +11,15 @@ import statistics
 import time
 import uuid
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 
+from connectors.kafka_io import tail_consumer
 from jarvis import topics
 from jarvis.config import settings
 
 
-def _tail(bootstrap: str, topic: str) -> Consumer:
-    c = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": f"bench-{uuid.uuid4().hex}", "fetch.wait.max.ms": 5}
-    )
-    parts = []
-    for p in c.list_topics(topic, timeout=10).topics[topic].partitions:
-        _, high = c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-        parts.append(TopicPartition(topic, p, high))
-    c.assign(parts)
-    return c
-
-
 def round_trips(src_bootstrap: str, dst_bootstrap: str, dst_topic: str, n: int) -> list[float]:
-    consumer = _tail(dst_bootstrap, dst_topic)
+    consumer = tail_consumer(dst_bootstrap, dst_topic)
     producer = Producer({"bootstrap.servers": src_bootstrap, "linger.ms": 0, "acks": "all"})
     delays = []
     for _ in range(n):

@@ -3,33 +3,17 @@
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, Producer
+
+from connectors.kafka_io import tail_consumer  # noqa: F401 - re-exported for tests
 
 
 def producer(bootstrap: str) -> Producer:
     return Producer({"bootstrap.servers": bootstrap, "linger.ms": 0, "enable.idempotence": True})
 
 
-def tail_consumer(bootstrap: str, topic: str) -> Consumer:
-    """A consumer positioned at the current end of every partition of `topic`."""
-    c = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"test-{uuid.uuid4().hex}",
-            "enable.auto.commit": False,
-            "fetch.wait.max.ms": 10,
-        }
-    )
-    md = c.list_topics(topic, timeout=10)
-    parts = []
-    for p in md.topics[topic].partitions:
-        _, high = c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-        parts.append(TopicPartition(topic, p, high))
-    c.assign(parts)
-    return c
 
 
 def wait_for(consumer: Consumer, match: Callable[[bytes | None, bytes | None], bool], timeout: float = 30.0):

@@ -1,0 +1,26 @@
+"""confluent-kafka plumbing shared by the SDK, the CLI, the demo, benchmarks and tests."""
+
+from __future__ import annotations
+
+import uuid
+
+from confluent_kafka import Consumer, TopicPartition
+
+
+def tail_consumer(bootstrap: str, topic: str, **conf: object) -> Consumer:
+    """A throw-away consumer (no group commits) positioned at the current end of every partition."""
+    c = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"tail-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+            "fetch.wait.max.ms": 5,
+            **conf,
+        }
+    )
+    parts = []
+    for p in c.list_topics(topic, timeout=10).topics[topic].partitions:
+        _, high = c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+        parts.append(TopicPartition(topic, p, high))
+    c.assign(parts)
+    return c
