@@ -1,0 +1,141 @@
+"""Load and validate pipeline definitions (pipelines/default.yaml or JARVIS_PIPELINES).
+
+A pipeline groups object prefixes; each prefix fixes the CRDT type of its objects and the rules the
+verifier applies to their operations. `Pipelines.rule_for(object_id)` is the one lookup every role
+uses: the SDK (types, encrypted fields), the verifier (rules), the fold (workflow definitions).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DEFAULT_FILE = Path(__file__).with_name("default.yaml")
+
+CRDT_TYPES = frozenset({"gcounter", "pncounter", "gset", "orset", "lww", "timeseries", "graph", "workflow"})
+
+
+class PipelineError(ValueError):
+    """The pipeline file is malformed; the message names the offending entry."""
+
+
+@dataclass(frozen=True)
+class WorkflowDef:
+    name: str
+    initial: str
+    states: tuple[str, ...]
+    transitions: dict[str, tuple[str, ...]]
+    deadlines: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "initial": self.initial,
+            "states": list(self.states),
+            "transitions": {k: list(v) for k, v in self.transitions.items()},
+            "deadlines": dict(self.deadlines),
+        }
+
+
+@dataclass(frozen=True)
+class PrefixRule:
+    pipeline: str
+    prefix: str
+    crdt_type: str
+    max_payload_bytes: int
+    max_abs_number: float
+    replay_window_s: float
+    max_future_s: float
+    min_confidence: float
+    encrypt: tuple[str, ...] = ()
+    value_range: tuple[float, float] | None = None
+    telemetry: bool = False
+    max_points: int | None = None
+    workflow: WorkflowDef | None = None
+    resolver: str | None = None
+
+
+@dataclass(frozen=True)
+class Pipelines:
+    rules: dict[str, PrefixRule]
+    workflows: dict[str, WorkflowDef]
+    source: Path
+
+    def rule_for(self, object_id: str) -> PrefixRule | None:
+        prefix, sep, rest = object_id.partition(":")
+        if not sep or not rest:
+            return None
+        return self.rules.get(prefix)
+
+    def prefixes(self) -> list[str]:
+        return sorted(self.rules)
+
+
+def _workflow(name: str, raw: dict[str, Any]) -> WorkflowDef:
+    try:
+        states = tuple(raw["states"])
+        initial = raw["initial"]
+        transitions = {k: tuple(v) for k, v in (raw.get("transitions") or {}).items()}
+    except (KeyError, TypeError) as e:
+        raise PipelineError(f"workflow {name!r}: missing or malformed {e}") from None
+    if initial not in states:
+        raise PipelineError(f"workflow {name!r}: initial state {initial!r} is not in states")
+    for src, dsts in transitions.items():
+        for s in (src, *dsts):
+            if s not in states:
+                raise PipelineError(f"workflow {name!r}: transition names unknown state {s!r}")
+    deadlines = {k: float(v) for k, v in (raw.get("deadlines") or {}).items()}
+    return WorkflowDef(name, initial, states, transitions, deadlines)
+
+
+def load(path: Path | None = None) -> Pipelines:
+    path = Path(path or os.environ.get("JARVIS_PIPELINES") or DEFAULT_FILE)
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as e:
+        raise PipelineError(f"cannot read pipeline file {path}: {e}") from None
+    defaults = raw.get("defaults") or {}
+    workflows = {n: _workflow(n, w) for n, w in (raw.get("workflows") or {}).items()}
+    rules: dict[str, PrefixRule] = {}
+    for pname, pipeline in (raw.get("pipelines") or {}).items():
+        for prefix, spec in ((pipeline or {}).get("prefixes") or {}).items():
+            spec = {**defaults, **(spec or {})}
+            ctype = spec.get("type")
+            if ctype not in CRDT_TYPES:
+                raise PipelineError(f"{pname}.{prefix}: unknown CRDT type {ctype!r}")
+            if prefix in rules:
+                raise PipelineError(f"prefix {prefix!r} is defined twice ({rules[prefix].pipeline}, {pname})")
+            wf = None
+            if ctype == "workflow":
+                wname = spec.get("workflow")
+                if wname not in workflows:
+                    raise PipelineError(f"{pname}.{prefix}: unknown workflow {wname!r}")
+                wf = workflows[wname]
+            vr = spec.get("value_range")
+            rules[prefix] = PrefixRule(
+                pipeline=pname,
+                prefix=prefix,
+                crdt_type=ctype,
+                max_payload_bytes=int(spec.get("max_payload_bytes", 16384)),
+                max_abs_number=float(spec.get("max_abs_number", 1e12)),
+                replay_window_s=float(spec.get("replay_window_s", 86400)),
+                max_future_s=float(spec.get("max_future_s", 300)),
+                min_confidence=float(spec.get("min_confidence", 0.0)),
+                encrypt=tuple(spec.get("encrypt") or ()),
+                value_range=(float(vr[0]), float(vr[1])) if vr else None,
+                telemetry=bool(spec.get("telemetry", False)),
+                max_points=spec.get("max_points"),
+                workflow=wf,
+                resolver=spec.get("resolver"),
+            )
+    return Pipelines(rules=rules, workflows=workflows, source=path)
+
+
+@cache
+def pipelines() -> Pipelines:
+    return load()
