@@ -11,6 +11,12 @@ def _mount() -> None:
     from jarvis.stack.cli import stack_app
 
     app.add_typer(stack_app, name="stack")
+    from jarvis.worker_cli import worker_app
+
+    app.add_typer(worker_app, name="worker")
+    from jarvis.produce_cli import produce
+
+    app.command("produce")(produce)
     try:
         from jarvis.security.cli import keys_app
     except ImportError:  # pragma: no cover - mounted once the security module lands

@@ -1,0 +1,327 @@
+"""Producer SDK: `from jarvis import Client`.
+
+    client = Client(region="eu", node_id="app-1")
+    client.counter("inventory:sku-42").decrement(3)
+    client.orset("members:team-a").add("ada")
+    client.flush()                       # raises DeliveryError if Kafka refused anything
+    client.read("inventory:sku-42")      # live value from the region's query API
+
+Operations are grouped per partition (partition = murmur2(object id), as everywhere in the
+pipeline), signed a batch at a time with the node's Ed25519 key, and produced to
+jarvis.ops.ingress by an idempotent confluent-kafka producer (acks=all, lz4). Sensitive fields that
+the object's pipeline lists are encrypted before they leave the process.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from confluent_kafka import KafkaException, Producer
+from jarvis.ops import Operation, OperationBatch
+from jarvis.security.crypto import DataKeyring, encrypt_fields
+from jarvis.security.keys import ensure_node_key
+from jarvis.security.signing import sign_batch
+
+from jarvis import topics
+from jarvis.codec import encode_batch
+from jarvis.config import Settings
+from jarvis.config import settings as default_settings
+from jarvis.crdt import HLC
+from jarvis.partitioning import partition_for
+from pipelines.loader import Pipelines
+from pipelines.loader import pipelines as default_pipelines
+
+
+class DeliveryError(RuntimeError):
+    """Kafka did not accept some operations; `failures` lists (object ids, error) per message."""
+
+    def __init__(self, failures: list[tuple[list[str], str]]) -> None:
+        self.failures = failures
+        first = failures[0]
+        super().__init__(
+            f"{len(failures)} batch(es) not delivered; first: {first[1]} (objects {', '.join(first[0][:3])})"
+        )
+
+
+class ObjectError(ValueError):
+    """The object id or operation does not fit the pipeline definitions."""
+
+
+class Client:
+    def __init__(
+        self,
+        region: str | None = None,
+        node_id: str | None = None,
+        *,
+        settings: Settings | None = None,
+        pipelines: Pipelines | None = None,
+        batch_size: int = 500,
+        linger_ms: float = 5.0,
+        producer_conf: dict[str, Any] | None = None,
+        on_op: Callable[[Operation], None] | None = None,
+    ) -> None:
+        self.settings = s = settings or default_settings()
+        self.region = region or s.region
+        self.node_id = node_id or s.node_id
+        self.pipelines = pipelines or default_pipelines()
+        self.batch_size = batch_size
+        self.bootstrap = s.bootstrap(self.region)
+        self.signer = ensure_node_key(self.node_id, keys_dir=s.keys_dir, trust_regions=list(s.region_names))
+        self.keyring = DataKeyring(s.keys_dir)
+        self.hlc = HLC(self.node_id)
+        conf = {
+            "bootstrap.servers": self.bootstrap,
+            "enable.idempotence": True,
+            "acks": "all",
+            "compression.type": "lz4",
+            "linger.ms": linger_ms,
+            "batch.size": 1_000_000,
+            "message.max.bytes": 8_000_000,
+            "queue.buffering.max.messages": 200_000,
+        }
+        conf.update(producer_conf or {})
+        self._producer = Producer(conf)
+        self._partitions = self._partition_count()
+        self._pending: dict[int, list[Operation]] = {}
+        self._failures: list[tuple[list[str], str]] = []
+        self._lock = threading.Lock()
+        self.sent_ops = 0
+        self.on_op = on_op  # sees every operation as built (before encryption): audit logs, tests
+
+    # -- object handles ---------------------------------------------------------------------------
+    def counter(self, object_id: str) -> CounterHandle:
+        return CounterHandle(self, object_id, self._type_of(object_id, ("pncounter", "gcounter")))
+
+    def gset(self, object_id: str) -> GSetHandle:
+        return GSetHandle(self, object_id, self._type_of(object_id, ("gset",)))
+
+    def orset(self, object_id: str) -> ORSetHandle:
+        return ORSetHandle(self, object_id, self._type_of(object_id, ("orset",)))
+
+    def register(self, object_id: str) -> RegisterHandle:
+        return RegisterHandle(self, object_id, self._type_of(object_id, ("lww",)))
+
+    def timeseries(self, object_id: str) -> TimeSeriesHandle:
+        return TimeSeriesHandle(self, object_id, self._type_of(object_id, ("timeseries",)))
+
+    def graph(self, object_id: str) -> GraphHandle:
+        return GraphHandle(self, object_id, self._type_of(object_id, ("graph",)))
+
+    def workflow(self, object_id: str) -> WorkflowHandle:
+        return WorkflowHandle(self, object_id, self._type_of(object_id, ("workflow",)))
+
+    # -- producing --------------------------------------------------------------------------------
+    def emit(self, object_id: str, crdt_type: str, kind: str, args: dict[str, Any]) -> str:
+        """Queue one operation; it is signed and sent with its partition's batch. Returns the op id."""
+        rule = self.pipelines.rule_for(object_id)
+        op = Operation(
+            op_id=uuid.uuid4().hex,
+            object_id=object_id,
+            crdt_type=crdt_type,
+            kind=kind,
+            args=args,
+            node_id=self.node_id,
+            region=self.region,
+            hlc=self.hlc.now(),
+            metadata={},
+            encrypted_fields=[],
+        )
+        if self.on_op is not None:
+            self.on_op(op)
+        if rule is not None and rule.encrypt:
+            op = encrypt_fields(op, [f for f in rule.encrypt if f in args], self.keyring.key(rule.pipeline))
+        p = partition_for(object_id, self._partitions)
+        with self._lock:
+            batch = self._pending.setdefault(p, [])
+            batch.append(op)
+            full = len(batch) >= self.batch_size
+        if full:
+            self._send(p)
+        return op.op_id
+
+    def flush(self, timeout: float = 30.0) -> int:
+        """Send every queued operation and wait for Kafka's acknowledgement. Returns ops sent."""
+        for p in list(self._pending):
+            self._send(p)
+        remaining = self._producer.flush(timeout)
+        if remaining:
+            raise DeliveryError([([], f"{remaining} message(s) still unacknowledged after {timeout:.0f} s")])
+        if self._failures:
+            failures, self._failures = self._failures, []
+            raise DeliveryError(failures)
+        return self.sent_ops
+
+    def _send(self, partition: int) -> None:
+        with self._lock:
+            ops = self._pending.pop(partition, [])
+        if not ops:
+            return
+        op_digests, signature = sign_batch(ops, self.signer)
+        batch = OperationBatch(
+            batch_id=uuid.uuid4().hex,
+            node_id=self.node_id,
+            key_id=self.signer.key_id,
+            region=self.region,
+            created_hlc=self.hlc.now(),
+            ops=ops,
+            op_digests=op_digests,
+            signature=signature,
+        )
+        value = encode_batch(batch)
+        ids = [op.object_id for op in ops]
+        self._produce(partition, ops[0].object_id.encode(), value, self._on_delivery(ids))
+        self.sent_ops += len(ops)
+
+    def _produce(self, partition: int, key: bytes, value: bytes, cb: Callable[..., None]) -> None:
+        while True:
+            try:
+                self._producer.produce(
+                    topics.INGRESS, key=key, value=value, partition=partition, on_delivery=cb
+                )
+                break
+            except BufferError:
+                self._producer.poll(0.05)  # local queue full: let deliveries drain
+            except KafkaException as e:
+                raise DeliveryError([([], str(e))]) from e
+        self._producer.poll(0)
+
+    def _on_delivery(self, object_ids: list[str]) -> Callable[[Any, Any], None]:
+        def done(err: Any, msg: Any) -> None:
+            if err is not None:
+                self._failures.append((object_ids, str(err)))
+
+        return done
+
+    # -- reading ----------------------------------------------------------------------------------
+    def read(self, object_id: str, timeout: float = 5.0) -> dict[str, Any] | None:
+        """The object's live view from the query API of the client's region (None if unknown)."""
+        url = (
+            f"{self.settings.region_config(self.region).query_url}/v1/objects/{urllib.parse.quote(object_id)}"
+        )
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as resp:
+                return json.loads(resp.read())
+        except urllib.error.HTTPError as e:
+            if e.code == 404:
+                return None
+            raise
+
+    def value(self, object_id: str) -> Any:
+        view = self.read(object_id)
+        return None if view is None else view["value"]
+
+    def close(self) -> None:
+        self.flush()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- helpers ----------------------------------------------------------------------------------
+    def _type_of(self, object_id: str, allowed: tuple[str, ...]) -> str:
+        rule = self.pipelines.rule_for(object_id)
+        if rule is None:
+            prefix = object_id.partition(":")[0]
+            raise ObjectError(
+                f"no pipeline defines objects like {object_id!r} (prefix {prefix!r}); "
+                f"known prefixes: {', '.join(self.pipelines.prefixes())}"
+            )
+        if rule.crdt_type not in allowed:
+            raise ObjectError(
+                f"{object_id!r} is a {rule.crdt_type} (pipeline {rule.pipeline}), not a {allowed[0]}"
+            )
+        return rule.crdt_type
+
+    def _partition_count(self) -> int:
+        try:
+            md = self._producer.list_topics(topics.INGRESS, timeout=10)
+            n = len(md.topics[topics.INGRESS].partitions)
+        except KafkaException as e:
+            raise DeliveryError([([], f"cannot reach Kafka at {self.bootstrap}: {e}")]) from e
+        if n == 0:
+            raise DeliveryError(
+                [([], f"topic {topics.INGRESS} does not exist at {self.bootstrap}: run `jarvis stack up`")]
+            )
+        return n
+
+
+class _Handle:
+    def __init__(self, client: Client, object_id: str, crdt_type: str) -> None:
+        self.client = client
+        self.object_id = object_id
+        self.crdt_type = crdt_type
+
+    def _emit(self, kind: str, args: dict[str, Any]) -> str:
+        return self.client.emit(self.object_id, self.crdt_type, kind, args)
+
+    def read(self) -> dict[str, Any] | None:
+        return self.client.read(self.object_id)
+
+    def value(self) -> Any:
+        return self.client.value(self.object_id)
+
+
+class CounterHandle(_Handle):
+    def increment(self, n: int = 1) -> str:
+        return self._emit("increment", {"n": n})
+
+    def decrement(self, n: int = 1) -> str:
+        if self.crdt_type == "gcounter":
+            raise ObjectError(f"{self.object_id} is a grow-only counter: it cannot be decremented")
+        return self._emit("decrement", {"n": n})
+
+
+class GSetHandle(_Handle):
+    def add(self, element: Any) -> str:
+        return self._emit("add", {"element": element})
+
+
+class ORSetHandle(GSetHandle):
+    def remove(self, element: Any) -> str:
+        return self._emit("remove", {"element": element})
+
+
+class RegisterHandle(_Handle):
+    def write(self, value: Any, category: str | None = None) -> str:
+        args: dict[str, Any] = {"value": value}
+        if category is not None:
+            args["category"] = category
+        return self._emit("write", args)
+
+
+class TimeSeriesHandle(_Handle):
+    def append_data_point(
+        self, timestamp: float, value: float, metadata: dict[str, Any] | None = None
+    ) -> str:
+        args: dict[str, Any] = {"timestamp": timestamp, "value": value}
+        if metadata:
+            args["metadata"] = metadata
+        return self._emit("append", args)
+
+
+class GraphHandle(_Handle):
+    def add_vertex(self, vertex: str) -> str:
+        return self._emit("add_vertex", {"vertex": vertex})
+
+    def remove_vertex(self, vertex: str) -> str:
+        return self._emit("remove_vertex", {"vertex": vertex})
+
+    def add_edge(self, src: str, dst: str) -> str:
+        return self._emit("add_edge", {"src": src, "dst": dst})
+
+    def remove_edge(self, src: str, dst: str) -> str:
+        return self._emit("remove_edge", {"src": src, "dst": dst})
+
+
+class WorkflowHandle(_Handle):
+    def transition(self, to_state: str, **args: Any) -> str:
+        return self._emit("transition", {"to_state": to_state, "args": args})

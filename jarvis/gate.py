@@ -1,0 +1,215 @@
+"""The verifier's decision for one ingress message: the seed's Data Verifier as a pure gate.
+
+Checks, in order: the bytes decode as an OperationBatch (schema); the batch signature verifies
+against the region's trust store; then every operation: its content digest matches the signed one,
+its timestamp lies in the replay window, and the pipeline's rules hold (known prefix, CRDT type and
+kind, payload size, number ranges, encrypted fields really encrypted). Verifiers are pluggable: each
+returns reasons (reject) and a confidence in [0, 1]; the rule-based and statistical ones are built
+in, and an LLM-backed one can be plugged in (off by default).
+
+A failure of the whole message (garbage bytes, bad signature) rejects every operation in it with
+that reason; a failing operation is rejected alone, and the rest of its batch goes on.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import orjson
+
+from jarvis.codec import CodecError, decode_batch
+from jarvis.ops import Dot, Operation, OperationBatch
+from jarvis.security.replay_window import check_window
+from jarvis.security.signing import SignatureError, op_digest, verify_batch
+from pipelines.loader import Pipelines, PrefixRule
+
+
+@dataclass(slots=True)
+class Accepted:
+    index: int
+    op: Operation
+    dot: Dot
+    confidence: float
+
+
+@dataclass(slots=True)
+class Rejected:
+    reasons: list[str]
+    index: int | None = None  # None: the whole message
+    op: Operation | None = None
+
+
+@dataclass(slots=True)
+class GateResult:
+    batch: OperationBatch | None
+    accepted: list[Accepted] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)
+
+
+class OpVerifier(Protocol):
+    """A pluggable check: reasons to reject (empty if fine) and a confidence in [0, 1]."""
+
+    name: str
+
+    def check(self, op: Operation, rule: PrefixRule) -> tuple[list[str], float]: ...
+
+
+class RuleVerifier:
+    """Pipeline rules: prefix, type, kind, payload size, number ranges, encryption."""
+
+    name = "rules"
+
+    def check(self, op: Operation, rule: PrefixRule) -> tuple[list[str], float]:
+        reasons: list[str] = []
+        if op.crdt_type != rule.crdt_type:
+            reasons.append(f"prefix {rule.prefix!r} holds {rule.crdt_type} objects, not {op.crdt_type}")
+        size = len(orjson.dumps(op.args))
+        if size > rule.max_payload_bytes:
+            reasons.append(f"payload of {size} bytes exceeds the limit of {rule.max_payload_bytes}")
+        for path, num in _numbers(op.args):
+            if not math.isfinite(num) or abs(num) > rule.max_abs_number:
+                reasons.append(f"number {num!r} at {path} is out of range (|x| <= {rule.max_abs_number:g})")
+        if rule.value_range and op.kind == "append":
+            lo, hi = rule.value_range
+            v = op.args.get("value")
+            if isinstance(v, int | float) and not lo <= v <= hi:
+                reasons.append(f"value {v} outside the pipeline's range [{lo:g}, {hi:g}]")
+        for name in rule.encrypt:
+            if name in op.args and name not in op.encrypted_fields:
+                reasons.append(f"field {name!r} must be encrypted by the producer (pipeline {rule.pipeline})")
+        if op.crdt_type in ("gcounter", "pncounter"):
+            n = op.args.get("n", 1)
+            if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+                reasons.append(f"counter step must be a non-negative integer, got {n!r}")
+        if op.kind == "transition" and rule.workflow and op.args.get("to_state") not in rule.workflow.states:
+            reasons.append(f"unknown workflow state {op.args.get('to_state')!r} for {rule.workflow.name}")
+        return reasons, 1.0
+
+
+class TelemetryVerifier:
+    """Robust z-score of a telemetry value against the object's recent values (median / MAD).
+
+    Confidence = exp(-max(0, z - 3.5) / 3): values inside the usual band score 1.0, outliers fall
+    towards 0; an operation is rejected when confidence < the pipeline's min_confidence.
+    """
+
+    name = "telemetry"
+
+    def __init__(self, window: int = 200, max_objects: int = 100_000) -> None:
+        self.window = window
+        self.max_objects = max_objects
+        self._recent: dict[str, deque[float]] = {}
+
+    def check(self, op: Operation, rule: PrefixRule) -> tuple[list[str], float]:
+        if not rule.telemetry or op.kind != "append":
+            return [], 1.0
+        v = op.args.get("value")
+        if not isinstance(v, int | float):
+            return ["telemetry value must be a number"], 0.0
+        hist = self._recent.get(op.object_id)
+        if hist is None:
+            if len(self._recent) >= self.max_objects:
+                self._recent.pop(next(iter(self._recent)))
+            hist = self._recent[op.object_id] = deque(maxlen=self.window)
+        confidence = robust_confidence(hist, float(v))
+        hist.append(float(v))
+        if confidence < rule.min_confidence:
+            return [f"telemetry outlier: confidence {confidence:.3f} < {rule.min_confidence}"], confidence
+        return [], confidence
+
+
+def robust_confidence(history: Sequence[float] | deque[float], v: float) -> float:
+    if len(history) < 10:
+        return 1.0
+    s = sorted(history)
+    med = s[len(s) // 2]
+    mad = sorted(abs(x - med) for x in s)[len(s) // 2]
+    if mad == 0:
+        return 1.0 if v == med else 0.0
+    z = 0.6745 * abs(v - med) / mad
+    return math.exp(-max(0.0, z - 3.5) / 3.0)
+
+
+def _numbers(obj: Any, path: str = "args") -> Iterable[tuple[str, float]]:
+    if isinstance(obj, bool):
+        return
+    if isinstance(obj, int | float):
+        yield path, float(obj)
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from _numbers(v, f"{path}.{k}")
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            yield from _numbers(v, f"{path}[{i}]")
+
+
+class Gate:
+    def __init__(
+        self,
+        region: str,
+        pipelines: Pipelines,
+        trust: Any,
+        verifiers: Sequence[OpVerifier] | None = None,
+    ) -> None:
+        self.region = region
+        self.pipelines = pipelines
+        self.trust = trust
+        self.verifiers = list(verifiers) if verifiers is not None else [RuleVerifier(), TelemetryVerifier()]
+
+    def check(self, data: bytes, partition: int, offset: int, now_ms: int) -> GateResult:
+        try:
+            batch = decode_batch(data)
+        except CodecError as e:
+            return GateResult(None, rejected=[Rejected([f"undecodable message: {e}"])])
+        except Exception as e:  # noqa: BLE001 - any decoder failure is a rejection, never a crash
+            return GateResult(None, rejected=[Rejected([f"undecodable message: {type(e).__name__}: {e}"])])
+        if not batch.ops:
+            return GateResult(batch, rejected=[Rejected(["empty batch"])])
+        key = self.trust.public_key(batch.key_id) if hasattr(self.trust, "public_key") else None
+        if key is None or not self.trust.is_trusted(self.region, batch.node_id, batch.key_id):
+            reason = f"unknown or untrusted key {batch.key_id!r} for node {batch.node_id!r} in region {self.region}"
+            return GateResult(batch, rejected=[Rejected([reason], i, op) for i, op in enumerate(batch.ops)])
+        try:
+            verify_batch(batch.op_digests, batch.signature, key)
+        except SignatureError as e:
+            return GateResult(
+                batch, rejected=[Rejected([f"bad signature: {e}"], i, op) for i, op in enumerate(batch.ops)]
+            )
+        result = GateResult(batch)
+        for i, op in enumerate(batch.ops):
+            reasons = self._check_op(batch, i, op, now_ms)
+            confidence = 1.0
+            rule = self.pipelines.rule_for(op.object_id)
+            if not reasons and rule is not None:
+                for v in self.verifiers:
+                    r, c = v.check(op, rule)
+                    reasons += r
+                    confidence = min(confidence, c)
+            if reasons:
+                result.rejected.append(Rejected(reasons, i, op))
+            else:
+                result.accepted.append(Accepted(i, op, Dot(self.region, partition, offset, i), confidence))
+        return result
+
+    def _check_op(self, batch: OperationBatch, i: int, op: Operation, now_ms: int) -> list[str]:
+        reasons = []
+        expected = batch.op_digests[i * 32 : (i + 1) * 32]
+        if op_digest(op) != expected:
+            reasons.append(f"digest mismatch for op {i}: content altered after signing")
+        if op.node_id != batch.node_id:
+            reasons.append(f"op node {op.node_id!r} differs from the batch signer {batch.node_id!r}")
+        rule = self.pipelines.rule_for(op.object_id)
+        if rule is None:
+            prefix = op.object_id.partition(":")[0]
+            reasons.append(f"unknown object prefix {prefix!r} (no pipeline defines it)")
+            window_s, future_s = 86400.0, 300.0
+        else:
+            window_s, future_s = rule.replay_window_s, rule.max_future_s
+        why = check_window(op.hlc, now_ms, max_age_s=window_s, max_future_s=future_s)
+        if why:
+            reasons.append(why)
+        return reasons

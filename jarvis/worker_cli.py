@@ -1,0 +1,47 @@
+"""`jarvis worker ROLE --region R`: run one pipeline worker (a Faust app, one consumer group per role)."""
+
+from __future__ import annotations
+
+import importlib
+import os
+from enum import StrEnum
+
+import typer
+
+from jarvis.config import settings
+
+worker_app = typer.Typer(help="Run a pipeline worker in the foreground.")
+
+
+class Role(StrEnum):
+    verifier = "verifier"
+    fold = "fold"
+    archiver = "archiver"
+    agent = "agent"
+
+
+@worker_app.callback(invoke_without_command=True)
+def worker(
+    role: Role = typer.Argument(..., help="Which worker to run."),
+    region: str = typer.Option(None, "--region", "-r", help="Region (default JARVIS_REGION)."),
+    instance: int = typer.Option(
+        int(os.environ.get("JARVIS_WORKER_INSTANCE", "0")),
+        "--instance",
+        help="Instance number: several instances of a role share partitions; each needs its own port.",
+    ),
+    loglevel: str = typer.Option("warn", "--loglevel", "-l", help="crit, error, warn, info or debug."),
+) -> None:
+    s = settings()
+    region = region or s.region
+    try:
+        s.region_config(region)
+    except KeyError as e:
+        raise typer.BadParameter(str(e.args[0])) from None
+    try:
+        module = importlib.import_module(f"streams.{role.value}")
+    except ModuleNotFoundError:
+        raise typer.BadParameter(f"the {role.value} worker is not built yet") from None
+    app = module.build(s, region, instance)
+    from faust import Worker
+
+    Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()

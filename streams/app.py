@@ -1,0 +1,51 @@
+"""One Faust app per worker role and region, configured from the one Settings object."""
+
+from __future__ import annotations
+
+import faust
+
+from jarvis.config import Settings
+
+# The verifier and other non-query roles expose /metrics on these ports (+ region index + 100 * instance).
+METRICS_BASE_PORT = 9181
+
+
+def web_port(settings: Settings, role: str, region: str, instance: int) -> int:
+    r = settings.region_config(region)
+    base = r.query_port if role == "fold" else METRICS_BASE_PORT + r.index + 20 * ROLE_ORDER.index(role)
+    return base + 100 * instance
+
+
+ROLE_ORDER = ("fold", "verifier", "archiver", "agent")
+
+
+def make_app(settings: Settings, role: str, region: str, instance: int = 0, **overrides: object) -> faust.App:
+    port = web_port(settings, role, region, instance)
+    datadir = settings.home / "faust" / f"{role}-{region}-{instance}"
+    datadir.mkdir(parents=True, exist_ok=True)
+    conf: dict[str, object] = dict(
+        broker=f"kafka://{settings.bootstrap(region)}",
+        store="memory://",
+        datadir=str(datadir),
+        web_enabled=True,
+        web_host=settings.host,
+        web_port=port,
+        web_bind=settings.host,
+        canonical_url=f"http://{settings.host}:{port}",
+        topic_partitions=settings.partitions,
+        topic_replication_factor=1,
+        value_serializer="raw",
+        key_serializer="raw",
+        consumer_auto_offset_reset="earliest",
+        # Offsets are committed only after Faust flushes the producer (changelog and outputs durable).
+        broker_commit_every=2000,
+        broker_commit_interval=1.0,
+        producer_acks=-1,
+        producer_linger_ms=5,
+        producer_compression_type="lz4",
+        stream_buffer_maxsize=8192,
+        table_cleanup_interval=60.0,
+        web_cors_options=None,
+    )
+    conf.update(overrides)
+    return faust.App(f"jarvis-{role}-{region}", **conf)

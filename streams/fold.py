@@ -1,0 +1,182 @@
+"""Fold worker: consumer group on jarvis.ops and every mirrored <region>.jarvis.ops.
+
+Folds verified operations into a Faust table of CRDT state keyed by object id (changelog in Kafka).
+Each table value holds the object's state *and* its causal context (jarvis/materialize.py), so both
+reach the changelog in one record. Faust flushes the producer (changelog included) before it commits
+source offsets, so after a crash the worker resumes at or before what the changelog holds; the
+replayed operations are recognised by their dots and skipped: exactly-once effect on the state.
+
+The fold serves the stream query API (streams/query.py) on its Faust web server and keeps the latest
+value of every changed object in Redis (batched, pipelined, with change notifications).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import faust
+import orjson
+from jarvis.ops import RejectedOperation
+from prometheus_client import Counter, Gauge, Histogram
+
+from connectors.redis_cache import RedisCache
+from jarvis import topics
+from jarvis.codec import CodecError, decode_verified, encode_rejected
+from jarvis.config import Settings
+from jarvis.materialize import FoldError, ObjectState, apply, new_state
+from pipelines.loader import Pipelines, pipelines
+from streams.app import make_app
+from streams.metrics import install_metrics_page
+
+FOLDED = Counter("jarvis_fold_ops_total", "Operations folded into state", ["region", "type"])
+DUPLICATES = Counter("jarvis_fold_duplicates_total", "Duplicate operations skipped by their dots", ["region"])
+FOLD_ERRORS = Counter("jarvis_fold_rejected_total", "Operations the fold could not apply", ["region"])
+LATENCY = Histogram(
+    "jarvis_fold_latency_seconds",
+    "From an operation's HLC timestamp to its effect in the table",
+    ["region"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+LAG = Gauge(
+    "jarvis_fold_consumer_lag", "Records behind the end of each source partition", ["region", "topic"]
+)
+OBJECTS = Gauge("jarvis_fold_objects_cached", "Decoded objects held in memory", ["region"])
+
+LIVE_LIMIT = 200_000  # decoded objects kept beside the table's bytes; beyond, decode on demand
+
+
+class FoldState:
+    """What the agent and the query views share inside one worker process."""
+
+    def __init__(self, region: str, table: Any, pipes: Pipelines, cache: RedisCache) -> None:
+        self.region = region
+        self.table = table
+        self.pipes = pipes
+        self.cache = cache
+        self.live: dict[str, ObjectState] = {}
+        self.dirty: dict[str, ObjectState] = {}
+        self.positions: dict[tuple[str, int], int] = {}
+
+    def load(self, object_id: str) -> ObjectState | None:
+        st = self.live.get(object_id)
+        if st is not None:
+            return st
+        raw = self.table.get(object_id.encode())
+        if raw is None:
+            return None
+        st = ObjectState.from_bytes(raw)
+        self._remember(object_id, st)
+        return st
+
+    def _remember(self, object_id: str, st: ObjectState) -> None:
+        if len(self.live) >= LIVE_LIMIT:
+            self.live.clear()
+        self.live[object_id] = st
+
+    def create(self, object_id: str, crdt_type: str) -> ObjectState:
+        rule = self.pipes.rule_for(object_id)
+        wf = rule.workflow.as_dict() if rule and rule.workflow else None
+        return new_state(
+            object_id,
+            crdt_type,
+            workflow=wf,
+            max_points=rule.max_points if rule else None,
+            resolver=rule.resolver if rule else None,
+        )
+
+    def view_bytes(self, st: ObjectState) -> bytes:
+        return orjson.dumps(st.view(self.region))
+
+
+def build(settings: Settings, region: str, instance: int = 0) -> faust.App:
+    app = make_app(settings, "fold", region, instance)
+    sources = [topics.OPS, *(topics.mirrored(r) for r in settings.region_names if r != region)]
+    ops_in = app.topic(*sources, key_type=bytes, value_type=bytes)
+    rejected_out = app.topic(topics.REJECTED, key_type=bytes, value_type=bytes)
+    table = app.Table("objects", partitions=settings.partitions, key_type=bytes, value_type=bytes)
+    state = FoldState(region, table, pipelines(), RedisCache(settings.redis_url, region))
+    app.jarvis_fold = state  # type: ignore[attr-defined] - the query views find it here
+    install_metrics_page(app)
+
+    from streams.query import install_query_views
+
+    install_query_views(app, state)
+
+    @app.on_partitions_revoked.connect
+    async def _forget(app: faust.App, revoked: Any, **kwargs: Any) -> None:
+        # Objects of partitions we may no longer own must be re-read from the table when needed.
+        state.live.clear()
+
+    async def reject(event: faust.EventT, reasons: list[str], op: Any = None) -> None:
+        msg = event.message
+        record = RejectedOperation.from_gate(
+            original=event.value or b"",
+            reasons=reasons,
+            topic=msg.topic,
+            partition=msg.partition,
+            offset=msg.offset,
+            index=None,
+            op=op,
+            region=region,
+        )
+        key = (op.object_id if op else f"raw:{msg.topic}:{msg.partition}:{msg.offset}").encode()
+        await rejected_out.send(key=key, value=encode_rejected(record))
+        FOLD_ERRORS.labels(region).inc()
+
+    @app.agent(ops_in)
+    async def fold(stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            msg = event.message
+            state.positions[(msg.topic, msg.partition)] = msg.offset
+            try:
+                vb = decode_verified(event.value or b"")
+            except CodecError as e:
+                await reject(event, [f"undecodable record on {msg.topic}: {e}"])
+                continue
+            except Exception as e:  # noqa: BLE001 - never crash the fold on a bad record
+                await reject(event, [f"undecodable record on {msg.topic}: {type(e).__name__}: {e}"])
+                continue
+            changed: dict[str, ObjectState] = {}
+            newest = 0
+            for op, dot in zip(vb.ops, vb.dots, strict=True):
+                oid = op.object_id
+                st = changed.get(oid) or state.load(oid) or state.create(oid, op.crdt_type)
+                try:
+                    applied = apply(st, op, dot)
+                except (FoldError, ValueError, KeyError, TypeError) as e:
+                    await reject(event, [f"fold cannot apply {op.kind} to {oid}: {e}"], op)
+                    continue
+                if applied:
+                    changed[oid] = st
+                    FOLDED.labels(region, op.crdt_type).inc()
+                    newest = max(newest, op.hlc)
+                else:
+                    DUPLICATES.labels(region).inc()
+            for oid, st in changed.items():
+                table[oid.encode()] = st.to_bytes()
+                state._remember(oid, st)
+                state.dirty[oid] = st
+            if newest:
+                LATENCY.labels(region).observe(max(0.0, time.time() - (newest >> 16) / 1000))
+
+    @app.timer(0.05)
+    async def flush_cache() -> None:
+        if not state.dirty:
+            return
+        dirty, state.dirty = state.dirty, {}
+        await state.cache.put_many({oid: state.view_bytes(st) for oid, st in dirty.items()})
+        OBJECTS.labels(region).set(len(state.live))
+
+    @app.timer(2.0)
+    async def measure_lag() -> None:
+        for (topic, partition), offset in list(state.positions.items()):
+            tp = faust.types.TP(topic, partition)
+            try:
+                high = app.consumer.highwater(tp)
+            except Exception:  # noqa: BLE001 - not assigned any more
+                continue
+            if high is not None:
+                LAG.labels(region, topic).set(max(0, high - offset - 1))
+
+    return app

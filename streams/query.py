@@ -1,0 +1,141 @@
+"""Stream query endpoints, served by every fold worker on its Faust web server.
+
+Reads of one object are routed by Faust's table router to the worker that owns the object's
+partition, so a query to any worker of a region answers for every object. Listing and watching go
+through Redis, which every fold worker of the region feeds.
+
+  GET /v1/objects/{id}                       object view: object_id, type, value, region, ...
+  GET /v1/objects?prefix=&after=&limit=      page of object views, with a `next` cursor
+  GET /v1/objects/{id}/range?from=&to=&window=&agg=   time-series range or windowed aggregate
+  GET /v1/objects/{id}/path?from=&to=        graph shortest path
+  GET /v1/objects/{id}/watch                 server-sent events: the view now, then every change
+  GET /v1/digest                             digest of the locally owned state, per partition
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from typing import Any
+
+import faust
+import orjson
+from aiohttp import web as aioweb
+
+from connectors.redis_cache import watch_channel
+from jarvis.partitioning import partition_for
+
+MAX_PAGE = 1000
+
+
+def _error(web: faust.web.Web, status: int, message: str) -> faust.web.Response:
+    return web.json({"error": message}, status=status)
+
+
+def install_query_views(app: faust.App, state: Any) -> None:
+    table = state.table
+    region = state.region
+
+    def lookup(web: faust.web.Web, object_id: str) -> tuple[Any, faust.web.Response | None]:
+        st = state.load(object_id)
+        if st is None:
+            return None, _error(web, 404, f"unknown object {object_id!r} in region {region}")
+        return st, None
+
+    @app.page("/v1/objects/{object_id}")
+    @app.table_route(table=table, match_info="object_id")
+    async def get_object(web: faust.web.Web, request: Any, object_id: str) -> faust.web.Response:
+        st, err = lookup(web, object_id)
+        return err or web.bytes(state.view_bytes(st), content_type="application/json")
+
+    @app.page("/v1/objects")
+    async def list_objects(web: faust.web.Web, request: Any) -> faust.web.Response:
+        prefix = request.query.get("prefix", "")
+        after = request.query.get("after") or None
+        try:
+            limit = min(MAX_PAGE, max(1, int(request.query.get("limit", "100"))))
+        except ValueError:
+            return _error(web, 400, "limit must be an integer")
+        ids = await state.cache.list_ids(prefix, after, limit)
+        views = []
+        if ids:
+            raw = await state.cache.client.mget([f"jarvis:{region}:obj:{i}" for i in ids])
+            views = [orjson.loads(r) for r in raw if r is not None]
+        nxt = ids[-1] if len(ids) == limit else None
+        return web.json({"region": region, "prefix": prefix, "objects": views, "next": nxt})
+
+    @app.page("/v1/objects/{object_id}/range")
+    @app.table_route(table=table, match_info="object_id")
+    async def ts_range(web: faust.web.Web, request: Any, object_id: str) -> faust.web.Response:
+        st, err = lookup(web, object_id)
+        if err:
+            return err
+        if st.crdt_type != "timeseries":
+            return _error(web, 400, f"{object_id} is a {st.crdt_type}, not a timeseries")
+        q = request.query
+        try:
+            frm = float(q["from"]) if "from" in q else float("-inf")
+            to = float(q["to"]) if "to" in q else float("inf")
+            if "window" in q or "agg" in q:
+                window = float(q.get("window", "60"))
+                agg = q.get("agg", "mean")
+                result = st.value.aggregate(frm, to, window, agg)
+                return web.json({"object_id": object_id, "window": window, "agg": agg, "buckets": result})
+            return web.json({"object_id": object_id, "points": st.value.range(frm, to)})
+        except (ValueError, KeyError) as e:
+            return _error(web, 400, str(e))
+
+    @app.page("/v1/objects/{object_id}/path")
+    @app.table_route(table=table, match_info="object_id")
+    async def graph_path(web: faust.web.Web, request: Any, object_id: str) -> faust.web.Response:
+        st, err = lookup(web, object_id)
+        if err:
+            return err
+        if st.crdt_type != "graph":
+            return _error(web, 400, f"{object_id} is a {st.crdt_type}, not a graph")
+        a, b = request.query.get("from"), request.query.get("to")
+        if not a or not b:
+            return _error(web, 400, "path needs ?from=<vertex>&to=<vertex>")
+        return web.json({"object_id": object_id, "from": a, "to": b, "path": st.value.shortest_path(a, b)})
+
+    @app.page("/v1/objects/{object_id}/watch")
+    async def watch(web: faust.web.Web, request: Any, object_id: str) -> Any:
+        resp = aioweb.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        )
+        await resp.prepare(request)
+        pubsub = state.cache.client.pubsub()
+        await pubsub.subscribe(watch_channel(region, object_id))
+        try:
+            current = await state.cache.get(object_id)
+            if current is not None:
+                await resp.write(b"event: state\ndata: " + current + b"\n\n")
+            while True:
+                msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=15.0)
+                if msg is None:
+                    await resp.write(b": keep-alive\n\n")  # lets us notice a client that left
+                    continue
+                await resp.write(b"event: change\ndata: " + msg["data"] + b"\n\n")
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            await pubsub.unsubscribe()
+            await pubsub.aclose()
+        return resp
+
+    @app.page("/v1/digest")
+    async def digest(web: faust.web.Web, request: Any) -> faust.web.Response:
+        n = app.conf.topic_partitions
+        per_partition: dict[int, Any] = {}
+        for key in sorted(table.keys()):
+            oid = key.decode() if isinstance(key, bytes) else key
+            st = state.load(oid)
+            if st is None:
+                continue
+            p = partition_for(oid, n)
+            h = per_partition.setdefault(p, hashlib.sha256())
+            h.update(
+                oid.encode() + b"\0" + orjson.dumps(st.value.value(), option=orjson.OPT_SORT_KEYS) + b"\n"
+            )
+        parts = {str(p): h.hexdigest() for p, h in sorted(per_partition.items())}
+        return web.json({"region": region, "objects": len(table), "partitions": parts})
