@@ -17,6 +17,9 @@ def _mount() -> None:
     from jarvis.produce_cli import produce
 
     app.command("produce")(produce)
+    from jarvis.db_cli import db_app
+
+    app.add_typer(db_app, name="db")
     try:
         from jarvis.security.cli import keys_app
     except ImportError:  # pragma: no cover - mounted once the security module lands

@@ -41,6 +41,9 @@ def worker(
         module = importlib.import_module(f"streams.{role.value}")
     except ModuleNotFoundError:
         raise typer.BadParameter(f"the {role.value} worker is not built yet") from None
+    if hasattr(module, "run"):  # a plain consumer-group worker, not a Faust app
+        module.run(s, region, instance)
+        return
     app = module.build(s, region, instance)
     from faust import Worker
 

@@ -1,0 +1,1 @@
+"""The archive in PostgreSQL/TimescaleDB: migrations, the bulk sink, snapshots, and reads for replay."""

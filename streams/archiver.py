@@ -1,0 +1,106 @@
+"""Archiver worker: consumer group on jarvis.ops and every mirrored <region>.jarvis.ops.
+
+A plain confluent-kafka consumer rather than a Faust agent, because its one job is "commit the
+offset only after PostgreSQL has the rows": poll a batch, write it in one transaction
+(connectors/archive/sink.py), then commit synchronously. kill -9 at any moment redelivers at most
+the batch in flight, which the archive's unique content key absorbs.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError
+from prometheus_client import Counter, start_http_server
+from rich.console import Console
+
+from connectors.archive.migrate import migrate
+from connectors.archive.sink import ArchiveRow, ArchiveSink
+from jarvis import topics
+from jarvis.codec import CodecError, decode_verified
+from jarvis.config import Settings
+from streams.app import web_port
+
+ARCHIVED = Counter("jarvis_archiver_rows_total", "Operations newly archived", ["region"])
+SKIPPED = Counter(
+    "jarvis_archiver_undecodable_total", "Records on jarvis.ops that did not decode", ["region"]
+)
+
+console = Console(stderr=True)
+
+
+def rows_of(value: bytes) -> tuple[list[ArchiveRow], tuple[str, str, str, bytes, bytes]]:
+    vb = decode_verified(value)
+    rows = [
+        ArchiveRow(
+            op, vb.batch_id, idx, dot.origin_region, dot.partition, dot.offset, dot.index, vb.signature
+        )
+        for op, idx, dot in zip(vb.ops, vb.indexes, vb.dots, strict=True)
+    ]
+    return rows, (vb.batch_id, vb.node_id, vb.key_id, vb.signature, vb.op_digests)
+
+
+def run(settings: Settings, region: str, instance: int = 0, max_batch: int = 2000) -> None:
+    applied = migrate(settings.postgres_dsn)
+    if applied:
+        console.print(f"archive migrations applied: {', '.join(applied)}")
+    start_http_server(web_port(settings, "archiver", region, instance), addr=settings.host)
+    sink = ArchiveSink(settings.postgres_dsn)
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.bootstrap(region),
+            "group.id": f"jarvis-archiver-{region}",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "fetch.wait.max.ms": 100,
+        }
+    )
+    sources = [topics.OPS, *(topics.mirrored(r) for r in settings.region_names if r != region)]
+    consumer.subscribe(sources)
+    stopping = False
+
+    def stop(*_: Any) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        while not stopping:
+            msgs = consumer.consume(num_messages=max_batch, timeout=0.5)
+            if not msgs:
+                continue
+            rows: list[ArchiveRow] = []
+            batches = []
+            for m in msgs:
+                if m.error():
+                    if m.error().code() != KafkaError._PARTITION_EOF:
+                        console.print(f"[yellow]consumer error:[/] {m.error()}")
+                    continue
+                try:
+                    r, b = rows_of(m.value() or b"")
+                except (CodecError, ValueError) as e:
+                    SKIPPED.labels(region).inc()
+                    console.print(
+                        f"[yellow]skipping undecodable record {m.topic()}:{m.partition()}@{m.offset()}:[/] {e}"
+                    )
+                    continue
+                rows += r
+                batches.append(b)
+            for attempt in range(5):
+                try:
+                    ARCHIVED.labels(region).inc(sink.write(rows, batches))
+                    break
+                except Exception as e:  # noqa: BLE001 - retry transient database errors, then crash
+                    console.print(f"[red]archive write failed (attempt {attempt + 1}):[/] {e}")
+                    time.sleep(1 + attempt)
+                    sink.close()
+                    sink = ArchiveSink(settings.postgres_dsn)
+            else:
+                raise SystemExit("archive unreachable; offsets not committed, nothing lost")
+            consumer.commit(asynchronous=False)
+    finally:
+        consumer.close()
+        sink.close()
