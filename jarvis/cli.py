@@ -20,6 +20,9 @@ def _mount() -> None:
     from jarvis.db_cli import db_app
 
     app.add_typer(db_app, name="db")
+    from jarvis.regions_cli import regions_app
+
+    app.add_typer(regions_app, name="regions")
     try:
         from jarvis.security.cli import keys_app
     except ImportError:  # pragma: no cover - mounted once the security module lands

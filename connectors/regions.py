@@ -1,0 +1,106 @@
+"""Geo-replication health: how far each mirrored topic trails its source, and do regions agree.
+
+Lag in records compares, per partition, the end offset of jarvis.ops in the source region with the
+end offset of <source>.jarvis.ops in the target region (MirrorMaker 2 keeps partition numbers).
+MirrorMaker may re-send after a crash, so a mirror can run ahead; that counts as zero lag. Lag in
+seconds is the age of the oldest source record not yet mirrored (MirrorMaker preserves record
+timestamps). Agreement compares the per-partition state digests served by each region's query API.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import Consumer, TopicPartition
+
+from jarvis import topics
+from jarvis.config import Settings
+
+
+@dataclass
+class MirrorLag:
+    source: str
+    target: str
+    records: int
+    seconds: float
+
+
+def _consumer(bootstrap: str) -> Consumer:
+    return Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"regions-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+        }
+    )
+
+
+def _ends(c: Consumer, topic: str) -> dict[int, int]:
+    md = c.list_topics(topic, timeout=10)
+    if topic not in md.topics or md.topics[topic].error is not None:
+        return {}
+    return {
+        p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+        for p in md.topics[topic].partitions
+    }
+
+
+def _timestamp_at(c: Consumer, topic: str, partition: int, offset: int) -> float | None:
+    c.assign([TopicPartition(topic, partition, offset)])
+    msg = c.poll(5)
+    if msg is None or msg.error():
+        return None
+    return msg.timestamp()[1] / 1000
+
+
+def mirror_lag(settings: Settings) -> list[MirrorLag]:
+    out = []
+    consumers = {r.name: _consumer(r.bootstrap) for r in settings.regions}
+    try:
+        src_ends = {r: _ends(c, topics.OPS) for r, c in consumers.items()}
+        for src in settings.region_names:
+            for dst in settings.region_names:
+                if src == dst:
+                    continue
+                mirrored = _ends(consumers[dst], topics.mirrored(src))
+                records = 0
+                oldest: float | None = None
+                for p, end in src_ends[src].items():
+                    behind = max(0, end - mirrored.get(p, 0))
+                    records += behind
+                    if behind:
+                        ts = _timestamp_at(consumers[src], topics.OPS, p, end - behind)
+                        if ts is not None:
+                            oldest = ts if oldest is None else min(oldest, ts)
+                seconds = max(0.0, time.time() - oldest) if oldest is not None else 0.0
+                out.append(MirrorLag(src, dst, records, seconds))
+    finally:
+        for c in consumers.values():
+            c.close()
+    return out
+
+
+def digests(settings: Settings, timeout: float = 10.0) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for r in settings.regions:
+        try:
+            with urllib.request.urlopen(f"{r.query_url}/v1/digest", timeout=timeout) as resp:
+                result[r.name] = json.loads(resp.read())
+        except OSError as e:
+            result[r.name] = {"error": str(e)}
+    return result
+
+
+def agreement(d: dict[str, Any]) -> tuple[bool, list[str]]:
+    """Whether every region holds the same state, and the partitions where they differ."""
+    parts = [v.get("partitions") for v in d.values()]
+    if any(p is None for p in parts):
+        return False, ["a region's query API did not answer"]
+    keys = set().union(*parts)
+    differing = sorted(k for k in keys if len({p.get(k) for p in parts}) > 1)
+    return not differing, differing
