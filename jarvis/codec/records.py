@@ -1,0 +1,167 @@
+"""Dataclasses of jarvis.ops <-> Avro records, and the byte-level helpers the pipeline calls."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import orjson
+from fastavro import schemaless_writer
+
+from jarvis.codec.errors import CodecError
+from jarvis.codec.single_object import decode, encode
+from jarvis.codec.store import store
+from jarvis.ops import Dot, Operation, OperationBatch, OperationError, RejectedOperation, VerifiedBatch
+
+
+def canonical_args(args: dict[str, Any]) -> str:
+    return orjson.dumps(args, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def op_record(op: Operation) -> dict[str, Any]:
+    return {
+        "op_id": op.op_id,
+        "object_id": op.object_id,
+        "crdt_type": op.crdt_type,
+        "kind": op.kind,
+        "args_json": canonical_args(op.args),
+        "node_id": op.node_id,
+        "region": op.region,
+        "hlc": op.hlc,
+        "metadata": op.metadata,
+        "encrypted_fields": op.encrypted_fields,
+    }
+
+
+def op_from_record(r: dict[str, Any]) -> Operation:
+    try:
+        args = orjson.loads(r["args_json"])
+    except orjson.JSONDecodeError as e:
+        raise CodecError(f"operation {r.get('op_id')!r}: args_json is not JSON: {e}") from None
+    if not isinstance(args, dict):
+        raise CodecError(f"operation {r.get('op_id')!r}: args must be a JSON object")
+    try:
+        return Operation(
+            r["op_id"], r["object_id"], r["crdt_type"], r["kind"], args, r["node_id"], r["region"], r["hlc"],
+            dict(r.get("metadata") or {}), list(r.get("encrypted_fields") or []),
+        )  # fmt: skip
+    except OperationError as e:
+        raise CodecError(f"invalid operation {r.get('op_id')!r}: {e}") from None
+
+
+def op_content(op: Operation) -> bytes:
+    """The bytes an operation's digest covers: schemaless Avro of the record (deterministic)."""
+    buf = io.BytesIO()
+    schemaless_writer(buf, store().schema("Operation").parsed, op_record(op))
+    return buf.getvalue()
+
+
+def encode_op(op: Operation) -> bytes:
+    return encode("Operation", op_record(op))
+
+
+def decode_op(data: bytes) -> Operation:
+    return op_from_record(decode(data, "Operation")[1])
+
+
+def encode_batch(batch: OperationBatch, *, compress: bool = False) -> bytes:
+    return encode(
+        "OperationBatch",
+        {
+            "batch_id": batch.batch_id,
+            "node_id": batch.node_id,
+            "key_id": batch.key_id,
+            "region": batch.region,
+            "created_hlc": batch.created_hlc,
+            "ops": [op_record(o) for o in batch.ops],
+            "op_digests": batch.op_digests,
+            "signature": batch.signature,
+        },
+        compress=compress,
+    )
+
+
+def decode_batch(data: bytes) -> OperationBatch:
+    name, r = decode(data)
+    if not name.endswith("OperationBatch"):
+        raise CodecError(f"expected an OperationBatch, got a {name}")
+    ops = [op_from_record(o) for o in r["ops"]]
+    if len(r["op_digests"]) != 32 * len(ops):
+        raise CodecError(f"op_digests holds {len(r['op_digests'])} bytes for {len(ops)} operations")
+    return OperationBatch(
+        r["batch_id"],
+        r["node_id"],
+        r["key_id"],
+        r["region"],
+        r["created_hlc"],
+        ops,
+        r["op_digests"],
+        r["signature"],
+    )
+
+
+def encode_verified(vb: VerifiedBatch, *, compress: bool = False) -> bytes:
+    return encode(
+        "VerifiedBatch",
+        {
+            "batch_id": vb.batch_id,
+            "node_id": vb.node_id,
+            "key_id": vb.key_id,
+            "origin_region": vb.origin_region,
+            "op_digests": vb.op_digests,
+            "signature": vb.signature,
+            "indexes": vb.indexes,
+            "dots": [
+                {
+                    "origin_region": d.origin_region,
+                    "partition": d.partition,
+                    "offset": d.offset,
+                    "index": d.index,
+                }
+                for d in vb.dots
+            ],
+            "confidences": vb.confidences,
+            "ops": [op_record(o) for o in vb.ops],
+        },
+        compress=compress,
+    )
+
+
+def decode_verified(data: bytes) -> VerifiedBatch:
+    name, r = decode(data)
+    if not name.endswith("VerifiedBatch"):
+        raise CodecError(f"expected a VerifiedBatch, got a {name}")
+    ops = [op_from_record(o) for o in r["ops"]]
+    dots = [Dot(d["origin_region"], d["partition"], d["offset"], d["index"]) for d in r["dots"]]
+    if len(dots) != len(ops) or len(r["indexes"]) != len(ops):
+        raise CodecError("VerifiedBatch: ops, dots and indexes differ in length")
+    return VerifiedBatch(
+        r["batch_id"], r["node_id"], r["key_id"], r["origin_region"], r["op_digests"], r["signature"],
+        list(r["indexes"]), dots, list(r.get("confidences") or []), ops,
+    )  # fmt: skip
+
+
+def encode_rejected(rej: RejectedOperation) -> bytes:
+    return encode(
+        "RejectedOperation",
+        {
+            "original": rej.original,
+            "reasons": rej.reasons,
+            "topic": rej.topic,
+            "partition": rej.partition,
+            "offset": rej.offset,
+            "rejected_at_ms": rej.rejected_at_ms,
+            "region": rej.region,
+            "index": rej.index,
+            "op_id": rej.op_id,
+            "object_id": rej.object_id,
+        },
+    )
+
+
+def decode_rejected(data: bytes) -> RejectedOperation:
+    _, r = decode(data, "RejectedOperation")
+    return RejectedOperation(
+        r["original"], list(r["reasons"]), r["topic"], r["partition"], r["offset"], r["rejected_at_ms"],
+        r["region"], r.get("index"), r.get("op_id"), r.get("object_id"),
+    )  # fmt: skip

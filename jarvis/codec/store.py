@@ -1,0 +1,84 @@
+"""The schemas of schemas/: parsed once, named types resolved across files, indexed by fingerprint."""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from fastavro import parse_schema
+from fastavro.schema import to_parsing_canonical_form
+
+from jarvis.codec.errors import UnknownSchema
+from jarvis.codec.fingerprint import crc64_avro
+from jarvis.config import REPO_ROOT
+
+SCHEMA_DIR = REPO_ROOT / "schemas"
+NAMESPACE = "io.jarvis.v1"
+# Referenced types are parsed before the records that use them.
+ORDER = ("Dot", "Operation")
+
+
+@dataclass(frozen=True)
+class Schema:
+    name: str  # full name, e.g. io.jarvis.v1.Operation
+    parsed: Any
+    canonical: str
+    fingerprint: bytes  # 8 bytes, little-endian, as the single-object header carries it
+    path: Path
+
+
+class SchemaStore:
+    def __init__(self, directory: Path = SCHEMA_DIR) -> None:
+        self.directory = directory
+        self.current: dict[str, Schema] = {}
+        self.by_fingerprint: dict[bytes, Schema] = {}
+        self._load()
+
+    def _load(self) -> None:
+        named: dict[str, Any] = {}
+        files = sorted(
+            self.directory.glob("*.avsc"),
+            key=lambda p: (p.stem not in ORDER, ORDER.index(p.stem) if p.stem in ORDER else 0, p.stem),
+        )
+        for path in files:
+            s = self._parse(path, named)
+            self.current[s.name] = s
+            self.by_fingerprint[s.fingerprint] = s
+        # Older versions: readable (by fingerprint) but never written.
+        for path in sorted((self.directory / "history").glob("*.avsc")):
+            s = self._parse(path, {})
+            self.by_fingerprint.setdefault(s.fingerprint, s)
+
+    @staticmethod
+    def _parse(path: Path, named: dict[str, Any]) -> Schema:
+        raw = json.loads(path.read_text())
+        parsed = parse_schema(raw, named_schemas=named)
+        canonical = to_parsing_canonical_form(parsed)
+        name = f"{raw.get('namespace', NAMESPACE)}.{raw['name']}"
+        fp = struct.pack("<Q", crc64_avro(canonical.encode()))
+        return Schema(name, parsed, canonical, fp, path)
+
+    def schema(self, name: str) -> Schema:
+        full = name if "." in name else f"{NAMESPACE}.{name}"
+        try:
+            return self.current[full]
+        except KeyError:
+            raise UnknownSchema(f"no schema named {full!r} in {self.directory}") from None
+
+    def writer(self, fingerprint: bytes) -> Schema:
+        try:
+            return self.by_fingerprint[fingerprint]
+        except KeyError:
+            raise UnknownSchema(
+                f"unknown schema fingerprint {fingerprint.hex()} (not in {self.directory}): "
+                "written by a newer or foreign producer?"
+            ) from None
+
+
+@cache
+def store() -> SchemaStore:
+    return SchemaStore()

@@ -1,0 +1,150 @@
+"""The operation model: what every producer, verifier, fold and archiver agrees an operation is.
+
+An Operation is one CRDT mutation on one object (`<prefix>:<id>`), with the seed's operation names.
+Producers send OperationBatches (signed once per batch, see jarvis/security/signing.py); the
+verifier forwards the accepted operations of a batch as a VerifiedBatch, each stamped with its Dot
+(region, ingress partition, ingress offset, index in the batch), which is unique per accepted
+operation and identical if the same ingress record is processed twice.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class CrdtType(StrEnum):
+    GCOUNTER = "gcounter"
+    PNCOUNTER = "pncounter"
+    GSET = "gset"
+    ORSET = "orset"
+    LWW = "lww"
+    TIMESERIES = "timeseries"
+    GRAPH = "graph"
+    WORKFLOW = "workflow"
+
+
+KINDS_BY_TYPE: dict[str, tuple[str, ...]] = {
+    "gcounter": ("increment",),
+    "pncounter": ("increment", "decrement"),
+    "gset": ("add",),
+    "orset": ("add", "remove"),
+    "lww": ("write",),
+    "timeseries": ("append",),
+    "graph": ("add_vertex", "remove_vertex", "add_edge", "remove_edge"),
+    "workflow": ("transition",),
+}
+
+OBJECT_ID = re.compile(r"^[a-z0-9_-]+:.+$")
+
+
+class OperationError(ValueError):
+    """An operation that does not fit the model (bad object id, unknown type or kind)."""
+
+
+def validate(object_id: str, crdt_type: str, kind: str) -> None:
+    if not OBJECT_ID.match(object_id):
+        raise OperationError(f"object id {object_id!r} must look like '<prefix>:<id>' (prefix: a-z 0-9 _ -)")
+    kinds = KINDS_BY_TYPE.get(crdt_type)
+    if kinds is None:
+        raise OperationError(f"unknown CRDT type {crdt_type!r}; known: {', '.join(KINDS_BY_TYPE)}")
+    if kind not in kinds:
+        raise OperationError(f"a {crdt_type} has no operation {kind!r}; it has {', '.join(kinds)}")
+
+
+@dataclass(slots=True)
+class Operation:
+    op_id: str
+    object_id: str
+    crdt_type: str
+    kind: str
+    args: dict[str, Any]
+    node_id: str
+    region: str
+    hlc: int
+    metadata: dict[str, str] = field(default_factory=dict)
+    encrypted_fields: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        validate(self.object_id, self.crdt_type, self.kind)
+
+    @property
+    def wall_ms(self) -> int:
+        return self.hlc >> 16
+
+
+@dataclass(slots=True, frozen=True, order=True)
+class Dot:
+    origin_region: str
+    partition: int
+    offset: int
+    index: int
+
+
+@dataclass(slots=True)
+class OperationBatch:
+    batch_id: str
+    node_id: str
+    key_id: str
+    region: str
+    created_hlc: int
+    ops: list[Operation]
+    op_digests: bytes
+    signature: bytes
+
+
+@dataclass(slots=True)
+class VerifiedBatch:
+    batch_id: str
+    node_id: str
+    key_id: str
+    origin_region: str
+    op_digests: bytes
+    signature: bytes
+    indexes: list[int]
+    dots: list[Dot]
+    confidences: list[float]
+    ops: list[Operation]
+
+
+@dataclass(slots=True)
+class RejectedOperation:
+    original: bytes
+    reasons: list[str]
+    topic: str
+    partition: int
+    offset: int
+    rejected_at_ms: int
+    region: str
+    index: int | None = None
+    op_id: str | None = None
+    object_id: str | None = None
+
+    @classmethod
+    def from_gate(
+        cls,
+        *,
+        original: bytes,
+        reasons: list[str],
+        topic: str,
+        partition: int,
+        offset: int,
+        index: int | None,
+        op: Operation | None,
+        region: str,
+    ) -> RejectedOperation:
+        return cls(
+            original=original,
+            reasons=list(reasons),
+            topic=topic,
+            partition=partition,
+            offset=offset,
+            rejected_at_ms=int(time.time() * 1000),
+            region=region,
+            index=index,
+            op_id=op.op_id if op else None,
+            object_id=op.object_id if op else None,
+        )
