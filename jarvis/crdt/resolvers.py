@@ -6,6 +6,7 @@ A resolver maps a write (value, timestamp, node) to a sort key; the larger key w
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -16,9 +17,14 @@ Resolver = Callable[[Write], tuple[Any, ...]]
 CATEGORY_PRIORITY = ("security", "privacy", "performance", "convenience")
 
 
+def _value_key(value: Any) -> str:
+    # Last tie-break, so the order is total even for equal (timestamp, node): merge stays commutative.
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
 def latest(w: Write) -> tuple[Any, ...]:
     """Timestamp-based resolution with node-id tie-breaking (the seed's default)."""
-    return (w[1], w[2])
+    return (w[1], w[2], _value_key(w[0]))
 
 
 def category_resolver(w: Write) -> tuple[Any, ...]:
@@ -26,7 +32,7 @@ def category_resolver(w: Write) -> tuple[Any, ...]:
     value = w[0]
     cat = value.get("category") if isinstance(value, dict) else None
     rank = len(CATEGORY_PRIORITY) - CATEGORY_PRIORITY.index(cat) if cat in CATEGORY_PRIORITY else 0
-    return (rank, w[1], w[2])
+    return (rank, w[1], w[2], _value_key(value))
 
 
 RESOLVERS: dict[str, Resolver] = {"latest": latest, "category": category_resolver}
