@@ -11,9 +11,9 @@ def _mount() -> None:
     from jarvis.stack.cli import stack_app
 
     app.add_typer(stack_app, name="stack")
-    from jarvis.worker_cli import worker_app
+    from jarvis.worker_cli import worker
 
-    app.add_typer(worker_app, name="worker")
+    app.command("worker")(worker)
     from jarvis.produce_cli import produce
 
     app.command("produce")(produce)

@@ -10,8 +10,6 @@ import typer
 
 from jarvis.config import settings
 
-worker_app = typer.Typer(help="Run a pipeline worker in the foreground.")
-
 
 class Role(StrEnum):
     verifier = "verifier"
@@ -20,7 +18,6 @@ class Role(StrEnum):
     agent = "agent"
 
 
-@worker_app.callback(invoke_without_command=True)
 def worker(
     role: Role = typer.Argument(..., help="Which worker to run."),
     region: str = typer.Option(None, "--region", "-r", help="Region (default JARVIS_REGION)."),
@@ -31,6 +28,7 @@ def worker(
     ),
     loglevel: str = typer.Option("warn", "--loglevel", "-l", help="crit, error, warn, info or debug."),
 ) -> None:
+    """Run one pipeline worker in the foreground (each role is a consumer group)."""
     s = settings()
     region = region or s.region
     try:

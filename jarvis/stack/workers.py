@@ -12,7 +12,7 @@ from jarvis.config import Settings
 from jarvis.stack.procs import Proc
 
 # Roles started per region by `jarvis stack up`, in start order.
-ROLES: tuple[str, ...] = ()
+ROLES: tuple[str, ...] = ("verifier", "fold", "archiver")
 
 
 def worker_proc(settings: Settings, role: str, region: str, instance: int = 0) -> Proc:

@@ -1,0 +1,61 @@
+"""Helpers for tests that drive the whole pipeline: SDK in, query API out."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+
+from tests.model import SentOp
+
+
+def get_json(url: str, timeout: float = 5.0) -> tuple[int, Any]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"null")
+
+
+def object_url(query_url: str, object_id: str) -> str:
+    return f"{query_url}/v1/objects/{urllib.parse.quote(object_id)}"
+
+
+def read_value(query_url: str, object_id: str) -> Any:
+    status, body = get_json(object_url(query_url, object_id))
+    return body["value"] if status == 200 else None
+
+
+def normalize(crdt_type: str, value: Any) -> Any:
+    """The query API's value in the model's shape."""
+    if value is None:
+        return None
+    if crdt_type in ("gset", "orset"):
+        return sorted(value)
+    if crdt_type == "timeseries":
+        return sorted((p["timestamp"], p["value"]) for p in value)
+    if crdt_type == "graph":
+        return {"vertices": sorted(value["vertices"]), "edges": sorted([list(e) for e in value["edges"]])}
+    if crdt_type == "workflow":
+        return value["state"]
+    return value
+
+
+def recorder(into: list[SentOp]) -> Callable[[Any], None]:
+    def record(op: Any) -> None:
+        into.append(SentOp(op.object_id, op.crdt_type, op.kind, dict(op.args), op.hlc, op.node_id))
+
+    return record
+
+
+def wait_until(check: Callable[[], bool], timeout: float, interval: float = 0.5) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(interval)
+    return check()
