@@ -19,6 +19,8 @@ def get_json(url: str, timeout: float = 5.0) -> tuple[int, Any]:
             return resp.status, json.loads(resp.read())
     except urllib.error.HTTPError as e:
         return e.code, json.loads(e.read() or b"null")
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return 0, None  # the worker is (re)starting
 
 
 def object_url(query_url: str, object_id: str) -> str:
