@@ -31,7 +31,8 @@ class ORSet:
 
     def __init__(self, node_id: str = "") -> None:
         self.node_id = node_id
-        self.entries: dict[str, set[Dot]] = {}
+        # Tuples, not sets: an element almost always has one dot, and a 1-tuple is a fifth of a set.
+        self.entries: dict[str, tuple[Dot, ...]] = {}
         self.vv: dict[str, int] = {}
         self.cloud: set[Dot] = set()
         self.stamps: dict[str, tuple[int, str]] = {}
@@ -40,7 +41,8 @@ class ORSet:
     # -- mutators ---------------------------------------------------------------------------------
     def add(self, x: Any, timestamp: int | None = None, node: str | None = None) -> ORSet:
         k = element_key(x)
-        d = ORSet(self.node_id)
+        d = ORSet.__new__(ORSet)
+        d.node_id, d.entries, d.vv, d.cloud, d.stamps, d.marks = self.node_id, {}, {}, set(), {}, {}
         if timestamp is not None:
             stamp = (timestamp, node or self.node_id)
             if timestamp >= self.marks.get(k, -1):
@@ -54,11 +56,14 @@ class ORSet:
         while (node, c) in self.cloud:
             c += 1
         dot = (node, c)
-        old = self.entries.get(k, set())
-        self.entries[k] = {dot}
-        self._see({dot})
-        d.entries[k] = {dot}
-        d.cloud = old | {dot}
+        old = self.entries.get(k)
+        self.entries[k] = (dot,)
+        if c == self.vv.get(node, 0) + 1:
+            self.vv[node] = c  # our own next dot: contiguous, no cloud needed
+        else:
+            self._see({dot})
+        d.entries[k] = (dot,)
+        d.cloud = {*old, dot} if old else {dot}
         return d
 
     def remove(self, x: Any, before: int | None = None) -> ORSet:
@@ -117,17 +122,17 @@ class ORSet:
                 self.cloud.discard((node, c))
 
     def merge(self, other: ORSet) -> None:
-        merged: dict[str, set[Dot]] = {}
+        merged: dict[str, tuple[Dot, ...]] = {}
         for k in self.entries.keys() | other.entries.keys():
-            mine = self.entries.get(k, set())
-            theirs = other.entries.get(k, set())
+            mine = set(self.entries.get(k, ()))
+            theirs = set(other.entries.get(k, ()))
             keep = (
                 (mine & theirs)
                 | {d for d in mine if not other._seen(d)}
                 | {d for d in theirs if not self._seen(d)}
             )
             if keep:
-                merged[k] = keep
+                merged[k] = tuple(sorted(keep))
         self.entries = merged
         for node, c in other.vv.items():
             if c > self.vv.get(node, 0):
@@ -146,7 +151,7 @@ class ORSet:
 
     def copy(self) -> ORSet:
         c = ORSet(self.node_id)
-        c.entries = {k: set(v) for k, v in self.entries.items()}
+        c.entries = dict(self.entries)
         c.vv = dict(self.vv)
         c.cloud = set(self.cloud)
         c.stamps = dict(self.stamps)
@@ -176,7 +181,7 @@ class ORSet:
     @classmethod
     def from_dict(cls, d: dict[str, Any], node_id: str = "") -> ORSet:
         s = cls(node_id)
-        s.entries = {k: {(n, c) for n, c in v} for k, v in d["entries"].items()}
+        s.entries = {k: tuple(sorted((n, c) for n, c in v)) for k, v in d["entries"].items()}
         s.vv = dict(d["vv"])
         s.cloud = {(n, c) for n, c in d["cloud"]}
         s.stamps = {k: (v[0], v[1]) for k, v in d.get("stamps", {}).items()}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from jarvis.crdt.clocks import HLC
-from jarvis.crdt.resolvers import RESOLVERS, Resolver, Write, latest, resolver_name
+from jarvis.crdt.resolvers import RESOLVERS, Resolver, Write, latest, resolver_name, value_key
 
 
 class LWWRegister:
@@ -26,7 +26,17 @@ class LWWRegister:
 
     def _offer(self, w: Write) -> None:
         cur = self.current
-        if cur is None or self.resolver(w) > self.resolver(cur):
+        if cur is None:
+            self.current = w
+            return
+        if self.resolver is latest:  # the common case, without building key tuples
+            if w[1] > cur[1] or (
+                w[1] == cur[1] and (w[2] > cur[2] or (w[2] == cur[2] and value_key(w[0]) > value_key(cur[0])))
+            ):
+                self.current = w
+            return
+        mine, theirs = self.resolver(w), self.resolver(cur)
+        if mine > theirs or (mine == theirs and value_key(w[0]) > value_key(cur[0])):
             self.current = w
 
     def read(self) -> Any:

@@ -17,14 +17,14 @@ Resolver = Callable[[Write], tuple[Any, ...]]
 CATEGORY_PRIORITY = ("security", "privacy", "performance", "convenience")
 
 
-def _value_key(value: Any) -> str:
-    # Last tie-break, so the order is total even for equal (timestamp, node): merge stays commutative.
+def value_key(value: Any) -> str:
+    """Last tie-break, so the order is total even for equal keys: merge stays commutative."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
 
 
 def latest(w: Write) -> tuple[Any, ...]:
     """Timestamp-based resolution with node-id tie-breaking (the seed's default)."""
-    return (w[1], w[2], _value_key(w[0]))
+    return (w[1], w[2])
 
 
 def category_resolver(w: Write) -> tuple[Any, ...]:
@@ -32,7 +32,7 @@ def category_resolver(w: Write) -> tuple[Any, ...]:
     value = w[0]
     cat = value.get("category") if isinstance(value, dict) else None
     rank = len(CATEGORY_PRIORITY) - CATEGORY_PRIORITY.index(cat) if cat in CATEGORY_PRIORITY else 0
-    return (rank, w[1], w[2], _value_key(value))
+    return (rank, w[1], w[2])
 
 
 RESOLVERS: dict[str, Resolver] = {"latest": latest, "category": category_resolver}

@@ -31,17 +31,20 @@ class Workflow:
             raise ValueError("a workflow definition needs 'states' and an 'initial' state among them")
         self.node_id = node_id
         self.definition = definition
-        self.transitions: dict[TKey, tuple[str, dict[str, Any]]] = {}
+        self.transitions: dict[TKey, tuple[str, dict[str, Any] | None]] = {}
         self.seqs: dict[str, int] = {}
-        self._cache: tuple[int, str, list[dict[str, Any]]] | None = None
+        # (transitions replayed, state, history, greatest key): lets an append in key order extend the
+        # chain in O(1) instead of replaying the whole history.
+        self._cache: tuple[int, str, list[tuple[TKey, str, bool]], TKey | None] | None = None
 
-    def _allowed(self, frm: str, to: str, args: dict[str, Any]) -> bool:
+    def _allowed(self, frm: str, to: str, args: dict[str, Any] | None) -> bool:
         if to not in self.definition["transitions"].get(frm, ()):
             return False
         guard = (self.definition.get("guards") or {}).get(f"{frm}->{to}")
-        return guard is None or GUARDS[guard](frm, to, args)
+        return guard is None or GUARDS[guard](frm, to, args or {})
 
-    def _replay(self) -> tuple[str, list[dict[str, Any]]]:
+    def _replay(self) -> tuple[str, list[tuple[TKey, str, bool]]]:
+        """(current state, [(transition key, state it left from, applied?)]) - compact; see history()."""
         if self._cache is not None and self._cache[0] == len(self.transitions):
             return self._cache[1], self._cache[2]
         state = self.definition["initial"]
@@ -49,19 +52,35 @@ class Workflow:
         for key in sorted(self.transitions):
             to, args = self.transitions[key]
             ok = self._allowed(state, to, args)
-            history.append(
-                {"from": state, "to": to, "timestamp": key[0], "node": key[1], "args": args, "applied": ok}
-            )
+            history.append((key, state, ok))
             if ok:
                 state = to
-        self._cache = (len(self.transitions), state, history)
+        self._cache = (
+            len(self.transitions),
+            state,
+            history,
+            max(self.transitions) if self.transitions else None,
+        )
         return state, history
 
     def state(self) -> str:
         return self._replay()[0]
 
     def history(self) -> list[dict[str, Any]]:
-        return list(self._replay()[1])
+        out = []
+        for key, frm, ok in self._replay()[1]:
+            to, args = self.transitions[key]
+            out.append(
+                {
+                    "from": frm,
+                    "to": to,
+                    "timestamp": key[0],
+                    "node": key[1],
+                    "args": args or {},
+                    "applied": ok,
+                }
+            )
+        return out
 
     def _record(self, to_state: str, timestamp: int, node: str, args: dict[str, Any]) -> Workflow:
         if to_state not in self.definition["states"]:
@@ -69,7 +88,17 @@ class Workflow:
         seq = self.seqs.get(node, 0) + 1
         self.seqs[node] = seq
         key = (timestamp, node, seq)
+        cache = self._cache
         self.transitions[key] = (to_state, args)
+        if (
+            cache is not None
+            and cache[0] == len(self.transitions) - 1
+            and (cache[3] is None or key > cache[3])
+        ):
+            state, history = cache[1], cache[2]
+            ok = self._allowed(state, to_state, args)
+            history.append((key, state, ok))
+            self._cache = (len(self.transitions), to_state if ok else state, history, key)
         d = Workflow.__new__(Workflow)
         d.node_id, d.definition, d._cache = self.node_id, self.definition, None
         d.transitions = {key: (to_state, args)}
@@ -96,8 +125,10 @@ class Workflow:
         return self._record(to_state, timestamp, node, dict(args or {}))
 
     def entered_at(self) -> int | None:
-        applied = [h for h in self._replay()[1] if h["applied"]]
-        return applied[-1]["timestamp"] if applied else None
+        for key, _, ok in reversed(self._replay()[1]):
+            if ok:
+                return key[0]
+        return None
 
     def deadline(self) -> float | None:
         """Epoch seconds by which the current state should be left, if the definition sets one."""
@@ -113,8 +144,7 @@ class Workflow:
         return d is not None and (now if now is not None else time.time()) > d
 
     def value(self) -> dict[str, Any]:
-        state, history = self._replay()
-        return {"state": state, "history": history, "deadline": self.deadline()}
+        return {"state": self.state(), "history": self.history(), "deadline": self.deadline()}
 
     def merge(self, other: Workflow) -> None:
         self.transitions.update(other.transitions)

@@ -1,0 +1,148 @@
+"""CRDT operation speed and state size, one core, beside the seed's table and a naive baseline.
+
+For every type: operations per second of the mutator (including the delta it returns) and bytes of
+state held after N operations, scaled to 1,000,000 operations (tracemalloc: memory allocated by the
+state and still live). The naive baseline does the same mutation on a plain dict/set/list, with no
+CRDT metadata and no delta: the floor a CRDT cannot beat, measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import time
+import tracemalloc
+from collections.abc import Callable
+from typing import Any
+
+from jarvis.crdt import GCounter, Graph, GSet, LWWRegister, ORSet, PNCounter, TimeSeries, Workflow
+
+SEED = {  # the seed's table: ops/s, MB per 1M ops
+    "G-Counter increment": (1_500_000, 24),
+    "PN-Counter increment": (1_200_000, 32),
+    "G-Set add": (800_000, 45),
+    "OR-Set add": (600_000, 67),
+    "LWW-Register write": (900_000, 28),
+    "TimeSeriesCRDT append": (450_000, 89),
+    "GraphCRDT add_vertex": (300_000, 156),
+    "WorkflowCRDT transition": (200_000, 234),
+}
+WF = {
+    "initial": "draft",
+    "states": ["draft", "submitted", "approved", "rejected"],
+    "transitions": {"draft": ["submitted"], "submitted": ["approved", "rejected"], "rejected": ["draft"]},
+}
+CYCLE = ["submitted", "rejected", "draft"]
+
+
+def cases(
+    n: int,
+) -> dict[
+    str, tuple[Callable[[], Any], Callable[[Any, int], Any], Callable[[], Any], Callable[[Any, int], Any]]
+]:
+    """name -> (make state, apply op i, make naive, apply naive op i)."""
+    keys = [f"e{i}" for i in range(n)]
+
+    def naive_wf_step(s: dict, i: int) -> None:
+        to = CYCLE[i % 3]
+        if to in WF["transitions"][s["state"]]:
+            s["state"] = to
+        s["history"].append((i, to))
+
+    return {
+        "G-Counter increment": (
+            lambda: GCounter("a"),
+            lambda s, i: s.increment(1),
+            lambda: {"a": 0},
+            lambda s, i: s.__setitem__("a", s["a"] + 1),
+        ),
+        "PN-Counter increment": (
+            lambda: PNCounter("a"),
+            lambda s, i: s.increment(1),
+            lambda: {"a": 0},
+            lambda s, i: s.__setitem__("a", s["a"] + 1),
+        ),
+        "G-Set add": (lambda: GSet("a"), lambda s, i: s.add(keys[i]), set, lambda s, i: s.add(keys[i])),
+        "OR-Set add": (
+            lambda: ORSet("a"),
+            lambda s, i: s.add(keys[i]),
+            dict,
+            lambda s, i: s.__setitem__(keys[i], ("a", i)),
+        ),
+        "LWW-Register write": (
+            lambda: LWWRegister("a"),
+            lambda s, i: s.write(i, timestamp=i),
+            lambda: [None, 0],
+            lambda s, i: s.__setitem__(0, i) if i >= s[1] else None,
+        ),
+        "TimeSeriesCRDT append": (
+            lambda: TimeSeries("a"),
+            lambda s, i: s.append_data_point(float(i), 1.0),
+            dict,
+            lambda s, i: s.__setitem__(float(i), 1.0),
+        ),
+        "GraphCRDT add_vertex": (
+            lambda: Graph("a"),
+            lambda s, i: s.add_vertex(keys[i]),
+            set,
+            lambda s, i: s.add(keys[i]),
+        ),
+        "WorkflowCRDT transition": (
+            lambda: Workflow("a", WF),
+            lambda s, i: s.transition(CYCLE[i % 3], timestamp=i),
+            lambda: {"state": "draft", "history": []},
+            naive_wf_step,
+        ),
+    }
+
+
+def rate(make: Callable[[], Any], step: Callable[[Any, int], Any], n: int) -> float:
+    s = make()
+    gc.disable()
+    t0 = time.perf_counter()
+    for i in range(n):
+        step(s, i)
+    elapsed = time.perf_counter() - t0
+    gc.enable()
+    return n / elapsed
+
+
+def state_bytes(make: Callable[[], Any], step: Callable[[Any, int], Any], n: int) -> float:
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    s = make()
+    for i in range(n):
+        step(s, i)  # the returned delta is dropped: only the state stays live
+    gc.collect()
+    after = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    del s
+    return (after - before) * (1_000_000 / n)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--quick", action="store_true", help="100,000 operations per type instead of 1,000,000")
+    args = ap.parse_args()
+    n = 100_000 if args.quick else 1_000_000
+    mem_n = min(n, 200_000)
+    rows = []
+    for name, (make, step, naive_make, naive_step) in cases(n).items():
+        ops = max(rate(make, step, n) for _ in range(2))
+        naive = max(rate(naive_make, naive_step, n) for _ in range(2))
+        mb = state_bytes(make, step, mem_n) / 1e6
+        rows.append((name, ops, naive, mb))
+    print(f"{n:,} operations per type, one core; memory: live bytes of the state (tracemalloc) per 1M ops\n")
+    hdr = f"{'operation':<26}{'jarvis ops/s':>14}{'seed ops/s':>12}{'vs seed':>9}{'naive ops/s':>13}{'MB/1M':>8}{'seed MB':>9}"
+    print(hdr)
+    print("-" * len(hdr))
+    for name, ops, naive, mb in rows:
+        seed_ops, seed_mb = SEED[name]
+        print(
+            f"{name:<26}{ops:>14,.0f}{seed_ops:>12,}{ops / seed_ops:>8.2f}x{naive:>13,.0f}{mb:>8.1f}{seed_mb:>9}"
+        )
+
+
+if __name__ == "__main__":
+    main()
