@@ -24,17 +24,17 @@ from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import KafkaException, Producer
-from jarvis.ops import Operation, OperationBatch
-from jarvis.security.crypto import DataKeyring, encrypt_fields
-from jarvis.security.keys import ensure_node_key
-from jarvis.security.signing import sign_batch
 
 from jarvis import topics
 from jarvis.codec import encode_batch
 from jarvis.config import Settings
 from jarvis.config import settings as default_settings
 from jarvis.crdt import HLC
+from jarvis.ops import Operation, OperationBatch
 from jarvis.partitioning import partition_for
+from jarvis.security.crypto import DataKeyring, encrypt_fields
+from jarvis.security.keys import ensure_node_key
+from jarvis.security.signing import sign_batch
 from pipelines.loader import Pipelines
 from pipelines.loader import pipelines as default_pipelines
 

@@ -17,7 +17,6 @@ from typing import Any
 
 import faust
 import orjson
-from jarvis.ops import RejectedOperation
 from prometheus_client import Counter, Gauge, Histogram
 
 from connectors.redis_cache import RedisCache
@@ -25,6 +24,7 @@ from jarvis import topics
 from jarvis.codec import CodecError, decode_verified, encode_rejected
 from jarvis.config import Settings
 from jarvis.materialize import FoldError, ObjectState, apply, new_state
+from jarvis.ops import RejectedOperation
 from pipelines.loader import Pipelines, pipelines
 from streams.app import make_app
 from streams.metrics import install_metrics_page

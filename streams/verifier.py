@@ -11,14 +11,14 @@ from __future__ import annotations
 import time
 
 import faust
-from jarvis.ops import RejectedOperation, VerifiedBatch
-from jarvis.security.keys import TrustStore
 from prometheus_client import Counter
 
 from jarvis import topics
 from jarvis.codec import encode_rejected, encode_verified
 from jarvis.config import Settings
 from jarvis.gate import Gate
+from jarvis.ops import RejectedOperation, VerifiedBatch
+from jarvis.security.keys import TrustStore
 from pipelines.loader import pipelines
 from streams.app import make_app
 from streams.metrics import install_metrics_page

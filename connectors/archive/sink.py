@@ -15,10 +15,10 @@ from typing import Any
 
 import orjson
 import psycopg
-from jarvis.ops import Operation
-from jarvis.security.signing import op_digest
 
 from connectors.archive.migrate import ensure_partitions, has_timescale
+from jarvis.ops import Operation
+from jarvis.security.signing import op_digest
 
 OPS_COLUMNS = (
     "ts", "hlc", "op_id", "object_id", "crdt_type", "kind", "origin_region", "node_id", "payload",
