@@ -71,7 +71,14 @@ def raw_ceiling(n_msgs: int, size: int) -> float:
     admin.create_topics([NewTopic(topic, s.partitions, 1)])[topic].result()
     time.sleep(1)
     consumer = tail_consumer(s.bootstrap(REGION), topic)
-    p = Producer({"bootstrap.servers": s.bootstrap(REGION), "linger.ms": 20, "compression.type": "lz4", "batch.size": 1_000_000})
+    p = Producer(
+        {
+            "bootstrap.servers": s.bootstrap(REGION),
+            "linger.ms": 20,
+            "compression.type": "lz4",
+            "batch.size": 1_000_000,
+        }
+    )
     payload = b"x" * size
     t0 = time.perf_counter()
     for i in range(n_msgs):
@@ -139,7 +146,11 @@ def naive_faust(n_ops: int, objects: int) -> float:
         for i in range(n_ops):
             while True:
                 try:
-                    p.produce(topic, f'{{"object_id": "o{i % objects}", "n": 1}}'.encode(), key=f"o{i % objects}".encode())
+                    p.produce(
+                        topic,
+                        f'{{"object_id": "o{i % objects}", "n": 1}}'.encode(),
+                        key=f"o{i % objects}".encode(),
+                    )
                     break
                 except BufferError:
                     p.poll(0.01)

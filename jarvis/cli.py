@@ -21,6 +21,10 @@ def _mount() -> None:
 
     app.add_typer(db_app, name="db")
     from jarvis.regions_cli import regions_app
+    from jarvis.replay_cli import audit_cmd, replay_cmd
+
+    app.command("replay")(replay_cmd)
+    app.command("audit")(audit_cmd)
 
     app.add_typer(regions_app, name="regions")
     try:

@@ -66,6 +66,7 @@ class Settings:
     schema_registry_url: str | None = None
     llm_url: str | None = None
     kafka_bootstrap: str | None = None  # overrides the local stack's bootstrap for `region`
+    snapshot_every_ops: int = 10_000  # the archiver snapshots an object after this many new ops
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -84,6 +85,7 @@ class Settings:
             schema_registry_url=os.environ.get("JARVIS_SCHEMA_REGISTRY_URL") or None,
             llm_url=os.environ.get("JARVIS_LLM_URL") or None,
             kafka_bootstrap=os.environ.get("JARVIS_KAFKA_BOOTSTRAP") or None,
+            snapshot_every_ops=int(_env("SNAPSHOT_EVERY_OPS", "10000")),
         )
 
     @property

@@ -47,7 +47,9 @@ def workload(client: Client, rng: random.Random, run: str, i: int) -> None:
     elif r < 0.55:
         client.register(f"pricing:{run}-sku-1").write(round(rng.uniform(9, 12), 2))
     elif r < 0.75:
-        client.timeseries(f"quality:{run}-line-1").append_data_point(time.time() + i / 1000, round(rng.gauss(92, 2), 2), {"region": who})
+        client.timeseries(f"quality:{run}-line-1").append_data_point(
+            time.time() + i / 1000, round(rng.gauss(92, 2), 2), {"region": who}
+        )
     elif r < 0.88:
         g = client.graph(f"deps:{run}")
         a, b = rng.sample(["api", "db", "cache", "queue", "auth"], 2)
@@ -55,7 +57,9 @@ def workload(client: Client, rng: random.Random, run: str, i: int) -> None:
         g.add_vertex(b)
         g.add_edge(a, b)
     else:
-        client.workflow(f"order:{run}-1").transition(rng.choice(["picked", "shipped", "delivered", "cancelled"]))
+        client.workflow(f"order:{run}-1").transition(
+            rng.choice(["picked", "shipped", "delivered", "cancelled"])
+        )
 
 
 def summarize(view: dict | None) -> str:
@@ -80,7 +84,13 @@ def main() -> None:
     apps = {r: Client(region=r, node_id=f"demo-app-{r}") for r in s.region_names[:2]}
     n = 20_000
     rng = random.Random(7)
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as progress:
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
         task = progress.add_task("writing in " + " and ".join(apps), total=n)
         for i in range(n):
             workload(apps[s.region_names[i % 2]], rng, run, i)
@@ -98,7 +108,13 @@ def main() -> None:
     views: dict[str, dict[str, dict | None]] = {}
     while time.monotonic() - t0 < 120:
         views = {r: {o: apps[r].read(o) for o in objects} for r in (eu, us)}
-        if all(views[eu][o] and views[us][o] and views[eu][o]["value"] == views[us][o]["value"] and views[eu][o]["ops"] == views[us][o]["ops"] for o in objects):
+        if all(
+            views[eu][o]
+            and views[us][o]
+            and views[eu][o]["value"] == views[us][o]["value"]
+            and views[eu][o]["ops"] == views[us][o]["ops"]
+            for o in objects
+        ):
             break
         time.sleep(0.5)
     waited = time.monotonic() - t0
@@ -111,7 +127,13 @@ def main() -> None:
     for o in objects:
         a, b = views[eu].get(o), views[us].get(o)
         same = bool(a and b and a["value"] == b["value"])
-        table.add_row(o, summarize(a), summarize(b), str(a["ops"] if a else "-"), "[green]yes[/]" if same else "[red]no[/]")
+        table.add_row(
+            o,
+            summarize(a),
+            summarize(b),
+            str(a["ops"] if a else "-"),
+            "[green]yes[/]" if same else "[red]no[/]",
+        )
     console.print(table)
     agree, differing = agreement(digests(s))
     console.print(
@@ -128,9 +150,13 @@ def show_rejection(s, run: str) -> None:
     consumer = tail_consumer(bootstrap, topics.REJECTED)
     forger = create_key(s.home / "demo-untrusted-keys", "demo-app-eu")
     oid = f"inventory:{run}-sku-1"
-    op = Operation(uuid.uuid4().hex, oid, "pncounter", "increment", {"n": 1_000_000}, "demo-app-eu", "eu", HLC("x").now())
+    op = Operation(
+        uuid.uuid4().hex, oid, "pncounter", "increment", {"n": 1_000_000}, "demo-app-eu", "eu", HLC("x").now()
+    )
     digests_, sig = sign_batch([op], forger)
-    value = encode_batch(OperationBatch(uuid.uuid4().hex, "demo-app-eu", forger.key_id, "eu", op.hlc, [op], digests_, sig))
+    value = encode_batch(
+        OperationBatch(uuid.uuid4().hex, "demo-app-eu", forger.key_id, "eu", op.hlc, [op], digests_, sig)
+    )
     p = Producer({"bootstrap.servers": bootstrap})
     p.produce(topics.INGRESS, key=oid.encode(), value=value, partition=partition_for(oid, s.partitions))
     p.flush(10)
@@ -140,7 +166,9 @@ def show_rejection(s, run: str) -> None:
         if msg is not None and not msg.error():
             rec = decode_rejected(msg.value())
             if rec.op_id == op.op_id:
-                console.print(f"[bold]forged +1,000,000 on {oid}[/] -> {topics.REJECTED}: [red]{'; '.join(rec.reasons)}[/]")
+                console.print(
+                    f"[bold]forged +1,000,000 on {oid}[/] -> {topics.REJECTED}: [red]{'; '.join(rec.reasons)}[/]"
+                )
                 break
     consumer.close()
 

@@ -111,14 +111,22 @@ def apply(state: ObjectState, op: Operation, dot: Dot) -> bool:
     """Fold one operation into `state`. Returns False (and changes nothing) for a duplicate."""
     if state.seen(dot):
         return False
+    mutate(state, op, dot)
+    return True
+
+
+def mutate(state: ObjectState, op: Operation, dot: Dot) -> None:
+    """Fold one operation the caller knows is new (replay deduplicates by dot itself)."""
     if op.crdt_type != state.crdt_type:
         raise FoldError(f"{op.object_id} is a {state.crdt_type}, not a {op.crdt_type}")
     _mutate(state.value, op, dot)
-    state.context[f"{dot.origin_region}/{dot.partition}"] = [dot.offset, dot.index]
+    origin = f"{dot.origin_region}/{dot.partition}"
+    last = state.context.get(origin)
+    if last is None or (dot.offset, dot.index) > (last[0], last[1]):
+        state.context[origin] = [dot.offset, dot.index]
     state.ops += 1
     if op.hlc > state.updated_hlc:
         state.updated_hlc = op.hlc
-    return True
 
 
 def _mutate(value: Any, op: Operation, dot: Dot) -> None:
@@ -145,7 +153,11 @@ def _mutate(value: Any, op: Operation, dot: Dot) -> None:
             v = {"category": a["category"], "value": v}
         value.write(v, timestamp=op.hlc, node=op.node_id)
     elif t == "timeseries":
-        value.append_data_point(a["timestamp"], a["value"], a.get("metadata"), node=origin)
+        # The point is named by its dot: the same on every region, whatever the folding order.
+        value.append_data_point(
+            a["timestamp"], a["value"], a.get("metadata"), node=f"{origin}/{dot.partition}",
+            seq=(dot.offset << 20) | dot.index,
+        )  # fmt: skip
     elif t == "graph":
         if kind == "add_vertex":
             value.add_vertex(a["vertex"], timestamp=op.hlc, node=origin)

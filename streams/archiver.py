@@ -18,12 +18,17 @@ from rich.console import Console
 
 from connectors.archive.migrate import migrate
 from connectors.archive.sink import ArchiveRow, ArchiveSink
+from connectors.archive.snapshots import SnapshotPolicy, take_snapshot
+from connectors.replay_sources import SignatureChecker, object_factory
 from jarvis import topics
 from jarvis.codec import CodecError, decode_verified
 from jarvis.config import Settings
+from jarvis.security.keys import TrustStore
+from pipelines.loader import pipelines
 from streams.app import web_port
 
 ARCHIVED = Counter("jarvis_archiver_rows_total", "Operations newly archived", ["region"])
+SNAPSHOTS = Counter("jarvis_archiver_snapshots_total", "Snapshots written to the archive", ["region"])
 SKIPPED = Counter(
     "jarvis_archiver_undecodable_total", "Records on jarvis.ops that did not decode", ["region"]
 )
@@ -48,6 +53,9 @@ def run(settings: Settings, region: str, instance: int = 0, max_batch: int = 200
         console.print(f"archive migrations applied: {', '.join(applied)}")
     start_http_server(web_port(settings, "archiver", region, instance), addr=settings.host)
     sink = ArchiveSink(settings.postgres_dsn)
+    policy = SnapshotPolicy(settings.snapshot_every_ops)
+    create = object_factory(pipelines())
+    checker = SignatureChecker(TrustStore(settings.keys_dir))
     consumer = Consumer(
         {
             "bootstrap.servers": settings.bootstrap(region),
@@ -101,6 +109,13 @@ def run(settings: Settings, region: str, instance: int = 0, max_batch: int = 200
             else:
                 raise SystemExit("archive unreachable; offsets not committed, nothing lost")
             consumer.commit(asynchronous=False)
+            policy.saw([r.op.object_id for r in rows])
+            for oid in policy.due():
+                try:
+                    if take_snapshot(sink.conn, oid, region, create, checker) is not None:
+                        SNAPSHOTS.labels(region).inc()
+                except Exception as e:  # noqa: BLE001 - a snapshot is an optimisation; never stop archiving
+                    console.print(f"[yellow]snapshot of {oid} failed:[/] {e}")
     finally:
         consumer.close()
         sink.close()

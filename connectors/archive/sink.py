@@ -23,7 +23,7 @@ from jarvis.security.signing import op_digest
 OPS_COLUMNS = (
     "ts", "hlc", "op_id", "object_id", "crdt_type", "kind", "origin_region", "node_id", "payload",
     "encrypted_fields", "signature", "batch_id", "op_index", "dot_partition", "dot_offset", "dot_index",
-    "content_sha256",
+    "content_sha256", "op_region", "metadata",
 )  # fmt: skip
 
 
@@ -48,6 +48,7 @@ class ArchiveRow:
             hlc_time(op.hlc), op.hlc, op.op_id, op.object_id, op.crdt_type, op.kind, self.origin_region,
             op.node_id, orjson.dumps(op.args).decode(), list(op.encrypted_fields), self.signature,
             self.batch_id, self.op_index, self.partition, self.offset, self.index, op_digest(op),
+            op.region, orjson.dumps(op.metadata).decode(),
         )  # fmt: skip
 
 

@@ -27,11 +27,20 @@ class TimeSeries:
         self.watermark: PointKey | None = None
 
     def append_data_point(
-        self, timestamp: float, value: float, metadata: dict[str, Any] | None = None, node: str | None = None
+        self,
+        timestamp: float,
+        value: float,
+        metadata: dict[str, Any] | None = None,
+        node: str | None = None,
+        seq: int | None = None,
     ) -> TimeSeries:
+        """Append a point. `seq` (with `node`) names the point when the caller has a stable identity
+        for it (the fold passes the operation's dot), so the order of appends does not matter."""
         node = node or self.node_id
-        seq = self.seqs.get(node, 0) + 1
-        self.seqs[node] = seq
+        if seq is None:
+            seq = self.seqs.get(node, 0) + 1
+        if seq > self.seqs.get(node, 0):
+            self.seqs[node] = seq
         key = (float(timestamp), node, seq)
         point = (float(value), metadata)
         d = TimeSeries.__new__(TimeSeries)

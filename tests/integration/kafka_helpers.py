@@ -14,8 +14,6 @@ def producer(bootstrap: str) -> Producer:
     return Producer({"bootstrap.servers": bootstrap, "linger.ms": 0, "enable.idempotence": True})
 
 
-
-
 def wait_for(consumer: Consumer, match: Callable[[bytes | None, bytes | None], bool], timeout: float = 30.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
