@@ -168,6 +168,9 @@ def _mutate(value: Any, op: Operation, dot: Dot) -> None:
         else:
             value.remove_edge(a["src"], a["dst"], before=op.hlc)
     elif t == "workflow":
-        value.record_transition(a["to_state"], timestamp=op.hlc, node=op.node_id, args=a.get("args") or {})
+        value.record_transition(
+            a["to_state"], timestamp=op.hlc, node=op.node_id, args=a.get("args") or {},
+            seq=(dot.offset << 20) | dot.index,
+        )  # fmt: skip
     else:  # pragma: no cover - the verifier rejects unknown types
         raise FoldError(f"unknown CRDT type {t!r}")

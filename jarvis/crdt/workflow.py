@@ -82,11 +82,15 @@ class Workflow:
             )
         return out
 
-    def _record(self, to_state: str, timestamp: int, node: str, args: dict[str, Any]) -> Workflow:
+    def _record(
+        self, to_state: str, timestamp: int, node: str, args: dict[str, Any], seq: int | None = None
+    ) -> Workflow:
         if to_state not in self.definition["states"]:
             raise ValueError(f"unknown state {to_state!r}; states: {', '.join(self.definition['states'])}")
-        seq = self.seqs.get(node, 0) + 1
-        self.seqs[node] = seq
+        if seq is None:
+            seq = self.seqs.get(node, 0) + 1
+        if seq > self.seqs.get(node, 0):
+            self.seqs[node] = seq
         key = (timestamp, node, seq)
         cache = self._cache
         self.transitions[key] = (to_state, args)
@@ -119,10 +123,16 @@ class Workflow:
         return self._record(to_state, ts, node or self.node_id, args)
 
     def record_transition(
-        self, to_state: str, timestamp: int, node: str, args: dict[str, Any] | None = None
+        self,
+        to_state: str,
+        timestamp: int,
+        node: str,
+        args: dict[str, Any] | None = None,
+        seq: int | None = None,
     ) -> Workflow:
-        """Record a transition from the log without judging it now: replay decides whether it applies."""
-        return self._record(to_state, timestamp, node, dict(args or {}))
+        """Record a transition from the log without judging it now: replay decides whether it applies.
+        `seq` names the transition when the caller has a stable identity for it (the fold's dot)."""
+        return self._record(to_state, timestamp, node, dict(args or {}), seq)
 
     def entered_at(self) -> int | None:
         for key, _, ok in reversed(self._replay()[1]):

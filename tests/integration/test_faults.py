@@ -3,6 +3,7 @@ double-count an operation (Faust issue #340 lost 644 of 300,000 increments this 
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 
@@ -59,11 +60,14 @@ def test_kill_9_mid_stream_counts_exactly(stack, role: str) -> None:
     query_url = stack.settings.region_config(region).query_url
     proc = worker_proc(stack.settings, role, region)
     assert proc.running(), f"the {role} worker of {region} is not running"
-    produce_increments(region, object_id, TOTAL)
-    seen = wait_for_progress(query_url, object_id, 1, TOTAL // 2)
+    # Produce while the worker folds, so the kill lands mid-stream however fast the pipeline is.
+    producer = threading.Thread(target=produce_increments, args=(region, object_id, TOTAL))
+    producer.start()
+    seen = wait_for_progress(query_url, object_id, 1, TOTAL * 9 // 10)
     proc.kill9()
     assert not proc.running()
     proc.start()
+    producer.join(timeout=180)
     final = settle(query_url, object_id, TOTAL)
     assert final == TOTAL, f"{role} killed at {seen}: counter reads {final}, expected {TOTAL}"
 

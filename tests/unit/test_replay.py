@@ -42,6 +42,10 @@ def trace(rng: random.Random, ctype: str, oid: str, n: int) -> list[SourcedOp]:
                 ]
             ),
             "lww": lambda i=i: ("write", {"value": i}),
+            "workflow": lambda: (
+                "transition",
+                {"to_state": rng.choice(["submitted", "approved", "draft", "rejected"])},
+            ),
             "pncounter": lambda: rng.choice([("increment", {"n": 2}), ("decrement", {"n": 1})]),
             "timeseries": lambda i=i: ("append", {"timestamp": rng.randint(0, 5), "value": i}),
         }[ctype]()
@@ -50,8 +54,11 @@ def trace(rng: random.Random, ctype: str, oid: str, n: int) -> list[SourcedOp]:
     return out
 
 
+WF = pipelines().rule_for("wf:1").workflow.as_dict()
+
+
 def live_fold(ops: list[SourcedOp], oid: str, ctype: str, upto: int | None = None) -> ObjectState:
-    s = new_state(oid, ctype, max_points=1000)
+    s = create(oid, ctype)
     for so in sorted(ops, key=lambda so: so.dot):  # the live fold: each origin in dot order
         if upto is None or so.op.hlc <= upto:
             apply(s, so.op, so.dot)
@@ -59,7 +66,7 @@ def live_fold(ops: list[SourcedOp], oid: str, ctype: str, upto: int | None = Non
 
 
 def create(oid: str, ctype: str) -> ObjectState:
-    return new_state(oid, ctype, max_points=1000)
+    return new_state(oid, ctype, max_points=1000, workflow=WF if ctype == "workflow" else None)
 
 
 def ok(_: SourcedOp) -> None:
