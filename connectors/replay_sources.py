@@ -26,7 +26,7 @@ from jarvis.codec import CodecError, decode_verified
 from jarvis.config import Settings
 from jarvis.materialize import ObjectState, new_state
 from jarvis.ops import Dot, Operation
-from jarvis.replay import SourcedOp
+from jarvis.replay import ReplayReport, SourcedOp, replay
 from jarvis.security.keys import TrustStore
 from jarvis.security.signing import SignatureError, op_digest, verify_batch
 from pipelines.loader import Pipelines, pipelines
@@ -241,3 +241,26 @@ def live_view(settings: Settings, region: str, object_id: str) -> dict[str, Any]
         if e.code == 404:
             return None
         raise
+
+
+def replay_from_archive(
+    settings: Settings,
+    object_id: str,
+    at_hlc: int | None,
+    create: Callable[[str, str], ObjectState],
+    verify: Callable[[SourcedOp], str | None],
+) -> ReplayReport:
+    """Nearest snapshot at or before T, then the archived operations it does not cover."""
+    with psycopg.connect(settings.postgres_dsn) as conn:
+        snap = latest_snapshot(conn, object_id, at_hlc)
+        start = snap.state if snap else None
+        return replay(
+            object_id,
+            archive_ops(conn, object_id, at_hlc, start),
+            source="archive",
+            at_hlc=at_hlc,
+            create=create,
+            verify=verify,
+            start=start,
+            snapshot=snap.info if snap else None,
+        )

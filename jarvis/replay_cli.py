@@ -43,11 +43,10 @@ def run_replay(object_id: str, at: dt.datetime | None, source: Source, region: s
     """Replay one object; returns the report (with the live view attached when there is no --at)."""
     from connectors.replay_sources import (
         SignatureChecker,
-        archive_ops,
         kafka_ops,
-        latest_snapshot,
         live_view,
         object_factory,
+        replay_from_archive,
     )
     from jarvis.replay import hlc_at, replay
     from jarvis.security.keys import TrustStore
@@ -73,21 +72,7 @@ def run_replay(object_id: str, at: dt.datetime | None, source: Source, region: s
             verify=checker,
         )
     else:
-        import psycopg
-
-        with psycopg.connect(s.postgres_dsn) as conn:
-            snap = latest_snapshot(conn, object_id, at_hlc)
-            start = snap.state if snap else None
-            report = replay(
-                object_id,
-                archive_ops(conn, object_id, at_hlc, start),
-                source="archive",
-                at_hlc=at_hlc,
-                create=create,
-                verify=checker,
-                start=start,
-                snapshot=snap.info if snap else None,
-            )
+        report = replay_from_archive(s, object_id, at_hlc, create, checker)
     if at is None:
         report.live = live_view(s, region, object_id) or {}
     return report

@@ -9,6 +9,7 @@ through Redis, which every fold worker of the region feeds.
   GET /v1/objects/{id}/range?from=&to=&window=&agg=   time-series range or windowed aggregate
   GET /v1/objects/{id}/path?from=&to=        graph shortest path
   GET /v1/objects/{id}/watch                 server-sent events: the view now, then every change
+  GET /v1/objects/{id}/history?at=&limit=   replay from the archive: operations, signatures, value
   GET /v1/digest                             digest of the locally owned state, per partition
 """
 
@@ -32,6 +33,21 @@ def _error(web: faust.web.Web, status: int, message: str) -> faust.web.Response:
     return web.json({"error": message}, status=status)
 
 
+def _until_ready(view: Any) -> Any:
+    """Answer 503 (JSON, retryable) while the table router has no partition assignment yet."""
+
+    async def guarded(web: faust.web.Web, request: Any, **kwargs: Any) -> faust.web.Response:
+        try:
+            return await view(web, request, **kwargs)
+        except (TypeError, KeyError, AttributeError) as e:
+            if web.app.rebalancing or not web.app.assignor.assigned_actives():
+                return _error(web, 503, f"the fold is starting (partitions not assigned yet): {e}; retry")
+            raise
+
+    guarded.__name__ = view.__name__
+    return guarded
+
+
 def install_query_views(app: faust.App, state: Any) -> None:
     table = state.table
     region = state.region
@@ -43,6 +59,7 @@ def install_query_views(app: faust.App, state: Any) -> None:
         return st, None
 
     @app.page("/v1/objects/{object_id}")
+    @_until_ready
     @app.table_route(table=table, match_info="object_id")
     async def get_object(web: faust.web.Web, request: Any, object_id: str) -> faust.web.Response:
         st, err = lookup(web, object_id)
@@ -65,6 +82,7 @@ def install_query_views(app: faust.App, state: Any) -> None:
         return web.json({"region": region, "prefix": prefix, "objects": views, "next": nxt})
 
     @app.page("/v1/objects/{object_id}/range")
+    @_until_ready
     @app.table_route(table=table, match_info="object_id")
     async def ts_range(web: faust.web.Web, request: Any, object_id: str) -> faust.web.Response:
         st, err = lookup(web, object_id)
@@ -86,6 +104,7 @@ def install_query_views(app: faust.App, state: Any) -> None:
             return _error(web, 400, str(e))
 
     @app.page("/v1/objects/{object_id}/path")
+    @_until_ready
     @app.table_route(table=table, match_info="object_id")
     async def graph_path(web: faust.web.Web, request: Any, object_id: str) -> faust.web.Response:
         st, err = lookup(web, object_id)
@@ -123,6 +142,28 @@ def install_query_views(app: faust.App, state: Any) -> None:
             await pubsub.aclose()
         return resp
 
+    @app.page("/v1/objects/{object_id}/history")
+    async def history(web: faust.web.Web, request: Any, object_id: str) -> faust.web.Response:
+        import datetime as dt
+
+        from jarvis.replay import hlc_at
+
+        q = request.query
+        try:
+            limit = min(10_000, max(0, int(q.get("limit", "100"))))
+            at = hlc_at(dt.datetime.fromisoformat(q["at"])) if "at" in q else None
+        except ValueError as e:
+            return _error(web, 400, f"bad query: {e} (at is ISO-8601, limit an integer)")
+        try:
+            report = await asyncio.to_thread(_archive_replay, object_id, at)
+        except Exception as e:  # noqa: BLE001 - the archive is another service; say what failed
+            return _error(web, 503, f"archive unavailable: {type(e).__name__}: {e}")
+        if report.state is None and not report.failures:
+            return _error(web, 404, f"no archived operations of {object_id!r}")
+        body = report.as_dict(history_limit=limit)
+        body["region"] = region
+        return web.bytes(orjson.dumps(body, default=str), content_type="application/json")
+
     @app.page("/v1/digest")
     async def digest(web: faust.web.Web, request: Any) -> faust.web.Response:
         n = app.conf.topic_partitions
@@ -139,3 +180,15 @@ def install_query_views(app: faust.App, state: Any) -> None:
             )
         parts = {str(p): h.hexdigest() for p, h in sorted(per_partition.items())}
         return web.json({"region": region, "objects": len(table), "partitions": parts})
+
+
+def _archive_replay(object_id: str, at_hlc: int | None) -> Any:
+    from connectors.replay_sources import SignatureChecker, object_factory, replay_from_archive
+    from jarvis.config import settings
+    from jarvis.security.keys import TrustStore
+    from pipelines.loader import pipelines
+
+    s = settings()
+    return replay_from_archive(
+        s, object_id, at_hlc, object_factory(pipelines()), SignatureChecker(TrustStore(s.keys_dir))
+    )

@@ -89,9 +89,10 @@ class Stack:
         report("mirrormaker 2 replicating " + ", ".join(self._mirror_topic_names()))
 
         if workers:
-            from jarvis.stack.workers import start_workers
+            from jarvis.stack.workers import start_workers, wait_for_queries
 
             start_workers(s, report)
+            wait_for_queries(s, report)
         return time.monotonic() - t0
 
     def _start_redis(self, report: Report) -> None:

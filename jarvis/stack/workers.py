@@ -5,7 +5,11 @@ Roles register here as they land; `--no-workers` leaves them all out.
 
 from __future__ import annotations
 
+import json
 import sys
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 
 from jarvis.config import Settings
@@ -31,3 +35,33 @@ def start_workers(settings: Settings, report: Callable[[str], None]) -> None:
         if not proc.running():
             proc.start()
             report(f"started {proc.name}")
+
+
+def query_ready(query_url: str) -> bool:
+    """True once the fold answers object reads: a JSON 404 for an object nobody wrote is the proof."""
+    try:
+        with urllib.request.urlopen(f"{query_url}/v1/objects/jarvis:readiness-probe", timeout=2) as r:
+            return r.status == 200
+    except urllib.error.HTTPError as e:
+        if e.code != 404:
+            return False
+        try:
+            return "error" in json.loads(e.read() or b"{}")
+        except ValueError:
+            return False
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def wait_for_queries(settings: Settings, report: Callable[[str], None], timeout: float = 120) -> None:
+    """Block until every region's query API routes object reads (partitions assigned, tables ready)."""
+    deadline = time.monotonic() + timeout
+    for region in settings.regions:
+        while not query_ready(region.query_url):
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"the fold worker of {region.name} did not start serving {region.query_url} in {timeout:.0f} s; "
+                    f"see {settings.home / 'logs' / f'worker-fold-{region.name}.log'}"
+                )
+            time.sleep(0.25)
+        report(f"query API of {region.name} ready at {region.query_url}")

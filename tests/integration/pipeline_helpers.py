@@ -18,7 +18,10 @@ def get_json(url: str, timeout: float = 5.0) -> tuple[int, Any]:
         with urllib.request.urlopen(url, timeout=timeout) as resp:
             return resp.status, json.loads(resp.read())
     except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"null")
+        try:
+            return e.code, json.loads(e.read() or b"null")
+        except ValueError:
+            return e.code, None
     except (urllib.error.URLError, ConnectionError, TimeoutError):
         return 0, None  # the worker is (re)starting
 
