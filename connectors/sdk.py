@@ -117,6 +117,23 @@ class Client:
     def workflow(self, object_id: str) -> WorkflowHandle:
         return WorkflowHandle(self, object_id, self._type_of(object_id, ("workflow",)))
 
+    @property
+    def tasks(self) -> Tasks:
+        """Agent tasks: `client.tasks.submit("summarise", {"object_id": ...})`."""
+        return Tasks(self)
+
+    def produce_raw(self, topic: str, key: bytes, value: bytes | None) -> None:
+        """Produce one record (not an operation) with this client's producer; `flush()` waits for it."""
+        while True:
+            try:
+                self._producer.produce(
+                    topic, key=key, value=value, on_delivery=self._on_delivery([key.decode()])
+                )
+                break
+            except BufferError:
+                self._producer.poll(0.05)
+        self._producer.poll(0)
+
     # -- producing --------------------------------------------------------------------------------
     def emit(self, object_id: str, crdt_type: str, kind: str, args: dict[str, Any]) -> str:
         """Queue one operation; it is signed and sent with its partition's batch. Returns the op id."""
@@ -325,3 +342,59 @@ class GraphHandle(_Handle):
 class WorkflowHandle(_Handle):
     def transition(self, to_state: str, **args: Any) -> str:
         return self._emit("transition", {"to_state": to_state, "args": args})
+
+
+class Tasks:
+    """Submitting agent tasks. Each task's lifecycle is the workflow object `task:<id>`."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    def submit(
+        self,
+        handler: str,
+        payload: dict[str, Any] | None = None,
+        *,
+        capabilities: list[str] | None = None,
+        priority: int = 0,
+        deadline_s: float | None = None,
+        max_attempts: int = 3,
+        backoff_ms: int = 500,
+        task_id: str | None = None,
+    ) -> str:
+        """Queue a task for the agent workers; returns its id. Capabilities default to the handler's."""
+        import time
+
+        from jarvis.tasks import Task, encode_task
+
+        if capabilities is None:
+            from jarvis.agents import discover
+
+            known = discover()
+            if handler not in known:
+                raise ObjectError(
+                    f"unknown handler {handler!r} here (installed: {', '.join(sorted(known))}); "
+                    "pass capabilities= explicitly for a handler only the workers have"
+                )
+            capabilities = sorted(known[handler].capabilities)
+        if max_attempts < 1:
+            raise ObjectError("max_attempts must be at least 1")
+        c = self.client
+        task = Task(
+            task_id=task_id or uuid.uuid4().hex,
+            handler=handler,
+            capabilities=sorted(set(capabilities)),
+            payload=payload or {},
+            priority=priority,
+            deadline_ms=int((time.time() + deadline_s) * 1000) if deadline_s is not None else None,
+            max_attempts=max_attempts,
+            submitted_hlc=c.hlc.now(),
+            backoff_ms=backoff_ms,
+            region=c.region,
+        )
+        c.workflow(task.object_id).transition(
+            "submitted", handler=handler, capabilities=task.capabilities, priority=priority,
+            deadline_ms=task.deadline_ms, max_attempts=max_attempts,
+        )  # fmt: skip
+        c.produce_raw(topics.TASKS, task.task_id.encode(), encode_task(task))
+        return task.task_id

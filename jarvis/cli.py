@@ -25,6 +25,9 @@ def _mount() -> None:
 
     app.command("replay")(replay_cmd)
     app.command("audit")(audit_cmd)
+    from jarvis.task_cli import task_app
+
+    app.add_typer(task_app, name="task")
 
     app.add_typer(regions_app, name="regions")
     try:

@@ -27,6 +27,15 @@ def worker(
         help="Instance number: several instances of a role share partitions; each needs its own port.",
     ),
     loglevel: str = typer.Option("warn", "--loglevel", "-l", help="crit, error, warn, info or debug."),
+    capabilities: str | None = typer.Option(
+        None,
+        "--capabilities",
+        help="agent: comma-separated capabilities (default: every installed handler's).",
+    ),
+    concurrency: int | None = typer.Option(
+        None, "--concurrency", help="agent: tasks run at once (default 8)."
+    ),
+    name: str | None = typer.Option(None, "--name", help="agent: worker name (its node id and signing key)."),
 ) -> None:
     """Run one pipeline worker in the foreground (each role is a consumer group)."""
     s = settings()
@@ -39,6 +48,10 @@ def worker(
         module = importlib.import_module(f"streams.{role.value}")
     except ModuleNotFoundError:
         raise typer.BadParameter(f"the {role.value} worker is not built yet") from None
+    if role is Role.agent:
+        caps = [c.strip() for c in capabilities.split(",")] if capabilities else None
+        module.run(s, region, instance, capabilities=caps, concurrency=concurrency, name=name)
+        return
     if hasattr(module, "run"):  # a plain consumer-group worker, not a Faust app
         module.run(s, region, instance)
         return

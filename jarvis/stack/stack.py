@@ -209,6 +209,8 @@ def ensure_topics(bootstrap: str, partitions: int) -> None:
         topics.OPS: {"compression.type": "producer"},
         topics.REJECTED: {"retention.ms": str(30 * 24 * 3600 * 1000)},
         topics.TASKS: {},
+        topics.TASKS_DEAD: {"retention.ms": str(30 * 24 * 3600 * 1000)},
+        topics.AGENTS: {"cleanup.policy": "compact", "segment.ms": "60000"},
     }
     new = [
         NewTopic(name, num_partitions=partitions, replication_factor=1, config=conf)

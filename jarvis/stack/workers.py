@@ -16,7 +16,7 @@ from jarvis.config import Settings
 from jarvis.stack.procs import Proc
 
 # Roles started per region by `jarvis stack up`, in start order.
-ROLES: tuple[str, ...] = ("verifier", "fold", "archiver")
+ROLES: tuple[str, ...] = ("verifier", "fold", "archiver", "agent")
 
 
 def worker_proc(settings: Settings, role: str, region: str, instance: int = 0) -> Proc:
