@@ -394,7 +394,8 @@ class Tasks:
         )
         c.workflow(task.object_id).transition(
             "submitted", handler=handler, capabilities=task.capabilities, priority=priority,
-            deadline_ms=task.deadline_ms, max_attempts=max_attempts,
+            # Epoch seconds, not ms: the verifier caps numbers in args at 1e12.
+            deadline=task.deadline_ms / 1000 if task.deadline_ms else None, max_attempts=max_attempts,
         )  # fmt: skip
         c.produce_raw(topics.TASKS, task.task_id.encode(), encode_task(task))
         return task.task_id

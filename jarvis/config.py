@@ -23,10 +23,11 @@ class RegionConfig:
     name: str
     index: int
     host: str = "127.0.0.1"
+    port_offset: int = 0  # shifts every port of the region: a second stack beside the first
 
     @property
     def kafka_port(self) -> int:
-        return KAFKA_BASE_PORT + 10 * self.index
+        return KAFKA_BASE_PORT + 10 * self.index + self.port_offset
 
     @property
     def controller_port(self) -> int:
@@ -38,7 +39,7 @@ class RegionConfig:
 
     @property
     def query_port(self) -> int:
-        return QUERY_BASE_PORT + self.index
+        return QUERY_BASE_PORT + self.index + self.port_offset
 
     @property
     def query_url(self) -> str:
@@ -67,6 +68,7 @@ class Settings:
     llm_url: str | None = None
     kafka_bootstrap: str | None = None  # overrides the local stack's bootstrap for `region`
     snapshot_every_ops: int = 10_000  # the archiver snapshots an object after this many new ops
+    port_offset: int = 0  # added to every Kafka and query port (JARVIS_PORT_OFFSET)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -86,11 +88,14 @@ class Settings:
             llm_url=os.environ.get("JARVIS_LLM_URL") or None,
             kafka_bootstrap=os.environ.get("JARVIS_KAFKA_BOOTSTRAP") or None,
             snapshot_every_ops=int(_env("SNAPSHOT_EVERY_OPS", "10000")),
+            port_offset=int(_env("PORT_OFFSET", "0")),
         )
 
     @property
     def regions(self) -> list[RegionConfig]:
-        return [RegionConfig(name, i, self.host) for i, name in enumerate(self.region_names)]
+        return [
+            RegionConfig(name, i, self.host, self.port_offset) for i, name in enumerate(self.region_names)
+        ]
 
     def region_config(self, name: str) -> RegionConfig:
         for r in self.regions:

@@ -281,7 +281,7 @@ class Executor:
         self._mark(task, "failed", error=error[:2000])
         if retryable and task.attempt + 1 < task.max_attempts:
             nxt = task.next_attempt(int(time.time() * 1000))
-            self._mark(task, "retried", next_attempt=nxt.attempt, not_before_ms=nxt.not_before_ms)
+            self._mark(task, "retried", next_attempt=nxt.attempt, not_before=(nxt.not_before_ms or 0) / 1000)
             RETRIES.labels(self.region, task.handler).inc()
             self.client.produce_raw(topics.TASKS, task.task_id.encode(), encode_task(nxt))
         else:

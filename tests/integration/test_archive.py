@@ -193,6 +193,9 @@ def test_kill_9_of_the_archiver_loses_and_duplicates_nothing(stack) -> None:
             c = Client(region="eu", node_id="archive-kill")
             for i in range(total):
                 c.counter(objects[i % 20]).increment(1)
+                if i % 1000 == 999:  # a steady stream, so the kill lands between archive batches
+                    c.flush(timeout=120)
+                    time.sleep(0.05)
             c.flush(timeout=120)
 
         t = threading.Thread(target=produce)

@@ -1,0 +1,350 @@
+"""Archive speed in region eu of the real local stack (the eu archiver worker must be running).
+
+(a) rows/s archived end to end: N counter increments from the SDK (node bench-archive) over 100 objects
+    `ctr:archbench-<run>-<i>`, from the first produce until jarvis.ops holds all N rows (SDK -> verifier
+    -> jarvis.ops -> archiver -> PostgreSQL); also the archiver's own window, first row to last.
+    Baseline in the same run: a raw psycopg COPY of the same N rows (read back from jarvis.ops, the
+    archiver's columns) into a TEMP table shaped like jarvis.ops; rows/s and the ratio (target >= 50%).
+(b) replay speed of one object `ctr:replaybench-<run>` with M increments: `run_replay` from Kafka and
+    from the archive without a snapshot, then, after one `take_snapshot`, from the archive again.
+    Seconds, the object's ops per second (M / seconds), and whether the replayed value equals M.
+    Target: under 5 s from the archive with snapshots for 1M operations. The archivers snapshot the
+    object on their own (every JARVIS_SNAPSHOT_EVERY_OPS): those are deleted first. A replay from scratch
+    holds every archived row's batch digests (~16 KB a row with the SDK's batches of 500); it is skipped
+    when they would not fit in 60% of the free memory.
+Run `jarvis stack up` first. `--quick` for a small run (N 20,000, M 100,000).
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import threading
+import time
+import uuid
+from typing import Any
+
+import orjson
+import psycopg
+import redis
+
+from connectors.archive.sink import OPS_COLUMNS
+from connectors.archive.snapshots import take_snapshot
+from connectors.redis_cache import obj_key
+from connectors.replay_sources import SignatureChecker, live_view, object_factory
+from connectors.sdk import Client
+from jarvis.config import settings
+from jarvis.replay_cli import Source, run_replay
+from jarvis.security.keys import TrustStore
+from pipelines.loader import pipelines
+
+REGION = "eu"
+OBJECTS = 100
+
+
+def archived(conn: psycopg.Connection, object_ids: list[str]) -> int:
+    # `= ANY` of the run's ids counts the same rows as `LIKE '<prefix>%'` but through the index.
+    return conn.execute(
+        "SELECT count(*) FROM jarvis.ops WHERE object_id = ANY(%s)", (object_ids,)
+    ).fetchone()[0]
+
+
+class CountWatcher(threading.Thread):
+    """Polls the archived row count; remembers when the first row and the last arrived."""
+
+    def __init__(self, dsn: str, object_ids: list[str], total: int, interval: float = 0.05) -> None:
+        super().__init__(daemon=True)
+        self.dsn, self.object_ids, self.total, self.interval = dsn, object_ids, total, interval
+        self.first: float | None = None
+        self.done: float | None = None
+        self.count = 0
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            while not self.stop.is_set():
+                self.count = archived(conn, self.object_ids)
+                now = time.perf_counter()
+                if self.count and self.first is None:
+                    self.first = now
+                if self.count >= self.total:
+                    self.done = now
+                    return
+                time.sleep(self.interval)
+
+    def wait(self, timeout: float) -> None:
+        self.join(timeout)
+        self.stop.set()
+        if self.done is None:
+            raise SystemExit(f"only {self.count} of {self.total} rows archived within {timeout:.0f} s")
+
+
+class FoldWatcher(threading.Thread):
+    """Polls the fold's Redis cache; remembers when the counters' values add up to the total."""
+
+    def __init__(self, object_ids: list[str], total: int, interval: float = 0.05) -> None:
+        super().__init__(daemon=True)
+        self.keys = [obj_key(REGION, o) for o in object_ids]
+        self.total, self.interval = total, interval
+        self.redis = redis.Redis.from_url(settings().redis_url, socket_timeout=10)
+        self.done: float | None = None
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            views = [orjson.loads(r) for r in self.redis.mget(self.keys) if r is not None]
+            if sum(v["value"] for v in views) >= self.total:
+                self.done = time.perf_counter()
+                return
+            time.sleep(self.interval)
+
+
+def read_value(oid: str) -> Any:
+    """The live value over HTTP (None while unknown or while the fold restarts).
+
+    Same as tests/integration/pipeline_helpers.read_value, which `python benchmarks/archive.py` cannot
+    import (`tests` is not an installed package).
+    """
+    try:
+        view = live_view(settings(), REGION, oid)
+    except Exception:  # noqa: BLE001 - a 503 or a refused connection: not ready yet
+        return None
+    return None if view is None else view["value"]
+
+
+def produce(client: Client, object_ids: list[str], n: int) -> None:
+    handles = [client.counter(o) for o in object_ids]
+    for i in range(n):
+        handles[i % len(handles)].increment(1)
+    client.flush(timeout=600)
+
+
+# -- (a) archiving ---------------------------------------------------------------------------------
+def archive_rate(dsn: str, client: Client, run: str, n: int) -> dict[str, Any]:
+    prefix = f"ctr:archbench-{run}-"
+    ids = [f"{prefix}{i}" for i in range(OBJECTS)]
+    watcher = CountWatcher(dsn, ids, n)
+    fold = FoldWatcher(ids, n)
+    t0 = time.perf_counter()
+    watcher.start()
+    fold.start()
+    produce(client, ids, n)
+    produced = time.perf_counter()
+    watcher.wait(max(300.0, n / 200))
+    fold.join(30)
+    fold.stop.set()
+    assert watcher.first is not None and watcher.done is not None
+    with psycopg.connect(dsn) as conn:
+        like = conn.execute(
+            "SELECT count(*) FROM jarvis.ops WHERE object_id LIKE %s", (prefix + "%",)
+        ).fetchone()[0]
+        copy_rate = raw_copy_rate(conn, ids)
+    return {
+        "end_to_end": n / (watcher.done - t0),
+        "window": n / max(1e-9, watcher.done - watcher.first),
+        "produce_s": produced - t0,
+        "seconds": watcher.done - t0,
+        "fold_s": None if fold.done is None else fold.done - t0,
+        "like_count": like,
+        "copy": copy_rate,
+    }
+
+
+def raw_copy_rate(conn: psycopg.Connection, object_ids: list[str]) -> float:
+    """COPY of the same rows (same columns, as the archiver writes them) into a TEMP table like jarvis.ops."""
+    cols = ", ".join(f"{c}::text" if c in ("payload", "metadata") else c for c in OPS_COLUMNS)
+    rows = conn.execute(f"SELECT {cols} FROM jarvis.ops WHERE object_id = ANY(%s)", (object_ids,)).fetchall()
+    conn.execute("CREATE TEMP TABLE bench_copy (LIKE jarvis.ops INCLUDING DEFAULTS)")
+    conn.commit()
+    t0 = time.perf_counter()
+    with conn.cursor() as cur, cur.copy(f"COPY bench_copy ({', '.join(OPS_COLUMNS)}) FROM STDIN") as copy:
+        for r in rows:
+            copy.write_row(r)
+    conn.commit()
+    elapsed = time.perf_counter() - t0
+    copied = conn.execute("SELECT count(*) FROM bench_copy").fetchone()[0]
+    conn.execute("DROP TABLE bench_copy")
+    conn.commit()
+    if copied != len(rows):
+        raise SystemExit(f"raw COPY wrote {copied} of {len(rows)} rows")
+    return len(rows) / elapsed
+
+
+# -- (b) replay ------------------------------------------------------------------------------------
+class RecordCount:
+    """Stands in for run_replay's progress bar: keeps the Kafka records read."""
+
+    def __init__(self) -> None:
+        self.done = self.total = 0
+
+    def add_task(self, *args: Any, **kwargs: Any) -> int:
+        return 0
+
+    def update(self, task: int, completed: int = 0, total: int | None = None) -> None:
+        self.done, self.total = completed, total or 0
+
+
+def snapshots(conn: psycopg.Connection, oid: str) -> tuple[int, int]:
+    row = conn.execute(
+        "SELECT count(*), coalesce(max(ops), 0) FROM jarvis.snapshots WHERE object_id = %s", (oid,)
+    ).fetchone()
+    conn.commit()
+    return row[0], row[1]
+
+
+def delete_snapshots(conn: psycopg.Connection, oid: str) -> int:
+    deleted = conn.execute("DELETE FROM jarvis.snapshots WHERE object_id = %s", (oid,)).rowcount
+    conn.commit()
+    return deleted
+
+
+def settle_snapshots(conn: psycopg.Connection, oid: str, quiet_s: float = 8.0, timeout: float = 180) -> None:
+    """Wait until the archivers' periodic snapshots of `oid` (every JARVIS_SNAPSHOT_EVERY_OPS) stop coming.
+
+    An archiver takes them after committing the rows, so they can land seconds after the count is full.
+    """
+    last, since = snapshots(conn, oid), time.monotonic()
+    deadline = since + timeout
+    while time.monotonic() < deadline and time.monotonic() - since < quiet_s:
+        time.sleep(0.5)
+        now = snapshots(conn, oid)
+        if now != last:
+            last, since = now, time.monotonic()
+
+
+def digest_bytes_per_row(conn: psycopg.Connection, oid: str) -> float:
+    """The archive replay reads, per row, its signing batch's digests (32 bytes per op of the batch)."""
+    row = conn.execute(
+        "SELECT avg(length(b.op_digests)) FROM jarvis.batches b "
+        "WHERE b.batch_id IN (SELECT DISTINCT batch_id FROM jarvis.ops WHERE object_id = %s)",
+        (oid,),
+    ).fetchone()
+    conn.commit()
+    return float(row[0] or 0)
+
+
+def mem_available() -> int:
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def timed_replay(oid: str, source: Source, records: RecordCount | None = None) -> tuple[float, Any]:
+    t0 = time.perf_counter()
+    report = run_replay(oid, None, source, REGION, records)
+    return time.perf_counter() - t0, report
+
+
+def replay_without_snapshot(conn: psycopg.Connection, oid: str, attempts: int = 4) -> tuple[float, Any, int]:
+    """Delete the object's snapshots and replay from the archive; again if an archiver snapshotted meanwhile."""
+    for attempt in range(attempts):
+        delete_snapshots(conn, oid)
+        secs, rep = timed_replay(oid, Source.archive)
+        if rep.snapshot is None:
+            return secs, rep, attempt
+        time.sleep(5)
+    raise SystemExit(f"an archiver kept snapshotting {oid} during {attempts} replays without a snapshot")
+
+
+def replay_speed(dsn: str, client: Client, run: str, m: int) -> list[tuple[str, float, Any]]:
+    s = settings()
+    oid = f"ctr:replaybench-{run}"
+    t0 = time.perf_counter()
+    produce(client, [oid], m)
+    watcher = CountWatcher(dsn, [oid], m, interval=0.2)
+    watcher.start()
+    watcher.wait(max(300.0, m / 200))
+    archived_s = time.perf_counter() - t0
+    deadline = time.monotonic() + max(300.0, m / 500)
+    while read_value(oid) != m:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{oid} reads {read_value(oid)} over HTTP, not {m}")
+        time.sleep(0.2)
+    print(f"(b) {oid}: {m} increments produced, all archived after {archived_s:.1f} s, live value {m}")
+
+    results: list[tuple[str, float, Any]] = []
+    create, checker = object_factory(pipelines()), SignatureChecker(TrustStore(s.keys_dir))
+    with psycopg.connect(dsn) as conn:
+        settle_snapshots(conn, oid)
+        per_row = digest_bytes_per_row(conn, oid)
+        need = m * per_row
+        fits = need < 0.6 * mem_available()
+        print(
+            f"(b) each archived row carries its batch's digests, {per_row / 1024:.1f} KB: a replay from "
+            f"scratch holds ~{need / 2**30:.1f} GB of them"
+        )
+
+        records = RecordCount()
+        secs, rep = timed_replay(oid, Source.kafka, records)
+        results.append((f"kafka ({REGION}), {records.done} records read", secs, rep))
+        if fits:
+            secs, rep, retries = replay_without_snapshot(conn, oid)
+            results.append((f"archive, no snapshot{f' ({retries} retried)' if retries else ''}", secs, rep))
+            delete_snapshots(conn, oid)  # take_snapshot then folds all M operations
+        else:
+            print("(b) skipped the archive replay without a snapshot: not enough free memory for it")
+        t0 = time.perf_counter()
+        covered = take_snapshot(conn, oid, REGION, create, checker)
+        conn.commit()
+        print(
+            f"(b) take_snapshot: {time.perf_counter() - t0:.2f} s, "
+            + (f"covers {covered} ops" if covered else "nothing new since the archivers' snapshot")
+        )
+        secs, rep = timed_replay(oid, Source.archive)
+        results.append(("archive, from the snapshot", secs, rep))
+    return results
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument(
+        "-n", type=int, default=None, help="(a) rows to archive (default 100,000; --quick 20,000)"
+    )
+    ap.add_argument("-m", type=int, default=None, help="(b) ops of the replayed object (default 1,000,000)")
+    ap.add_argument("--quick", action="store_true", help="a small run: N 20,000, M 100,000")
+    args = ap.parse_args()
+    n = args.n or (20_000 if args.quick else 100_000)
+    m = args.m or (100_000 if args.quick else 1_000_000)
+    s = settings()
+    dsn = s.postgres_dsn
+    run = uuid.uuid4().hex[:8]
+    client = Client(region=REGION, node_id="bench-archive")
+
+    a = archive_rate(dsn, client, run, n)
+    print(
+        f"(a) {n} increments over {OBJECTS} objects ctr:archbench-{run}-*: produced in {a['produce_s']:.1f} s, "
+        f"all archived after {a['seconds']:.1f} s (LIKE count {a['like_count']}); "
+        f"live in the fold after {a['fold_s'] or float('nan'):.1f} s"
+    )
+    print(f"{'(a) archiving':<44}{'rows/s':>10}{'of raw COPY':>13}")
+    print(
+        f"{'end to end: first produce -> all archived':<44}{a['end_to_end']:>10.0f}{a['end_to_end'] / a['copy']:>12.0%}"
+    )
+    print(
+        f"{'archiver window: first row -> last row':<44}{a['window']:>10.0f}{a['window'] / a['copy']:>12.0%}"
+    )
+    print(f"{'baseline: raw COPY into a TEMP table':<44}{a['copy']:>10.0f}{1:>12.0%}")
+    verdict = "met" if a["end_to_end"] >= 0.5 * a["copy"] else "NOT met"
+    print(f"target: end to end >= 50% of raw COPY: {verdict}")
+
+    results = replay_speed(dsn, client, run, m)
+    print(f"{'(b) replay of ' + str(m) + ' ops':<44}{'seconds':>9}{'folded':>9}{'ops/s':>11}  value")
+    for name, secs, rep in results:
+        check = "OK" if rep.value == m else f"MISMATCH ({rep.value})"
+        live = "" if not rep.differences() else f"; differs from live: {'; '.join(rep.differences())}"
+        snap = f"; snapshot of {rep.snapshot['ops']} ops" if rep.snapshot else ""
+        print(f"{name:<44}{secs:>9.2f}{rep.ops_folded:>9}{m / secs:>11.0f}  {check}{snap}{live}")
+    print("ops/s: the object's M operations / seconds (a replay from a snapshot folds only what it misses)")
+    with_snap = results[-1][1]
+    print(
+        f"target: 1M ops from the archive with a snapshot in < 5 s: {with_snap:.2f} s here for {m} ops "
+        f"({'under' if with_snap < 5 else 'OVER'} 5 s)"
+    )
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak RSS of this process: {peak:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
