@@ -56,9 +56,12 @@ class SignatureChecker:
     def __init__(self, trust: TrustStore) -> None:
         self.trust = trust
         self._batches: dict[str, str | None] = {}
+        self._keys: dict[str, Any] = {}
 
     def __call__(self, so: SourcedOp) -> str | None:
-        key = self.trust.public_key(so.key_id)
+        key = self._keys.get(so.key_id)
+        if key is None:
+            key = self._keys[so.key_id] = self.trust.public_key(so.key_id)
         if key is None:
             return f"signed with key {so.key_id} which no region trusts"
         verdict = self._batches.get(so.batch_id, "unchecked")
@@ -210,21 +213,29 @@ def archive_ops(
             [ctx[k][0] for k in ctx],
             [ctx[k][1] for k in ctx],
         ]
+    where = "WHERE o.object_id = %s AND o.hlc <= %s" + not_covered
+    # The signing batches once each (their digests are 32 bytes per op of the whole batch, so one
+    # copy per row would cost megabytes per thousand rows), then the rows, streamed.
+    batches: dict[str, tuple[str, bytes, bytes]] = {
+        b: (k, bytes(d), bytes(sig))
+        for b, k, d, sig in conn.execute(
+            "SELECT batch_id, key_id, op_digests, signature FROM jarvis.batches WHERE batch_id IN "
+            f"(SELECT DISTINCT o.batch_id FROM jarvis.ops o {where})",
+            params,
+        )
+    }
     sql = (
         "SELECT o.op_id, o.crdt_type, o.kind, o.payload, o.node_id, o.op_region, o.hlc, o.metadata, "
         "o.encrypted_fields, o.origin_region, o.dot_partition, o.dot_offset, o.dot_index, "
-        "o.batch_id, o.op_index, b.key_id, b.op_digests, b.signature "
-        "FROM jarvis.ops o JOIN jarvis.batches b USING (batch_id) "
-        "WHERE o.object_id = %s AND o.hlc <= %s" + not_covered
+        f"o.batch_id, o.op_index FROM jarvis.ops o {where}"
     )
     with conn.cursor(name=f"replay_{uuid.uuid4().hex}") as cur:
         cur.itersize = 20_000
         cur.execute(sql, params)
         for r in cur:
             op = Operation(r[0], object_id, r[1], r[2], r[3], r[4], r[5], r[6], r[7], list(r[8]))
-            yield SourcedOp(
-                op, Dot(r[9], r[10], r[11], r[12]), r[13], r[15], r[14], bytes(r[16]), bytes(r[17])
-            )
+            key_id, digests, signature = batches.get(r[13]) or ("?", b"", b"")
+            yield SourcedOp(op, Dot(r[9], r[10], r[11], r[12]), r[13], key_id, r[14], digests, signature)
 
 
 def live_view(settings: Settings, region: str, object_id: str) -> dict[str, Any] | None:

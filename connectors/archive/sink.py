@@ -18,7 +18,6 @@ import psycopg
 
 from connectors.archive.migrate import ensure_partitions, has_timescale
 from jarvis.ops import Operation
-from jarvis.security.signing import op_digest
 
 OPS_COLUMNS = (
     "ts", "hlc", "op_id", "object_id", "crdt_type", "kind", "origin_region", "node_id", "payload",
@@ -41,13 +40,14 @@ class ArchiveRow:
     offset: int
     index: int
     signature: bytes
+    digest: bytes  # SHA-256 of the op's content: the verifier checked it against the signed batch
 
     def values(self) -> tuple[Any, ...]:
         op = self.op
         return (
             hlc_time(op.hlc), op.hlc, op.op_id, op.object_id, op.crdt_type, op.kind, self.origin_region,
             op.node_id, orjson.dumps(op.args).decode(), list(op.encrypted_fields), self.signature,
-            self.batch_id, self.op_index, self.partition, self.offset, self.index, op_digest(op),
+            self.batch_id, self.op_index, self.partition, self.offset, self.index, self.digest,
             op.region, orjson.dumps(op.metadata).decode(),
         )  # fmt: skip
 
