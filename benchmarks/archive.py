@@ -29,6 +29,7 @@ import orjson
 import psycopg
 import redis
 
+from benchmarks.idle import wait_idle
 from connectors.archive.sink import OPS_COLUMNS
 from connectors.archive.snapshots import take_snapshot
 from connectors.redis_cache import obj_key
@@ -322,6 +323,7 @@ def main() -> None:
     m = args.m or (100_000 if args.quick else 1_000_000)
     s = settings()
     dsn = s.postgres_dsn
+    print(f"(waited {wait_idle(settings()):.0f} s for the stack to drain earlier backlogs)")
     run = uuid.uuid4().hex[:8]
     client = Client(region=REGION, node_id="bench-archive")
 

@@ -24,6 +24,7 @@ import uuid
 import orjson
 import redis
 
+from benchmarks.idle import wait_idle
 from benchmarks.replication import round_trips
 from connectors.redis_cache import watch_channel
 from connectors.regions import agreement, digests
@@ -161,18 +162,22 @@ def main() -> None:
     s = settings()
     run = uuid.uuid4().hex[:6]
     eu, us = s.region_names[0], s.region_names[1]
+    waited = wait_idle(s)
+    print(f"(waited {waited:.0f} s for the stack to drain earlier backlogs)")
     bare = round_trips(s.bootstrap(eu), s.bootstrap(us), topics.mirrored(eu), 50)
     print(f"{'eu -> us, queryable in us':<44}{'p50 ms':>9}{'p99 ms':>9}{'probes':>8}{'load ops/s':>12}")
     print(
         f"{'baseline: bare record through MirrorMaker 2':<44}{pct(bare, 0.5):>9.1f}{pct(bare, 0.99):>9.1f}{len(bare):>8}{'-':>12}"
     )
     for rate in (1_000, 10_000):
+        wait_idle(s)
         lat, produced = effect_latency(rate, seconds, run)
         achieved = produced / (seconds + 4)
         print(
             f"{f'jarvis op under {rate:,} ops/s':<44}{pct(lat, 0.5):>9.1f}{pct(lat, 0.99):>9.1f}{len(lat):>8}{achieved:>12,.0f}"
         )
     print("targets: p99 under 1,000 ms at 1,000 ops/s; the seed claims 15 ms for 2 nodes on a LAN")
+    wait_idle(s)
     counters, digest = reconvergence(partition_s, run)
     print(
         f"partition of {partition_s:.0f} s (MirrorMaker frozen, both regions writing): counters equal "

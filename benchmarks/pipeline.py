@@ -33,6 +33,7 @@ import redis
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from benchmarks.idle import wait_idle
 from connectors.kafka_io import tail_consumer
 from connectors.redis_cache import obj_key
 from connectors.sdk import Client
@@ -292,6 +293,7 @@ def main() -> None:
     )
     args = ap.parse_args()
     n = 50_000 if args.quick else 300_000
+    print(f"(waited {wait_idle(settings()):.0f} s for the stack to drain earlier backlogs)")
     stopped = [] if args.shared else pause_other_workers()
     try:
         ops_s, sdk_rate, raw_ops = jarvis_throughput(n, objects=1000)

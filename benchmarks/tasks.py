@@ -26,6 +26,7 @@ import redis
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from benchmarks.idle import wait_idle
 from connectors.kafka_io import tail_consumer
 from connectors.redis_cache import obj_key
 from connectors.sdk import Client
@@ -214,6 +215,7 @@ def main() -> None:
     n_single = 20 if args.quick else 100
     s = settings()
     bootstrap = s.bootstrap(REGION)
+    print(f"(waited {wait_idle(s):.0f} s for the stack to drain earlier backlogs)")
     run = uuid.uuid4().hex[:8]
 
     topic = f"bench.tasks.{run}"

@@ -69,6 +69,9 @@ class Settings:
     kafka_bootstrap: str | None = None  # overrides the local stack's bootstrap for `region`
     snapshot_every_ops: int = 10_000  # the archiver snapshots an object after this many new ops
     port_offset: int = 0  # added to every Kafka and query port (JARVIS_PORT_OFFSET)
+    agent_capabilities: tuple[str, ...] = ()  # empty: every installed handler's capabilities
+    agent_concurrency: int = 8
+    task_unroutable_s: float = 60.0  # a task no live agent pool can run is dead-lettered after this
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -89,6 +92,11 @@ class Settings:
             kafka_bootstrap=os.environ.get("JARVIS_KAFKA_BOOTSTRAP") or None,
             snapshot_every_ops=int(_env("SNAPSHOT_EVERY_OPS", "10000")),
             port_offset=int(_env("PORT_OFFSET", "0")),
+            agent_capabilities=tuple(
+                c.strip() for c in _env("AGENT_CAPABILITIES", "").split(",") if c.strip()
+            ),
+            agent_concurrency=int(_env("AGENT_CONCURRENCY", "8")),
+            task_unroutable_s=float(_env("TASK_UNROUTABLE_S", "60")),
         )
 
     @property

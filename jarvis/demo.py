@@ -142,6 +142,44 @@ def main() -> None:
         else f"[yellow]regions still converging (partitions {differing})[/]"
     )
     show_rejection(s, run)
+    show_audit(apps[eu], run)
+
+
+def show_audit(app: Client, run: str) -> None:
+    """Replay one object from the archive (signatures re-checked) and ask an agent to summarise another."""
+    from jarvis.replay_cli import Source, run_replay
+    from jarvis.task_cli import summary, task_view
+
+    oid = f"inventory:{run}-sku-1"
+    report = None
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # the archivers trail the folds by a moment
+        report = run_replay(oid, None, Source.archive, app.region)
+        if not report.differences():
+            break
+        time.sleep(1)
+    assert report is not None
+    verdict = (
+        "[green]equals the live value[/]" if not report.differences() else f"[red]{report.differences()}[/]"
+    )
+    console.print(
+        f"[bold]audit:[/] replayed {oid} from PostgreSQL: {report.ops_folded} operations, "
+        f"{len(report.failures)} signature failures, value {report.value} {verdict}"
+    )
+    task_id = app.tasks.submit("summarise", {"object_id": f"quality:{run}-line-1"})
+    app.flush()
+    deadline = time.monotonic() + 60
+    view = None
+    while time.monotonic() < deadline:
+        view = task_view(task_id, app.region)
+        if view and view["value"]["state"] in ("succeeded", "dead", "timed-out"):
+            break
+        time.sleep(0.5)
+    info = summary(view) if view else {"state": "unknown", "result": None, "workers": []}
+    console.print(
+        f"[bold]agent task[/] summarise quality:{run}-line-1 -> {info['state']} on {', '.join(info['workers'])}: "
+        f"{info['result']}"
+    )
 
 
 def show_rejection(s, run: str) -> None:

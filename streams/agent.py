@@ -298,13 +298,11 @@ def run(
     name: str | None = None,
 ) -> None:
     handlers = discover()
-    caps = capabilities or os.environ.get("JARVIS_AGENT_CAPABILITIES", "").split(",")
-    caps = [c.strip() for c in caps if c.strip()] or sorted(
-        {c for h in handlers.values() for c in h.capabilities}
-    )
+    caps = [c.strip() for c in (capabilities or settings.agent_capabilities) if c.strip()]
+    caps = caps or sorted({c for h in handlers.values() for c in h.capabilities})
     pool = pool_name(caps)
     usable = {n: h for n, h in handlers.items() if h.capabilities <= set(caps)}
-    conc = concurrency or int(os.environ.get("JARVIS_AGENT_CONCURRENCY", "8"))
+    conc = concurrency or settings.agent_concurrency
     worker = name or f"agent-{region}-{socket.gethostname()}-{instance}"
     bootstrap = settings.bootstrap(region)
     for t in (pool_topic(pool), topics.TASKS, topics.TASKS_DEAD):
@@ -340,9 +338,7 @@ def run(
             stopping.wait(HEARTBEAT_S)
 
     def route() -> None:
-        router = Router(
-            settings, region, router_client, float(os.environ.get("JARVIS_TASK_UNROUTABLE_S", "60"))
-        )
+        router = Router(settings, region, router_client, settings.task_unroutable_s)
         try:
             while not stopping.is_set():
                 router.step()
