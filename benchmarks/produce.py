@@ -1,0 +1,86 @@
+"""SDK produce rate into the real local Kafka, beside raw confluent-kafka in the same run.
+
+1. SDK: `client.counter(id).increment(1)` over 1,000 objects, with everything the SDK does per
+   operation (HLC, operation record, per-partition batching, Ed25519 signature per batch, Avro
+   single-object encoding, idempotent acks=all lz4 producer), until `flush()` returns.
+2. Raw: confluent-kafka producing the SDK's own batch bytes (pre-encoded, same sizes, same topic
+   settings) with the same producer configuration; reported as operations per second.
+Target: the SDK reaches at least 50% of the raw rate with signing on.
+Run `jarvis stack up` first. `--quick` for a small run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import uuid
+
+from confluent_kafka import Producer
+
+from benchmarks.idle import wait_idle
+from benchmarks.pipeline import signed_batches
+from connectors.sdk import Client
+from jarvis.config import settings
+
+REGION = "eu"
+TOPIC = "bench.produce.raw"
+
+
+def sdk_rate(n: int, ids: list[str], batch_size: int) -> float:
+    c = Client(region=REGION, node_id="bench-produce", batch_size=batch_size, linger_ms=20)
+    handles = [c.counter(o) for o in ids]
+    t0 = time.perf_counter()
+    for i in range(n):
+        handles[i % len(handles)].increment(1)
+    c.flush(timeout=300)
+    return n / (time.perf_counter() - t0)
+
+
+def raw_rate(n: int, ids: list[str], batch_size: int) -> float:
+    s = settings()
+    batches = signed_batches(n, ids, batch_size)
+    p = Producer(
+        {
+            "bootstrap.servers": s.bootstrap(REGION),
+            "enable.idempotence": True,
+            "acks": "all",
+            "compression.type": "lz4",
+            "linger.ms": 20,
+            "batch.size": 1_000_000,
+            "message.max.bytes": 8_000_000,
+        }
+    )
+    t0 = time.perf_counter()
+    for _, key, value in batches:
+        while True:
+            try:
+                p.produce(TOPIC, key=key, value=value)
+                break
+            except BufferError:
+                p.poll(0.01)
+        p.poll(0)
+    p.flush(300)
+    return n / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("-n", type=int, default=None, help="operations (default 300,000; --quick 50,000)")
+    args = ap.parse_args()
+    n = args.n or (50_000 if args.quick else 300_000)
+    s = settings()
+    print(f"(waited {wait_idle(s):.0f} s for the stack to drain earlier backlogs)")
+    ids = [f"ctr:produce-{uuid.uuid4().hex[:6]}-{i}" for i in range(1000)]
+    print(f"{'producer':<56}{'ops/s':>12}")
+    for batch in (100, 500):
+        sdk = sdk_rate(n, ids, batch)
+        raw = raw_rate(n, ids, batch)
+        print(f"{f'SDK, signed batches of {batch}':<56}{sdk:>12,.0f}")
+        print(f"{f'raw confluent-kafka, the same bytes (batches of {batch})':<56}{raw:>12,.0f}")
+        print(f"{'SDK / raw':<56}{sdk / raw:>12.1%}")
+    print("target: SDK >= 50% of raw with signing on")
+
+
+if __name__ == "__main__":
+    main()
