@@ -129,7 +129,7 @@ class Router:
             if not self._route(task, pools, since):
                 still.append((task, part, off, since))
         self.parked = still
-        for m in self.consumer.consume(num_messages=500, timeout=0.05):
+        for m in _take(self.consumer, 500, 0.05):
             if m.error():
                 if m.error().code() != KafkaError._PARTITION_EOF:
                     console.print(f"[yellow]router: {m.error()}[/]")
@@ -171,6 +171,15 @@ class Router:
             TASKS.labels(self.region, "-", "dead").inc()
             return True
         return False
+
+
+def _take(consumer: Consumer, n: int, wait: float) -> list[Any]:
+    """Up to n records: wait for the first, then take only what is already there. (consume(n, t)
+    would hold a lone record for the whole timeout, which is latency every task would pay.)"""
+    first = consumer.poll(wait)
+    if first is None:
+        return []
+    return [first, *consumer.consume(num_messages=n - 1, timeout=0)] if n > 1 else [first]
 
 
 def dead_letter(client: Client, task: Task, error: str) -> None:
@@ -219,7 +228,7 @@ class Executor:
         self.consumer.subscribe([pool_topic(pool)])
 
     def step(self) -> None:
-        msgs = [m for m in self.consumer.consume(num_messages=self.concurrency, timeout=0.1) if not m.error()]
+        msgs = [m for m in _take(self.consumer, self.concurrency, 0.1) if not m.error()]
         if not msgs:
             return
         tasks: list[Task] = []
