@@ -43,13 +43,35 @@ class ArchiveRow:
     digest: bytes  # SHA-256 of the op's content: the verifier checked it against the signed batch
 
     def values(self) -> tuple[Any, ...]:
+        """The row for COPY, without ts (PostgreSQL derives it from hlc: cheaper than a datetime per row)."""
         op = self.op
         return (
-            hlc_time(op.hlc), op.hlc, op.op_id, op.object_id, op.crdt_type, op.kind, self.origin_region,
-            op.node_id, orjson.dumps(op.args).decode(), list(op.encrypted_fields), self.signature,
+            op.hlc, op.op_id, op.object_id, op.crdt_type, op.kind, self.origin_region,
+            op.node_id, orjson.dumps(op.args).decode(), _text_array(op.encrypted_fields), self.signature,
             self.batch_id, self.op_index, self.partition, self.offset, self.index, self.digest,
             op.region, orjson.dumps(op.metadata).decode(),
         )  # fmt: skip
+
+
+STAGE_COLUMNS = OPS_COLUMNS[1:]  # all but ts
+TS_FROM_HLC = "to_timestamp((hlc >> 16) / 1000.0)"
+
+
+def _text_array(items: list[str]) -> str:
+    # COPY's text form of text[]: formatting it here skips psycopg's per-row list dumper.
+    if not items:
+        return "{}"
+    return "{" + ",".join('"' + i.replace("\\", "\\\\").replace('"', '\\"') + '"' for i in items) + "}"
+
+
+def _months(lo_hlc: int, hi_hlc: int) -> set[dt.datetime]:
+    lo = hlc_time(lo_hlc).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    hi = hlc_time(hi_hlc)
+    out = set()
+    while lo <= hi:
+        out.add(lo)
+        lo = (lo + dt.timedelta(days=32)).replace(day=1)
+    return out
 
 
 class ArchiveSink:
@@ -57,6 +79,7 @@ class ArchiveSink:
         self.conn = psycopg.connect(dsn)
         self.timescale = has_timescale(self.conn)
         self._known_partitions: set[str] = set()
+        self._staged = False
         self.conn.commit()
 
     def write(self, rows: Iterable[ArchiveRow], batches: Iterable[tuple[str, str, str, bytes, bytes]]) -> int:
@@ -67,10 +90,8 @@ class ArchiveSink:
         conn = self.conn
         with conn.transaction():
             if not self.timescale:
-                months = {
-                    hlc_time(r.op.hlc).replace(day=1, hour=0, minute=0, second=0, microsecond=0) for r in rows
-                }
-                ensure_partitions(conn, "ops", months, self._known_partitions)
+                hlcs = [r.op.hlc for r in rows]
+                ensure_partitions(conn, "ops", _months(min(hlcs), max(hlcs)), self._known_partitions)
                 tele = [r for r in rows if r.op.kind == "append"]
                 if tele:
                     tmonths = {
@@ -85,15 +106,19 @@ class ArchiveSink:
                     "ON CONFLICT DO NOTHING",
                     [list(col) for col in zip(*batches, strict=True)] if batches else [[], [], [], [], []],
                 )
-                cur.execute(
-                    "CREATE TEMP TABLE IF NOT EXISTS ops_stage (LIKE jarvis.ops INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
-                )
-                with cur.copy(f"COPY ops_stage ({', '.join(OPS_COLUMNS)}) FROM STDIN") as copy:
+                if not self._staged:
+                    cur.execute(
+                        "CREATE TEMP TABLE IF NOT EXISTS ops_stage (LIKE jarvis.ops INCLUDING DEFAULTS) "
+                        "ON COMMIT DELETE ROWS"
+                    )
+                    cur.execute("ALTER TABLE ops_stage ALTER COLUMN ts DROP NOT NULL")
+                    self._staged = True
+                with cur.copy(f"COPY ops_stage ({', '.join(STAGE_COLUMNS)}) FROM STDIN") as copy:
                     for r in rows:
                         copy.write_row(r.values())
                 cur.execute(
                     f"INSERT INTO jarvis.ops ({', '.join(OPS_COLUMNS)}) "
-                    f"SELECT {', '.join(OPS_COLUMNS)} FROM ops_stage ON CONFLICT DO NOTHING"
+                    f"SELECT {TS_FROM_HLC}, {', '.join(STAGE_COLUMNS)} FROM ops_stage ON CONFLICT DO NOTHING"
                 )
                 inserted = cur.rowcount
                 cur.execute(
