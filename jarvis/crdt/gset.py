@@ -1,21 +1,43 @@
-"""G-Set: add-only; merge is union. Elements may be any JSON value (stored under a canonical key)."""
+"""G-Set: add-only; merge is union. Elements may be any JSON value.
+
+A string element is stored as itself (the set holds a reference, no copy: a G-Set of strings costs
+only its hash table); any other JSON value as ("j", canonical JSON), a tuple, which never equals a
+string, so "1" and 1 stay apart. The tagged-string form of jarvis.crdt.elements is the wire form.
+"""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from jarvis.crdt.elements import element_key, element_value
+
+Key = str | tuple[str, str]
+
+
+def _key(x: Any) -> Key:
+    if type(x) is str:
+        return x
+    return ("j", json.dumps(x, sort_keys=True, separators=(",", ":")))
+
+
+def _wire(k: Key) -> str:
+    return element_key(k) if type(k) is str else "j" + k[1]
+
+
+def _from_wire(w: str) -> Key:
+    return w[1:] if w[0] == "s" else ("j", w[1:])
 
 
 class GSet:
     __slots__ = ("node_id", "items")
 
-    def __init__(self, node_id: str = "", items: set[str] | None = None) -> None:
+    def __init__(self, node_id: str = "", items: set[Key] | None = None) -> None:
         self.node_id = node_id
-        self.items: set[str] = items if items is not None else set()
+        self.items: set[Key] = items if items is not None else set()
 
     def add(self, x: Any) -> GSet:
-        k = element_key(x)
+        k = _key(x)
         self.items.add(k)
         d = GSet.__new__(GSet)
         d.node_id = self.node_id
@@ -23,10 +45,10 @@ class GSet:
         return d
 
     def contains(self, x: Any) -> bool:
-        return element_key(x) in self.items
+        return _key(x) in self.items
 
     def elements(self) -> list[Any]:
-        return [element_value(k) for k in sorted(self.items)]
+        return [element_value(w) for w in sorted(_wire(k) for k in self.items)]
 
     def value(self) -> list[Any]:
         return self.elements()
@@ -38,11 +60,11 @@ class GSet:
         return GSet(self.node_id, set(self.items))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"items": sorted(self.items)}
+        return {"items": sorted(_wire(k) for k in self.items)}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], node_id: str = "") -> GSet:
-        return cls(node_id, set(d["items"]))
+        return cls(node_id, {_from_wire(w) for w in d["items"]})
 
     def __len__(self) -> int:
         return len(self.items)
