@@ -21,6 +21,7 @@ from benchmarks.idle import wait_idle
 from benchmarks.pipeline import signed_batches
 from connectors.sdk import Client
 from jarvis.config import settings
+from jarvis.stack.workers import worker_procs
 
 REGION = "eu"
 TOPIC = "bench.produce.raw"
@@ -71,15 +72,31 @@ def main() -> None:
     n = args.n or (50_000 if args.quick else 300_000)
     s = settings()
     print(f"(waited {wait_idle(s):.0f} s for the stack to drain earlier backlogs)")
+    # Every worker stops for the run: they would otherwise fold what the SDK sends, on the same 2 cores.
+    stopped = [p for p in worker_procs(s) if p.running()]
+    for p in stopped:
+        p.stop()
+    try:
+        rows = measure(n)
+    finally:
+        for p in stopped:
+            p.start()
+    print(f"{'producer (all workers stopped during the run)':<56}{'ops/s':>12}")
+    for line in rows:
+        print(line)
+    print("target: SDK >= 50% of raw with signing on")
+
+
+def measure(n: int) -> list[str]:
+    out = []
     ids = [f"ctr:produce-{uuid.uuid4().hex[:6]}-{i}" for i in range(1000)]
-    print(f"{'producer':<56}{'ops/s':>12}")
     for batch in (100, 500):
         sdk = sdk_rate(n, ids, batch)
         raw = raw_rate(n, ids, batch)
-        print(f"{f'SDK, signed batches of {batch}':<56}{sdk:>12,.0f}")
-        print(f"{f'raw confluent-kafka, the same bytes (batches of {batch})':<56}{raw:>12,.0f}")
-        print(f"{'SDK / raw':<56}{sdk / raw:>12.1%}")
-    print("target: SDK >= 50% of raw with signing on")
+        out.append(f"{f'SDK, signed batches of {batch}':<56}{sdk:>12,.0f}")
+        out.append(f"{f'raw confluent-kafka, the same bytes (batches of {batch})':<56}{raw:>12,.0f}")
+        out.append(f"{'SDK / raw':<56}{sdk / raw:>12.1%}")
+    return out
 
 
 if __name__ == "__main__":

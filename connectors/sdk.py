@@ -14,6 +14,7 @@ the object's pipeline lists are encrypted before they leave the process.
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import urllib.error
@@ -93,6 +94,10 @@ class Client:
         self._failures: list[tuple[list[str], str]] = []
         self._lock = threading.Lock()
         self.sent_ops = 0
+        # Operation ids: a random per-client prefix and a counter (unique, and far cheaper than uuid4).
+        self._id_prefix = uuid.uuid4().hex[:16] + "-"
+        self._seq = itertools.count(1)  # next() on it is atomic: threads may share a client
+        self._partition_of: dict[str, int] = {}
         self.on_op = on_op  # sees every operation as built (before encryption): audit logs, tests
 
     # -- object handles ---------------------------------------------------------------------------
@@ -139,7 +144,7 @@ class Client:
         """Queue one operation; it is signed and sent with its partition's batch. Returns the op id."""
         rule = self.pipelines.rule_for(object_id)
         op = Operation(
-            op_id=uuid.uuid4().hex,
+            op_id=f"{self._id_prefix}{next(self._seq):x}",
             object_id=object_id,
             crdt_type=crdt_type,
             kind=kind,
@@ -154,7 +159,11 @@ class Client:
             self.on_op(op)
         if rule is not None and rule.encrypt:
             op = encrypt_fields(op, [f for f in rule.encrypt if f in args], self.keyring.key(rule.pipeline))
-        p = partition_for(object_id, self._partitions)
+        p = self._partition_of.get(object_id)
+        if p is None:
+            if len(self._partition_of) > 100_000:
+                self._partition_of.clear()
+            p = self._partition_of[object_id] = partition_for(object_id, self._partitions)
         with self._lock:
             batch = self._pending.setdefault(p, [])
             batch.append(op)

@@ -177,3 +177,24 @@ def test_random_register_operations_round_trip(kind: str, value: object, node: s
 def test_encode_refuses_unknown_record_names() -> None:
     with pytest.raises(UnknownSchema):
         encode("NoSuchRecord", {})
+
+
+TEXT = st.text(max_size=40)
+
+
+@given(
+    ids=st.tuples(TEXT, TEXT, TEXT),
+    args=st.dictionaries(
+        st.text(max_size=8),
+        st.one_of(st.integers(-(2**62), 2**62), TEXT, st.floats(allow_nan=False)),
+        max_size=4,
+    ),
+    hlc=st.integers(-(2**63), 2**63 - 1),
+    metadata=st.dictionaries(TEXT, TEXT, max_size=4),
+    encrypted=st.lists(TEXT, max_size=3),
+)
+def test_hand_written_op_content_equals_fastavro_byte_for_byte(ids, args, hlc, metadata, encrypted) -> None:
+    from jarvis.codec.records import op_content, op_content_reference
+
+    op = Operation(ids[0], "ctr:x", "pncounter", "increment", args, ids[1], ids[2], hlc, metadata, encrypted)
+    assert op_content(op) == op_content_reference(op)
