@@ -71,9 +71,15 @@ def ensure_topic(bootstrap: str, name: str, partitions: int) -> None:
 
 
 class Presence:
-    """Live agent workers per pool, from the compacted jarvis.agents topic."""
+    """Live agent pools: announced on the compacted jarvis.agents topic (capabilities), and alive by
+    Kafka's own account: the pool's consumer group has members. A worker killed with -9 leaves its
+    group within the session timeout (6 s), so tasks stop going to a pool that nobody serves."""
 
     def __init__(self, settings: Settings, region: str) -> None:
+        self.region = region
+        self.admin = AdminClient({"bootstrap.servers": settings.bootstrap(region)})
+        self._members: dict[str, bool] = {}
+        self._checked = 0.0
         self.consumer = Consumer(
             {
                 "bootstrap.servers": settings.bootstrap(region),
@@ -98,7 +104,21 @@ class Presence:
 
     def live_pools(self) -> set[str]:
         now = time.time()
-        return {pool for pool, at in self.seen.values() if now - at < STALE_S}
+        announced = {pool for pool, at in self.seen.values() if now - at < STALE_S}
+        if announced and time.monotonic() - self._checked > 1.0:
+            self._members = self._group_members(announced)
+            self._checked = time.monotonic()
+        return {p for p in announced if self._members.get(p, True)}
+
+    def _group_members(self, pools: set[str]) -> dict[str, bool]:
+        groups = {f"jarvis-agent-{self.region}-{p}": p for p in pools}
+        out: dict[str, bool] = {}
+        try:
+            for group, fut in self.admin.describe_consumer_groups(list(groups), request_timeout=5).items():
+                out[groups[group]] = len(fut.result().members) > 0
+        except Exception as e:  # noqa: BLE001 - fall back to heartbeats alone when the broker will not say
+            console.print(f"[yellow]router: cannot describe pool groups: {e}[/]")
+        return out
 
 
 class Router:

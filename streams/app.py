@@ -45,6 +45,9 @@ def make_app(settings: Settings, role: str, region: str, instance: int = 0, **ov
         producer_compression_type="lz4",
         stream_buffer_maxsize=8192,
         table_cleanup_interval=60.0,
+        # No standby copies: a second worker would otherwise replay the other's changelog partitions
+        # all the time, and standby recovery during a rebalance is where Faust workers hang.
+        table_standby_replicas=0,
         web_cors_options=None,
     )
     conf.update(overrides)
