@@ -33,12 +33,12 @@ from benchmarks.idle import wait_idle
 from connectors.archive.sink import OPS_COLUMNS
 from connectors.archive.snapshots import take_snapshot
 from connectors.redis_cache import obj_key
-from connectors.replay_sources import SignatureChecker, live_view, object_factory
+from connectors.replay_sources import SignatureChecker, live_view
 from connectors.sdk import Client
 from jarvis.config import settings
 from jarvis.replay_cli import Source, run_replay
 from jarvis.security.keys import TrustStore
-from pipelines.loader import pipelines
+from pipelines.loader import object_factory, pipelines
 
 REGION = "eu"
 OBJECTS = 100

@@ -24,30 +24,14 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 from jarvis import topics
 from jarvis.codec import CodecError, decode_verified
 from jarvis.config import Settings
-from jarvis.materialize import ObjectState, new_state
+from jarvis.materialize import ObjectState
 from jarvis.ops import Dot, Operation
 from jarvis.replay import ReplayReport, SourcedOp, replay
 from jarvis.security.keys import TrustStore
-from jarvis.security.signing import SignatureError, op_digest, verify_batch
+from jarvis.security.signing import SignatureError, check_digest, verify_batch
 from pipelines.loader import Pipelines, pipelines
 
 DEFAULT_WINDOW_S = 86400.0
-
-
-def object_factory(pipes: Pipelines) -> Callable[[str, str], ObjectState]:
-    """New, empty objects shaped by their pipeline (workflow definition, bounds, resolver)."""
-
-    def create(object_id: str, crdt_type: str) -> ObjectState:
-        rule = pipes.rule_for(object_id)
-        return new_state(
-            object_id,
-            crdt_type,
-            workflow=rule.workflow.as_dict() if rule and rule.workflow else None,
-            max_points=rule.max_points if rule else None,
-            resolver=rule.resolver if rule else None,
-        )
-
-    return create
 
 
 class SignatureChecker:
@@ -78,18 +62,10 @@ class SignatureChecker:
             return verdict
         try:
             # The batch signature holds (checked once above); now this op's own digest.
-            _digest_ok(so)
+            check_digest(so.op, so.index, so.op_digests)
         except SignatureError as e:
             return str(e)
         return None
-
-
-def _digest_ok(so: SourcedOp) -> None:
-    expected = so.op_digests[so.index * 32 : (so.index + 1) * 32]
-    if len(expected) != 32:
-        raise SignatureError(f"no digest for op {so.index} in a batch of {len(so.op_digests) // 32}")
-    if op_digest(so.op) != expected:
-        raise SignatureError(f"digest mismatch for op {so.op.op_id}: content altered after signing")
 
 
 def max_window_s(pipes: Pipelines) -> float:
@@ -254,6 +230,30 @@ def live_view(settings: Settings, region: str, object_id: str) -> dict[str, Any]
         raise
 
 
+def replay_archived(
+    conn: psycopg.Connection,
+    object_id: str,
+    at_hlc: int | None,
+    create: Callable[[str, str], ObjectState],
+    verify: Callable[[SourcedOp], str | None],
+    keep_history: bool = True,
+) -> ReplayReport:
+    """Nearest snapshot at or before T, then the archived operations it does not cover."""
+    snap = latest_snapshot(conn, object_id, at_hlc)
+    start = snap.state if snap else None
+    return replay(
+        object_id,
+        archive_ops(conn, object_id, at_hlc, start),
+        source="archive",
+        at_hlc=at_hlc,
+        create=create,
+        verify=verify,
+        start=start,
+        snapshot=snap.info if snap else None,
+        keep_history=keep_history,
+    )
+
+
 def replay_from_archive(
     settings: Settings,
     object_id: str,
@@ -261,17 +261,5 @@ def replay_from_archive(
     create: Callable[[str, str], ObjectState],
     verify: Callable[[SourcedOp], str | None],
 ) -> ReplayReport:
-    """Nearest snapshot at or before T, then the archived operations it does not cover."""
     with psycopg.connect(settings.postgres_dsn) as conn:
-        snap = latest_snapshot(conn, object_id, at_hlc)
-        start = snap.state if snap else None
-        return replay(
-            object_id,
-            archive_ops(conn, object_id, at_hlc, start),
-            source="archive",
-            at_hlc=at_hlc,
-            create=create,
-            verify=verify,
-            start=start,
-            snapshot=snap.info if snap else None,
-        )
+        return replay_archived(conn, object_id, at_hlc, create, verify)

@@ -45,12 +45,11 @@ def run_replay(object_id: str, at: dt.datetime | None, source: Source, region: s
         SignatureChecker,
         kafka_ops,
         live_view,
-        object_factory,
         replay_from_archive,
     )
     from jarvis.replay import hlc_at, replay
     from jarvis.security.keys import TrustStore
-    from pipelines.loader import pipelines
+    from pipelines.loader import object_factory, pipelines
 
     s = settings()
     at_hlc = hlc_at(at) if at else None

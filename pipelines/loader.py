@@ -8,12 +8,15 @@ uses: the SDK (types, encrypted fields), the verifier (rules), the fold (workflo
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from jarvis.materialize import ObjectState, new_state
 
 DEFAULT_FILE = Path(__file__).with_name("default.yaml")
 
@@ -139,3 +142,20 @@ def load(path: Path | None = None) -> Pipelines:
 @cache
 def pipelines() -> Pipelines:
     return load()
+
+
+def object_factory(pipes: Pipelines) -> Callable[[str, str], ObjectState]:
+    """New, empty objects shaped by their pipeline (workflow definition, bounds, resolver): the fold,
+    replays and snapshots all create objects through this."""
+
+    def create(object_id: str, crdt_type: str) -> ObjectState:
+        rule = pipes.rule_for(object_id)
+        return new_state(
+            object_id,
+            crdt_type,
+            workflow=rule.workflow.as_dict() if rule and rule.workflow else None,
+            max_points=rule.max_points if rule else None,
+            resolver=rule.resolver if rule else None,
+        )
+
+    return create

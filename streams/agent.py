@@ -19,6 +19,7 @@ Three parts in one process (routing rules in jarvis/tasks.py):
 from __future__ import annotations
 
 import concurrent.futures as cf
+import dataclasses
 import os
 import signal
 import socket
@@ -203,12 +204,8 @@ def _take(consumer: Consumer, n: int, wait: float) -> list[Any]:
 
 
 def dead_letter(client: Client, task: Task, error: str) -> None:
-    body = {"task": _task_dict(task), "error": error, "at_ms": int(time.time() * 1000)}
+    body = {"task": dataclasses.asdict(task), "error": error, "at_ms": int(time.time() * 1000)}
     client.produce_raw(topics.TASKS_DEAD, task.task_id.encode(), orjson.dumps(body))
-
-
-def _task_dict(task: Task) -> dict[str, Any]:
-    return {f: getattr(task, f) for f in task.__slots__}  # type: ignore[attr-defined]
 
 
 def _bounded(result: Any) -> Any:

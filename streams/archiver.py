@@ -19,12 +19,12 @@ from rich.console import Console
 from connectors.archive.migrate import migrate
 from connectors.archive.sink import ArchiveRow, ArchiveSink
 from connectors.archive.snapshots import SnapshotPolicy, take_snapshot
-from connectors.replay_sources import SignatureChecker, object_factory
+from connectors.replay_sources import SignatureChecker
 from jarvis import topics
 from jarvis.codec import CodecError, decode_verified
 from jarvis.config import Settings
 from jarvis.security.keys import TrustStore
-from pipelines.loader import pipelines
+from pipelines.loader import object_factory, pipelines
 from streams.app import web_port
 
 ARCHIVED = Counter("jarvis_archiver_rows_total", "Operations newly archived", ["region"])

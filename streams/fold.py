@@ -23,9 +23,9 @@ from connectors.redis_cache import RedisCache
 from jarvis import topics
 from jarvis.codec import CodecError, decode_verified, encode_rejected
 from jarvis.config import Settings
-from jarvis.materialize import FoldError, ObjectState, apply, new_state
+from jarvis.materialize import FoldError, ObjectState, apply
 from jarvis.ops import RejectedOperation
-from pipelines.loader import Pipelines, pipelines
+from pipelines.loader import Pipelines, object_factory, pipelines
 from streams.app import make_app
 from streams.metrics import install_metrics_page
 
@@ -56,6 +56,7 @@ class FoldState:
         self.cache = cache
         self.live: dict[str, ObjectState] = {}
         self.dirty: dict[str, ObjectState] = {}
+        self.create = object_factory(pipes)
         self.positions: dict[tuple[str, int], int] = {}
 
     def load(self, object_id: str) -> ObjectState | None:
@@ -73,17 +74,6 @@ class FoldState:
         if len(self.live) >= LIVE_LIMIT:
             self.live.clear()
         self.live[object_id] = st
-
-    def create(self, object_id: str, crdt_type: str) -> ObjectState:
-        rule = self.pipes.rule_for(object_id)
-        wf = rule.workflow.as_dict() if rule and rule.workflow else None
-        return new_state(
-            object_id,
-            crdt_type,
-            workflow=wf,
-            max_points=rule.max_points if rule else None,
-            resolver=rule.resolver if rule else None,
-        )
 
     def view_bytes(self, st: ObjectState) -> bytes:
         return orjson.dumps(st.view(self.region))

@@ -183,10 +183,10 @@ def install_query_views(app: faust.App, state: Any) -> None:
 
 
 def _archive_replay(object_id: str, at_hlc: int | None) -> Any:
-    from connectors.replay_sources import SignatureChecker, object_factory, replay_from_archive
+    from connectors.replay_sources import SignatureChecker, replay_from_archive
     from jarvis.config import settings
     from jarvis.security.keys import TrustStore
-    from pipelines.loader import pipelines
+    from pipelines.loader import object_factory, pipelines
 
     s = settings()
     return replay_from_archive(

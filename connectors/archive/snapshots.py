@@ -15,9 +15,9 @@ from collections.abc import Callable
 import orjson
 import psycopg
 
-from connectors.replay_sources import archive_ops, latest_snapshot
+from connectors.replay_sources import replay_archived
 from jarvis.materialize import ObjectState
-from jarvis.replay import SourcedOp, replay
+from jarvis.replay import SourcedOp
 
 
 def take_snapshot(
@@ -29,18 +29,7 @@ def take_snapshot(
 ) -> int | None:
     """Snapshot `object_id` as the archive now holds it; returns the operations it covers."""
     with conn.transaction():
-        snap = latest_snapshot(conn, object_id, None)
-        start = snap.state if snap else None
-        report = replay(
-            object_id,
-            archive_ops(conn, object_id, None, start),
-            source="archive",
-            at_hlc=None,
-            create=create,
-            verify=verify,
-            start=start,
-            keep_history=False,
-        )
+        report = replay_archived(conn, object_id, None, create, verify, keep_history=False)
         st = report.state
         if st is None or report.ops_folded == 0:
             return None

@@ -45,9 +45,9 @@ class DataVerification:
     capabilities = frozenset({"verify"})
 
     def run(self, ctx: TaskContext) -> Any:
-        from connectors.replay_sources import SignatureChecker, live_view, object_factory, replay_from_archive
+        from connectors.replay_sources import SignatureChecker, live_view, replay_from_archive
         from jarvis.security.keys import TrustStore
-        from pipelines.loader import pipelines
+        from pipelines.loader import object_factory, pipelines
 
         oid = ctx.payload.get("object_id")
         if not oid:

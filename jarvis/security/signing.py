@@ -41,12 +41,17 @@ def verify_batch(op_digests: bytes, signature: bytes, public_key: Ed25519PublicK
         raise SignatureError("bad signature: the batch was not signed by this key or was altered") from None
 
 
-def verify_op(
-    op: Operation, index: int, op_digests: bytes, signature: bytes, public_key: Ed25519PublicKey
-) -> None:
+def check_digest(op: Operation, index: int, op_digests: bytes) -> None:
+    """The op's content matches digest `index` of its batch (the batch signature is checked apart)."""
     expected = op_digests[index * 32 : (index + 1) * 32]
     if len(expected) != 32:
         raise SignatureError(f"no digest for op {index} in a batch of {len(op_digests) // 32}")
     if op_digest(op) != expected:
         raise SignatureError(f"digest mismatch for op {index}: content altered after signing")
+
+
+def verify_op(
+    op: Operation, index: int, op_digests: bytes, signature: bytes, public_key: Ed25519PublicKey
+) -> None:
+    check_digest(op, index, op_digests)
     verify_batch(op_digests, signature, public_key)

@@ -17,12 +17,12 @@ import psycopg
 import pytest
 
 from connectors.archive.snapshots import take_snapshot
-from connectors.replay_sources import SignatureChecker, object_factory
+from connectors.replay_sources import SignatureChecker
 from connectors.sdk import Client
 from jarvis.replay_cli import Source, run_replay
 from jarvis.security.keys import TrustStore
 from jarvis.stack.workers import worker_proc
-from pipelines.loader import pipelines
+from pipelines.loader import object_factory, pipelines
 from tests.integration.pipeline_helpers import get_json, normalize, object_url, recorder, wait_until
 from tests.model import SentOp, model_value
 

@@ -8,13 +8,13 @@ import uuid
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connectors.replay_sources import SignatureChecker, object_factory
+from connectors.replay_sources import SignatureChecker
 from jarvis.materialize import ObjectState, apply, new_state
 from jarvis.ops import Dot, Operation
 from jarvis.replay import SourcedOp, replay
 from jarvis.security.keys import TrustStore, create_key, public_b64
 from jarvis.security.signing import sign_batch
-from pipelines.loader import pipelines
+from pipelines.loader import object_factory, pipelines
 
 ORIGINS = ["eu", "us", "ap"]
 TYPES = [
