@@ -58,8 +58,12 @@ class FoldState:
         self.dirty: dict[str, ObjectState] = {}
         self.create = object_factory(pipes)
         self.positions: dict[tuple[str, int], int] = {}
+        # Set when partitions are assigned: the table is being recovered from its changelog, so
+        # every decoded object held from before may be older than what recovery brings back.
+        self.recovering = False
 
     def load(self, object_id: str) -> ObjectState | None:
+        """The fold's own read: decoded objects are kept, the fold being their only writer."""
         st = self.live.get(object_id)
         if st is not None:
             return st
@@ -69,6 +73,22 @@ class FoldState:
         st = ObjectState.from_bytes(raw)
         self._remember(object_id, st)
         return st
+
+    def peek(self, object_id: str) -> ObjectState | None:
+        """A reader's view, never cached: a query may run while recovery is still filling the
+        table, and a half-recovered object kept for the fold would have the fold build on it and
+        lose every operation between that copy and the changelog's last value."""
+        st = self.live.get(object_id)
+        if st is not None and not self.recovering:
+            return st
+        raw = self.table.get(object_id.encode())
+        return None if raw is None else ObjectState.from_bytes(raw)
+
+    def start_batch(self) -> None:
+        """Called by the fold before each record: the agent runs only once recovery is complete."""
+        if self.recovering:
+            self.live.clear()
+            self.recovering = False
 
     def _remember(self, object_id: str, st: ObjectState) -> None:
         if len(self.live) >= LIVE_LIMIT:
@@ -98,6 +118,11 @@ def build(settings: Settings, region: str, instance: int = 0) -> faust.App:
         # Objects of partitions we may no longer own must be re-read from the table when needed.
         state.live.clear()
 
+    @app.on_partitions_assigned.connect
+    async def _recover(app: faust.App, assigned: Any, **kwargs: Any) -> None:
+        state.live.clear()
+        state.recovering = True
+
     async def reject(event: faust.EventT, reasons: list[str], op: Any = None) -> None:
         msg = event.message
         record = RejectedOperation.from_gate(
@@ -118,6 +143,7 @@ def build(settings: Settings, region: str, instance: int = 0) -> faust.App:
     async def fold(stream: faust.StreamT) -> None:
         async for event in stream.events():
             msg = event.message
+            state.start_batch()
             state.positions[(msg.topic, msg.partition)] = msg.offset
             try:
                 vb = decode_verified(event.value or b"")

@@ -53,7 +53,7 @@ def install_query_views(app: faust.App, state: Any) -> None:
     region = state.region
 
     def lookup(web: faust.web.Web, object_id: str) -> tuple[Any, faust.web.Response | None]:
-        st = state.load(object_id)
+        st = state.peek(object_id)
         if st is None:
             return None, _error(web, 404, f"unknown object {object_id!r} in region {region}")
         return st, None
@@ -170,7 +170,7 @@ def install_query_views(app: faust.App, state: Any) -> None:
         per_partition: dict[int, Any] = {}
         for key in sorted(table.keys()):
             oid = key.decode() if isinstance(key, bytes) else key
-            st = state.load(oid)
+            st = state.peek(oid)
             if st is None:
                 continue
             p = partition_for(oid, n)

@@ -11,7 +11,7 @@ import pytest
 
 from connectors.sdk import Client
 from jarvis.stack.workers import worker_proc
-from tests.integration.pipeline_helpers import read_value, wait_until
+from tests.integration.pipeline_helpers import get_json, object_url, read_value, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -72,19 +72,13 @@ def test_kill_9_mid_stream_counts_exactly(stack, role: str) -> None:
     assert final == TOTAL, f"{role} killed at {seen}: counter reads {final}, expected {TOTAL}"
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason=(
-        "known defect: after kill -9 tests, a second fold worker joining mid-stream sometimes leaves one "
-        "object short (17,375 or 10,000 of 20,000, stable): operations lost across the Faust rebalance; "
-        "passes when run alone. Fix: keep each partition's folded offset in the table and seek to it on "
-        "assignment."
-    ),
-)
 def test_rebalance_when_a_second_fold_worker_joins_mid_stream(stack) -> None:
+    """Readers keep querying both workers throughout: a read served while a worker is still
+    recovering its new partitions must not become the state the fold builds on."""
     region = "eu"
     object_ids = [f"ctr:rebalance-{uuid.uuid4().hex[:8]}-{i}" for i in range(12)]
     query_url = stack.settings.region_config(region).query_url
+    other_url = f"http://{stack.settings.host}:{stack.settings.region_config(region).query_port + 100}"
     per_object = 20_000
     client = Client(region=region, node_id="rebalance-producer")
     for _ in range(per_object):
@@ -92,8 +86,19 @@ def test_rebalance_when_a_second_fold_worker_joins_mid_stream(stack) -> None:
             client.counter(oid).increment(1)
     client.flush(timeout=120)
     wait_for_progress(query_url, object_ids[0], 1, per_object)
+    stop_reading = threading.Event()
+
+    def keep_reading() -> None:
+        while not stop_reading.is_set():
+            for url in (query_url, other_url):
+                get_json(f"{url}/v1/digest", timeout=2.0)
+                for oid in object_ids:
+                    get_json(object_url(url, oid), timeout=2.0)
+
+    reader = threading.Thread(target=keep_reading, daemon=True)
     second = worker_proc(stack.settings, "fold", region, instance=1)
     second.start()
+    reader.start()
     try:
         values = {}
 
@@ -102,11 +107,13 @@ def test_rebalance_when_a_second_fold_worker_joins_mid_stream(stack) -> None:
             return all(v == per_object for v in values.values())
 
         wait_until(all_done, 240, interval=1.0)
+        stop_reading.set()
         time.sleep(3)
         values = {oid: read_value(query_url, oid) for oid in object_ids}
         assert values == dict.fromkeys(object_ids, per_object)
         # Either worker answers for every object (the router forwards to the owner).
-        other_url = f"http://{stack.settings.host}:{stack.settings.region_config(region).query_port + 100}"
         assert {oid: read_value(other_url, oid) for oid in object_ids} == values
     finally:
+        stop_reading.set()
+        reader.join(timeout=10)
         second.stop()
