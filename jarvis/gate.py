@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import orjson
 
 from jarvis.codec import CodecError, decode_batch
-from jarvis.ops import Dot, Operation, OperationBatch
+from jarvis.ops import Operation, OperationBatch
 from jarvis.security.replay_window import check_window
 from jarvis.security.signing import SignatureError, op_digest, verify_batch
 from pipelines.loader import Pipelines, PrefixRule
@@ -30,9 +30,8 @@ from pipelines.loader import Pipelines, PrefixRule
 
 @dataclass(slots=True)
 class Accepted:
-    index: int
+    index: int  # in the batch: with the ingress partition and offset, the operation's dot
     op: Operation
-    dot: Dot
     confidence: float
 
 
@@ -70,9 +69,17 @@ class RuleVerifier:
         size = len(orjson.dumps(op.args))
         if size > rule.max_payload_bytes:
             reasons.append(f"payload of {size} bytes exceeds the limit of {rule.max_payload_bytes}")
-        for path, num in _numbers(op.args):
-            if not math.isfinite(num) or abs(num) > rule.max_abs_number:
-                reasons.append(f"number {num!r} at {path} is out of range (|x| <= {rule.max_abs_number:g})")
+        limit = rule.max_abs_number
+        for k, v in op.args.items():
+            # Flat numbers are the common case and are checked inline; containers are walked.
+            t = type(v)
+            if t is int or t is float:
+                if not -limit <= v <= limit:  # NaN fails both comparisons
+                    reasons.append(f"number {float(v)!r} at args.{k} is out of range (|x| <= {limit:g})")
+            elif t is dict or t is list:
+                for path, num in _numbers(v, f"args.{k}"):
+                    if not math.isfinite(num) or abs(num) > limit:
+                        reasons.append(f"number {num!r} at {path} is out of range (|x| <= {limit:g})")
         if rule.value_range and op.kind == "append":
             lo, hi = rule.value_range
             v = op.args.get("value")
@@ -180,29 +187,34 @@ class Gate:
                 batch, rejected=[Rejected([f"bad signature: {e}"], i, op) for i, op in enumerate(batch.ops)]
             )
         result = GateResult(batch)
+        verifiers = self.verifiers
+        digests = batch.op_digests
         for i, op in enumerate(batch.ops):
-            reasons = self._check_op(batch, i, op, now_ms)
-            confidence = 1.0
             rule = self.pipelines.rule_for(op.object_id)
+            reasons = self._check_op(i, batch.node_id, digests[i * 32 : (i + 1) * 32], op, rule, now_ms)
+            confidence = 1.0
             if not reasons and rule is not None:
-                for v in self.verifiers:
+                for v in verifiers:
                     r, c = v.check(op, rule)
-                    reasons += r
-                    confidence = min(confidence, c)
+                    if r:
+                        reasons += r
+                    if c < confidence:
+                        confidence = c
             if reasons:
                 result.rejected.append(Rejected(reasons, i, op))
             else:
-                result.accepted.append(Accepted(i, op, Dot(self.region, partition, offset, i), confidence))
+                result.accepted.append(Accepted(i, op, confidence))
         return result
 
-    def _check_op(self, batch: OperationBatch, i: int, op: Operation, now_ms: int) -> list[str]:
+    @staticmethod
+    def _check_op(
+        i: int, node_id: str, digest: bytes, op: Operation, rule: PrefixRule | None, now_ms: int
+    ) -> list[str]:
         reasons = []
-        expected = batch.op_digests[i * 32 : (i + 1) * 32]
-        if op_digest(op) != expected:
+        if op_digest(op) != digest:
             reasons.append(f"digest mismatch for op {i}: content altered after signing")
-        if op.node_id != batch.node_id:
-            reasons.append(f"op node {op.node_id!r} differs from the batch signer {batch.node_id!r}")
-        rule = self.pipelines.rule_for(op.object_id)
+        if op.node_id != node_id:
+            reasons.append(f"op node {op.node_id!r} differs from the batch signer {node_id!r}")
         if rule is None:
             prefix = op.object_id.partition(":")[0]
             reasons.append(f"unknown object prefix {prefix!r} (no pipeline defines it)")

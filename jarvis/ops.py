@@ -45,7 +45,19 @@ class OperationError(ValueError):
     """An operation that does not fit the model (bad object id, unknown type or kind)."""
 
 
+_VALID_KINDS = frozenset((t, k) for t, ks in KINDS_BY_TYPE.items() for k in ks)
+_valid_prefixes: set[str] = set()  # prefixes already matched: most ids share a handful of them
+
+
 def validate(object_id: str, crdt_type: str, kind: str) -> None:
+    # Runs for every operation decoded anywhere, so the usual case is two set lookups.
+    prefix, sep, rest = object_id.partition(":")
+    if rest and prefix in _valid_prefixes and (crdt_type, kind) in _VALID_KINDS and "\n" not in rest:
+        return
+    _validate_slowly(object_id, crdt_type, kind)
+
+
+def _validate_slowly(object_id: str, crdt_type: str, kind: str) -> None:
     if not OBJECT_ID.match(object_id):
         raise OperationError(f"object id {object_id!r} must look like '<prefix>:<id>' (prefix: a-z 0-9 _ -)")
     kinds = KINDS_BY_TYPE.get(crdt_type)
@@ -53,6 +65,8 @@ def validate(object_id: str, crdt_type: str, kind: str) -> None:
         raise OperationError(f"unknown CRDT type {crdt_type!r}; known: {', '.join(KINDS_BY_TYPE)}")
     if kind not in kinds:
         raise OperationError(f"a {crdt_type} has no operation {kind!r}; it has {', '.join(kinds)}")
+    if len(_valid_prefixes) < 10_000:
+        _valid_prefixes.add(object_id.partition(":")[0])
 
 
 @dataclass(slots=True)

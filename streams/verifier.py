@@ -1,7 +1,8 @@
 """Verifier worker: consumer group on jarvis.ops.ingress, gate to jarvis.ops or jarvis.ops.rejected.
 
 Accepted operations leave as one VerifiedBatch per ingress message, on the same partition number
-(partition = murmur2(object id) everywhere), stamped with dots (region, partition, offset, index).
+(partition = murmur2(object id) everywhere): the message itself, untouched, with the indexes of the
+accepted operations; operation i's dot is (region, ingress partition, ingress offset, i).
 Reprocessing an ingress record after a crash yields the same dots, so the fold recognises the
 duplicate. Every rejected operation is written with all its reasons; nothing is dropped silently.
 """
@@ -17,7 +18,7 @@ from jarvis import topics
 from jarvis.codec import encode_rejected, encode_verified
 from jarvis.config import Settings
 from jarvis.gate import Gate
-from jarvis.ops import RejectedOperation, VerifiedBatch
+from jarvis.ops import RejectedOperation
 from jarvis.security.keys import TrustStore
 from pipelines.loader import pipelines
 from streams.app import make_app
@@ -49,20 +50,15 @@ def build(settings: Settings, region: str, instance: int = 0) -> faust.App:
             now_ms = int(time.time() * 1000)
             result = gate.check(event.value or b"", msg.partition, msg.offset, now_ms)
             if result.accepted:
-                b = result.batch
-                vb = VerifiedBatch(
-                    batch_id=b.batch_id,
-                    node_id=b.node_id,
-                    key_id=b.key_id,
-                    origin_region=region,
-                    op_digests=b.op_digests,
-                    signature=b.signature,
-                    indexes=[a.index for a in result.accepted],
-                    dots=[a.dot for a in result.accepted],
-                    confidences=[a.confidence for a in result.accepted],
-                    ops=[a.op for a in result.accepted],
+                value = encode_verified(
+                    region,
+                    msg.partition,
+                    msg.offset,
+                    [a.index for a in result.accepted],
+                    [a.confidence for a in result.accepted],
+                    event.value or b"",
                 )
-                await ops_out.send(key=event.key, value=encode_verified(vb), partition=msg.partition)
+                await ops_out.send(key=event.key, value=value, partition=msg.partition)
                 OPS_ACCEPTED.labels(region).inc(len(result.accepted))
             for rej in result.rejected:
                 record = RejectedOperation.from_gate(

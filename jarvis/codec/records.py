@@ -40,10 +40,13 @@ def op_from_record(r: dict[str, Any]) -> Operation:
         raise CodecError(f"operation {r.get('op_id')!r}: args_json is not JSON: {e}") from None
     if not isinstance(args, dict):
         raise CodecError(f"operation {r.get('op_id')!r}: args must be a JSON object")
+    # fastavro hands out a fresh map and list per record: they can be kept without copying.
+    md = r.get("metadata")
+    ef = r.get("encrypted_fields")
     try:
         return Operation(
             r["op_id"], r["object_id"], r["crdt_type"], r["kind"], args, r["node_id"], r["region"], r["hlc"],
-            dict(r.get("metadata") or {}), list(r.get("encrypted_fields") or []),
+            {} if md is None else md, [] if ef is None else ef,
         )  # fmt: skip
     except OperationError as e:
         raise CodecError(f"invalid operation {r.get('op_id')!r}: {e}") from None
@@ -56,21 +59,22 @@ def op_content(op: Operation) -> bytes:
     map of strings, an array of strings) because it runs for every operation in the SDK, the
     verifier and every audit; a property test holds it byte-equal to fastavro's schemaless_writer.
     """
+    s = _avro_str
     parts = [
-        _avro_str(op.op_id), _avro_str(op.object_id), _avro_str(op.crdt_type), _avro_str(op.kind),
-        _avro_str(canonical_args(op.args)), _avro_str(op.node_id), _avro_str(op.region), _avro_long(op.hlc),
+        s(op.op_id), s(op.object_id), s(op.crdt_type), s(op.kind), s(canonical_args(op.args)), s(op.node_id),
+        s(op.region), _avro_long(op.hlc),
     ]  # fmt: skip
     md = op.metadata
     if md:
         parts.append(_avro_long(len(md)))
         for k, v in md.items():
-            parts.append(_avro_str(k))
-            parts.append(_avro_str(v))
+            parts.append(s(k))
+            parts.append(s(v))
     parts.append(b"\x00")
     ef = op.encrypted_fields
     if ef:
         parts.append(_avro_long(len(ef)))
-        parts.extend(_avro_str(x) for x in ef)
+        parts.extend(s(x) for x in ef)
     parts.append(b"\x00")
     return b"".join(parts)
 
@@ -94,9 +98,13 @@ def _avro_long(n: int) -> bytes:
     return bytes(out)
 
 
+_SHORT_LENGTHS = [bytes((n << 1,)) for n in range(64)]  # zig-zag varints of 0..63: one byte each
+
+
 def _avro_str(s: str) -> bytes:
     b = s.encode()
-    return _avro_long(len(b)) + b
+    n = len(b)
+    return (_SHORT_LENGTHS[n] if n < 64 else _avro_long(n)) + b
 
 
 def encode_op(op: Operation) -> bytes:
@@ -143,30 +151,27 @@ def decode_batch(data: bytes) -> OperationBatch:
     )
 
 
-def encode_verified(vb: VerifiedBatch, *, compress: bool = False) -> bytes:
+def encode_verified(
+    origin_region: str,
+    partition: int,
+    offset: int,
+    indexes: list[int],
+    confidences: list[float],
+    original: bytes,
+) -> bytes:
+    """The verifier's output: which operations of the ingress message `original` it accepted.
+
+    The message travels as received, so accepting a batch costs no encoding per operation."""
     return encode(
         "VerifiedBatch",
         {
-            "batch_id": vb.batch_id,
-            "node_id": vb.node_id,
-            "key_id": vb.key_id,
-            "origin_region": vb.origin_region,
-            "op_digests": vb.op_digests,
-            "signature": vb.signature,
-            "indexes": vb.indexes,
-            "dots": [
-                {
-                    "origin_region": d.origin_region,
-                    "partition": d.partition,
-                    "offset": d.offset,
-                    "index": d.index,
-                }
-                for d in vb.dots
-            ],
-            "confidences": vb.confidences,
-            "ops": [op_record(o) for o in vb.ops],
+            "origin_region": origin_region,
+            "partition": partition,
+            "offset": offset,
+            "indexes": indexes,
+            "confidences": confidences,
+            "batch": original,
         },
-        compress=compress,
     )
 
 
@@ -174,6 +179,23 @@ def decode_verified(data: bytes) -> VerifiedBatch:
     name, r = decode(data)
     if not name.endswith("VerifiedBatch"):
         raise CodecError(f"expected a VerifiedBatch, got a {name}")
+    if "batch" not in r:
+        return _verified_v1(r)
+    b = decode_batch(r["batch"])
+    indexes = list(r["indexes"])
+    n = len(b.ops)
+    if any(not 0 <= i < n for i in indexes):
+        raise CodecError(f"VerifiedBatch: an accepted index is outside the batch of {n} operations")
+    region, partition, offset = r["origin_region"], r["partition"], r["offset"]
+    ops = b.ops if len(indexes) == n else [b.ops[i] for i in indexes]
+    return VerifiedBatch(
+        b.batch_id, b.node_id, b.key_id, region, b.op_digests, b.signature, indexes,
+        [Dot(region, partition, offset, i) for i in indexes], list(r.get("confidences") or []), ops,
+    )  # fmt: skip
+
+
+def _verified_v1(r: dict[str, Any]) -> VerifiedBatch:
+    """Version 1 (schemas/history): the accepted operations re-encoded, with their dots."""
     ops = [op_from_record(o) for o in r["ops"]]
     dots = [Dot(d["origin_region"], d["partition"], d["offset"], d["index"]) for d in r["dots"]]
     if len(dots) != len(ops) or len(r["indexes"]) != len(ops):

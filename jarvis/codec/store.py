@@ -48,9 +48,12 @@ class SchemaStore:
             s = self._parse(path, named)
             self.current[s.name] = s
             self.by_fingerprint[s.fingerprint] = s
-        # Older versions: readable (by fingerprint) but never written.
+        # Older versions: readable (by fingerprint) but never written. They may refer to the current
+        # named types (as they did when they were current), but not to their own newer version.
         for path in sorted((self.directory / "history").glob("*.avsc")):
-            s = self._parse(path, {})
+            raw = json.loads(path.read_text())
+            own = f"{raw.get('namespace', NAMESPACE)}.{raw['name']}"
+            s = self._parse(path, {k: v for k, v in named.items() if k != own})
             self.by_fingerprint.setdefault(s.fingerprint, s)
 
     @staticmethod

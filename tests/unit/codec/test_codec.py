@@ -27,6 +27,7 @@ from jarvis.codec import (
     store,
 )
 from jarvis.codec.fingerprint import crc64_avro
+from jarvis.codec.records import op_record
 from jarvis.codec.store import SCHEMA_DIR
 from jarvis.ops import KINDS_BY_TYPE, Dot, Operation, OperationBatch, VerifiedBatch
 
@@ -67,19 +68,42 @@ def test_batches_round_trip_plain_and_lz4() -> None:
     compressed = encode_batch(batch, compress=True)
     assert compressed[:4] == b"\x04\x22\x4d\x18"
     assert decode_batch(compressed) == batch
-    vb = VerifiedBatch(
-        "b1",
-        "n1",
-        "k1",
-        "eu",
-        b"\x02" * 64,
-        b"s",
-        [0, 1],
-        [Dot("eu", 1, 5, 0), Dot("eu", 1, 5, 1)],
-        [1.0, 0.5],
-        ops[:2],
-    )
-    assert decode_verified(encode_verified(vb)) == vb
+
+
+def test_verified_batch_carries_the_signed_message_and_names_the_accepted_operations() -> None:
+    ops = [make_op() for _ in range(5)]
+    original = encode_batch(OperationBatch("b1", "n1", "k1", "eu", 7, ops, b"\x01" * 32 * 5, b"sig"))
+    data = encode_verified("us", 3, 41, [0, 2, 4], [1.0, 0.5, 0.25], original)
+    assert original in data  # the producer's bytes, untouched
+    assert decode_verified(data) == VerifiedBatch(
+        "b1", "n1", "k1", "us", b"\x01" * 32 * 5, b"sig", [0, 2, 4],
+        [Dot("us", 3, 41, 0), Dot("us", 3, 41, 2), Dot("us", 3, 41, 4)], [1.0, 0.5, 0.25],
+        [ops[0], ops[2], ops[4]],
+    )  # fmt: skip
+    with pytest.raises(CodecError, match="outside the batch of 5"):
+        decode_verified(encode_verified("us", 3, 41, [5], [1.0], original))
+
+
+def test_verified_batch_of_the_first_version_is_still_read() -> None:
+    from fastavro import schemaless_writer
+
+    old = store().writer(_fingerprint_of(SCHEMA_DIR / "history" / "VerifiedBatch.v1.avsc"))
+    ops = [make_op(), make_op()]
+    buf = io.BytesIO()
+    buf.write(b"\xc3\x01" + old.fingerprint)
+    schemaless_writer(buf, old.parsed, {
+        "batch_id": "b1", "node_id": "n1", "key_id": "k1", "origin_region": "eu",
+        "op_digests": b"\x02" * 64, "signature": b"s", "indexes": [0, 1],
+        "dots": [{"origin_region": "eu", "partition": 1, "offset": 5, "index": i} for i in (0, 1)],
+        "confidences": [1.0, 0.5], "ops": [op_record(o) for o in ops],
+    })  # fmt: skip
+    vb = decode_verified(buf.getvalue())
+    assert vb.ops == ops and vb.dots == [Dot("eu", 1, 5, 0), Dot("eu", 1, 5, 1)] and vb.batch_id == "b1"
+
+
+def _fingerprint_of(path: object) -> bytes:
+    """The fingerprint the store computed for a schema file."""
+    return next(fp for fp, s in store().by_fingerprint.items() if s.path == path)
 
 
 def test_single_object_header_follows_the_spec() -> None:
