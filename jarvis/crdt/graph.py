@@ -14,23 +14,47 @@ from jarvis.crdt.orset import ORSet
 
 
 class Graph:
-    __slots__ = ("node_id", "vertices", "edges")
+    __slots__ = ("node_id", "_vertices", "_edges")
 
     def __init__(self, node_id: str = "") -> None:
         self.node_id = node_id
-        self.vertices = ORSet(node_id)
-        self.edges = ORSet(node_id)
+        # Either side may be None, meaning empty: a delta changes one side, and building an empty
+        # OR-Set for the other on every operation would cost as much as the operation.
+        self._vertices: ORSet | None = ORSet(node_id)
+        self._edges: ORSet | None = ORSet(node_id)
+
+    @property
+    def vertices(self) -> ORSet:
+        v = self._vertices
+        if v is None:
+            v = self._vertices = ORSet(self.node_id)
+        return v
+
+    @vertices.setter
+    def vertices(self, value: ORSet) -> None:
+        self._vertices = value
+
+    @property
+    def edges(self) -> ORSet:
+        e = self._edges
+        if e is None:
+            e = self._edges = ORSet(self.node_id)
+        return e
+
+    @edges.setter
+    def edges(self, value: ORSet) -> None:
+        self._edges = value
 
     def _delta(self, vertices: ORSet | None = None, edges: ORSet | None = None) -> Graph:
-        d = Graph(self.node_id)
-        if vertices is not None:
-            d.vertices = vertices
-        if edges is not None:
-            d.edges = edges
+        d = Graph.__new__(Graph)
+        d.node_id, d._vertices, d._edges = self.node_id, vertices, edges
         return d
 
     def add_vertex(self, v: str, timestamp: int | None = None, node: str | None = None) -> Graph:
-        return self._delta(vertices=self.vertices.add(v, timestamp, node))
+        # _delta inlined: vertex adds are the bulk of graph traffic, and the call is a fifth of the cost.
+        d = Graph.__new__(Graph)
+        d.node_id, d._vertices, d._edges = self.node_id, self.vertices.add(v, timestamp, node), None
+        return d
 
     def remove_vertex(self, v: str, before: int | None = None) -> Graph:
         return self._delta(vertices=self.vertices.remove(v, before))
@@ -95,13 +119,14 @@ class Graph:
         return {"vertices": self.vertex_list(), "edges": [list(e) for e in self.edge_list()]}
 
     def merge(self, other: Graph) -> None:
-        self.vertices.merge(other.vertices)
-        self.edges.merge(other.edges)
+        if other._vertices is not None:
+            self.vertices.merge(other._vertices)
+        if other._edges is not None:
+            self.edges.merge(other._edges)
 
     def copy(self) -> Graph:
-        g = Graph(self.node_id)
-        g.vertices = self.vertices.copy()
-        g.edges = self.edges.copy()
+        g = Graph.__new__(Graph)
+        g.node_id, g._vertices, g._edges = self.node_id, self.vertices.copy(), self.edges.copy()
         return g
 
     def metadata_size(self) -> int:

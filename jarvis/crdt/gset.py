@@ -2,31 +2,17 @@
 
 A string element is stored as itself (the set holds a reference, no copy: a G-Set of strings costs
 only its hash table); any other JSON value as ("j", canonical JSON), a tuple, which never equals a
-string, so "1" and 1 stay apart. The tagged-string form of jarvis.crdt.elements is the wire form.
+string, so "1" and 1 stay apart (jarvis.crdt.elements: the in-memory key and the tagged wire form).
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from jarvis.crdt.elements import element_key, element_value
-
-Key = str | tuple[str, str]
-
-
-def _key(x: Any) -> Key:
-    if type(x) is str:
-        return x
-    return ("j", json.dumps(x, sort_keys=True, separators=(",", ":")))
-
-
-def _wire(k: Key) -> str:
-    return element_key(k) if type(k) is str else "j" + k[1]
-
-
-def _from_wire(w: str) -> Key:
-    return w[1:] if w[0] == "s" else ("j", w[1:])
+from jarvis.crdt.elements import Key, element_value
+from jarvis.crdt.elements import from_wire as _from_wire
+from jarvis.crdt.elements import key as _key
+from jarvis.crdt.elements import wire as _wire
 
 
 class GSet:
