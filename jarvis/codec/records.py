@@ -115,40 +115,90 @@ def decode_op(data: bytes) -> Operation:
     return op_from_record(decode(data, "Operation")[1])
 
 
+def batch_record(batch: OperationBatch) -> dict[str, Any]:
+    """The OperationBatch record: operations by column (schemas/OperationBatch.avsc)."""
+    ops = batch.ops
+    return {
+        "batch_id": batch.batch_id,
+        "node_id": batch.node_id,
+        "key_id": batch.key_id,
+        "region": batch.region,
+        "created_hlc": batch.created_hlc,
+        "op_ids": [o.op_id for o in ops],
+        "object_ids": [o.object_id for o in ops],
+        "crdt_types": [o.crdt_type for o in ops],
+        "kinds": [o.kind for o in ops],
+        "args_json": [canonical_args(o.args) for o in ops],
+        "node_ids": [o.node_id for o in ops],
+        "regions": [o.region for o in ops],
+        "hlcs": [o.hlc for o in ops],
+        # Empty columns stand for "empty for every operation", the usual case.
+        "metadata": [o.metadata for o in ops] if any(o.metadata for o in ops) else [],
+        "encrypted_fields": [o.encrypted_fields for o in ops] if any(o.encrypted_fields for o in ops) else [],
+        "op_digests": batch.op_digests,
+        "signature": batch.signature,
+    }
+
+
+def batch_from_record(r: dict[str, Any]) -> OperationBatch:
+    # Version 1 (schemas/history) carried an array of Operation records.
+    ops = [op_from_record(o) for o in r["ops"]] if "ops" in r else _ops_from_columns(r)
+    if len(r["op_digests"]) != 32 * len(ops):
+        raise CodecError(f"op_digests holds {len(r['op_digests'])} bytes for {len(ops)} operations")
+    return OperationBatch(
+        r["batch_id"], r["node_id"], r["key_id"], r["region"], r["created_hlc"], ops, r["op_digests"], r["signature"]
+    )  # fmt: skip
+
+
+_COLUMNS = ("op_ids", "object_ids", "crdt_types", "kinds", "args_json", "node_ids", "regions", "hlcs")
+
+
+def _ops_from_columns(r: dict[str, Any]) -> list[Operation]:
+    n = len(r["op_ids"])
+    md, ef = r["metadata"], r["encrypted_fields"]
+    lengths = {c: len(r[c]) for c in _COLUMNS}
+    if any(v != n for v in lengths.values()) or (md and len(md) != n) or (ef and len(ef) != n):
+        raise CodecError(
+            f"OperationBatch columns differ in length: {lengths}, metadata {len(md)}, encrypted {len(ef)}"
+        )
+    try:
+        args = list(map(orjson.loads, r["args_json"]))
+    except orjson.JSONDecodeError as e:
+        raise CodecError(f"an operation's args_json is not JSON: {e}") from None
+    if not all(type(x) is dict for x in args):
+        raise CodecError("an operation's args must be a JSON object")
+    # Each operation gets its own (empty) metadata and encrypted-field list: they are mutable.
+    mds = md or [{} for _ in range(n)]
+    efs = ef or [[] for _ in range(n)]
+    try:
+        return list(
+            map(
+                Operation,
+                r["op_ids"],
+                r["object_ids"],
+                r["crdt_types"],
+                r["kinds"],
+                args,
+                r["node_ids"],
+                r["regions"],
+                r["hlcs"],
+                mds,
+                efs,
+            )  # fmt: skip
+        )
+    except OperationError as e:
+        raise CodecError(f"invalid operation in the batch: {e}") from None
+
+
 def encode_batch(batch: OperationBatch, *, compress: bool = False) -> bytes:
-    return encode(
-        "OperationBatch",
-        {
-            "batch_id": batch.batch_id,
-            "node_id": batch.node_id,
-            "key_id": batch.key_id,
-            "region": batch.region,
-            "created_hlc": batch.created_hlc,
-            "ops": [op_record(o) for o in batch.ops],
-            "op_digests": batch.op_digests,
-            "signature": batch.signature,
-        },
-        compress=compress,
-    )
+    return encode("OperationBatch", batch_record(batch), compress=compress)
 
 
 def decode_batch(data: bytes) -> OperationBatch:
     name, r = decode(data)
     if not name.endswith("OperationBatch"):
         raise CodecError(f"expected an OperationBatch, got a {name}")
-    ops = [op_from_record(o) for o in r["ops"]]
-    if len(r["op_digests"]) != 32 * len(ops):
-        raise CodecError(f"op_digests holds {len(r['op_digests'])} bytes for {len(ops)} operations")
-    return OperationBatch(
-        r["batch_id"],
-        r["node_id"],
-        r["key_id"],
-        r["region"],
-        r["created_hlc"],
-        ops,
-        r["op_digests"],
-        r["signature"],
-    )
+    return batch_from_record(r)
 
 
 def encode_verified(

@@ -27,7 +27,7 @@ from jarvis.codec import (
     store,
 )
 from jarvis.codec.fingerprint import crc64_avro
-from jarvis.codec.records import op_record
+from jarvis.codec.records import batch_record, op_record
 from jarvis.codec.store import SCHEMA_DIR
 from jarvis.ops import KINDS_BY_TYPE, Dot, Operation, OperationBatch, VerifiedBatch
 
@@ -222,3 +222,33 @@ def test_hand_written_op_content_equals_fastavro_byte_for_byte(ids, args, hlc, m
 
     op = Operation(ids[0], "ctr:x", "pncounter", "increment", args, ids[1], ids[2], hlc, metadata, encrypted)
     assert op_content(op) == op_content_reference(op)
+
+
+def test_batch_columns_keep_per_operation_metadata_and_encrypted_fields() -> None:
+    ops = [make_op(metadata={}), make_op(metadata={"a": "b"}, encrypted_fields=["x"]), make_op(metadata={})]
+    batch = OperationBatch("b1", "n1", "k1", "eu", 7, ops, b"\x01" * 32 * 3, b"sig")
+    assert decode_batch(encode_batch(batch)) == batch
+    plain = [make_op(metadata={}) for _ in range(3)]
+    record = batch_record(OperationBatch("b1", "n1", "k1", "eu", 7, plain, b"\x01" * 96, b"sig"))
+    assert record["metadata"] == [] and record["encrypted_fields"] == []  # empty columns: all empty
+
+
+def test_batch_whose_columns_differ_in_length_is_rejected() -> None:
+    record = batch_record(OperationBatch("b1", "n1", "k1", "eu", 7, [make_op(), make_op()], b"\x01" * 64, b"s"))
+    record["hlcs"] = record["hlcs"][:1]
+    with pytest.raises(CodecError, match="columns differ in length"):
+        decode_batch(encode("OperationBatch", record))
+
+
+def test_batch_of_the_first_version_is_still_read() -> None:
+    from fastavro import schemaless_writer
+
+    old = store().writer(_fingerprint_of(SCHEMA_DIR / "history" / "OperationBatch.v1.avsc"))
+    ops = [make_op(), make_op(encrypted_fields=["n"])]
+    buf = io.BytesIO()
+    buf.write(b"\xc3\x01" + old.fingerprint)
+    schemaless_writer(buf, old.parsed, {
+        "batch_id": "b1", "node_id": "n1", "key_id": "k1", "region": "eu", "created_hlc": 7,
+        "ops": [op_record(o) for o in ops], "op_digests": b"\x01" * 64, "signature": b"s",
+    })  # fmt: skip
+    assert decode_batch(buf.getvalue()) == OperationBatch("b1", "n1", "k1", "eu", 7, ops, b"\x01" * 64, b"s")
