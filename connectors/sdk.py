@@ -10,6 +10,10 @@ Operations are grouped per partition (partition = murmur2(object id), as everywh
 pipeline), signed a batch at a time with the node's Ed25519 key, and produced to
 jarvis.ops.ingress by an idempotent confluent-kafka producer (acks=all, lz4). Sensitive fields that
 the object's pipeline lists are encrypted before they leave the process.
+
+Batches are Avro single-object messages, or, with JARVIS_SCHEMA_REGISTRY_URL set, the Confluent wire
+format (schema id from that registry, subject jarvis.ops.ingress-value). The signature covers the
+operations' content, so it is the same in either format.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import KafkaException, Producer
 
@@ -38,6 +42,9 @@ from jarvis.security.keys import ensure_node_key
 from jarvis.security.signing import sign_batch
 from pipelines.loader import Pipelines
 from pipelines.loader import pipelines as default_pipelines
+
+if TYPE_CHECKING:
+    from jarvis.codec.registry import RegistryCodec
 
 
 class DeliveryError(RuntimeError):
@@ -89,6 +96,13 @@ class Client:
         }
         conf.update(producer_conf or {})
         self._producer = Producer(conf)
+        self.registry: RegistryCodec | None = None
+        self._encode_batch: Callable[[OperationBatch], bytes] = encode_batch
+        if s.schema_registry_url:
+            from jarvis.codec.registry import RegistryCodec
+
+            self.registry = RegistryCodec(s.schema_registry_url)
+            self._encode_batch = self.registry.encode_batch
         self._partitions = self._partition_count()
         self._pending: dict[int, list[Operation]] = {}
         self._failures: list[tuple[list[str], str]] = []
@@ -200,7 +214,7 @@ class Client:
             op_digests=op_digests,
             signature=signature,
         )
-        value = encode_batch(batch)
+        value = self._encode_batch(batch)
         ids = [op.object_id for op in ops]
         self._produce(partition, ops[0].object_id.encode(), value, self._on_delivery(ids))
         self.sent_ops += len(ops)

@@ -16,6 +16,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 # Ports are spaced per region so N regions never collide: region i uses base + 10 * i.
 KAFKA_BASE_PORT = 19092
 QUERY_BASE_PORT = 8081
+SCHEMA_REGISTRY_BASE_PORT = 18081
+# Apicurio Registry's Confluent-compatible API lives under this path, not at the root.
+CCOMPAT_PATH = "/apis/ccompat/v7"
 
 
 @dataclass(frozen=True)
@@ -64,7 +67,8 @@ class Settings:
     redis_port: int = 16379
     kafka_heap: str = "512m"
     mirrormaker_heap: str = "384m"
-    schema_registry_url: str | None = None
+    schema_registry_url: str | None = None  # set: producers write the Confluent wire format
+    schema_registry_heap: str = "256m"
     llm_url: str | None = None
     kafka_bootstrap: str | None = None  # overrides the local stack's bootstrap for `region`
     snapshot_every_ops: int = 10_000  # the archiver snapshots an object after this many new ops
@@ -88,6 +92,7 @@ class Settings:
             kafka_heap=_env("KAFKA_HEAP", "512m"),
             mirrormaker_heap=_env("MIRRORMAKER_HEAP", "384m"),
             schema_registry_url=os.environ.get("JARVIS_SCHEMA_REGISTRY_URL") or None,
+            schema_registry_heap=_env("SCHEMA_REGISTRY_HEAP", "256m"),
             llm_url=os.environ.get("JARVIS_LLM_URL") or None,
             kafka_bootstrap=os.environ.get("JARVIS_KAFKA_BOOTSTRAP") or None,
             snapshot_every_ops=int(_env("SNAPSHOT_EVERY_OPS", "10000")),
@@ -120,6 +125,15 @@ class Settings:
     @property
     def postgres_dsn(self) -> str:
         return f"postgresql://{self.postgres_user}@{self.host}:{self.postgres_port}/{self.postgres_db}"
+
+    @property
+    def schema_registry_port(self) -> int:
+        """Port of the local stack's schema registry (`jarvis stack up --schema-registry`)."""
+        return SCHEMA_REGISTRY_BASE_PORT + self.port_offset
+
+    @property
+    def local_schema_registry_url(self) -> str:
+        return f"http://{self.host}:{self.schema_registry_port}{CCOMPAT_PATH}"
 
     @property
     def redis_url(self) -> str:

@@ -9,19 +9,24 @@ in, and an LLM-backed one can be plugged in (off by default).
 
 A failure of the whole message (garbage bytes, bad signature) rejects every operation in it with
 that reason; a failing operation is rejected alone, and the rest of its batch goes on.
+
+With a schema registry (`framing`), a message in the Confluent wire format is first turned into the
+single-object message the rest of the pipeline reads (jarvis/codec/registry.py); the result's
+`message` is what the verifier forwards.
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import orjson
 
 from jarvis.codec import CodecError, decode_batch
+from jarvis.codec.registry import RegistryUnavailable, explain_unframed
 from jarvis.ops import Operation, OperationBatch
 from jarvis.security.replay_window import check_window
 from jarvis.security.signing import SignatureError, op_digest, verify_batch
@@ -47,6 +52,7 @@ class GateResult:
     batch: OperationBatch | None
     accepted: list[Accepted] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
+    message: bytes = b""  # the checked message in single-object form: what jarvis.ops carries
 
 
 class OpVerifier(Protocol):
@@ -161,21 +167,30 @@ class Gate:
         pipelines: Pipelines,
         trust: Any,
         verifiers: Sequence[OpVerifier] | None = None,
+        framing: Callable[[bytes], bytes] | None = None,
     ) -> None:
         self.region = region
         self.pipelines = pipelines
         self.trust = trust
         self.verifiers = list(verifiers) if verifiers is not None else [RuleVerifier(), TelemetryVerifier()]
+        # RegistryCodec.to_single_object when a registry is configured. Its RegistryUnavailable is
+        # not the message's fault, so it is not a rejection: it reaches the caller, which retries.
+        self.framing = framing
 
     def check(self, data: bytes, partition: int, offset: int, now_ms: int) -> GateResult:
         try:
+            if self.framing is not None:
+                data = self.framing(data)
             batch = decode_batch(data)
         except CodecError as e:
-            return GateResult(None, rejected=[Rejected([f"undecodable message: {e}"])])
+            why = explain_unframed(data) if self.framing is None else None
+            return GateResult(None, rejected=[Rejected([f"undecodable message: {why or e}"])])
+        except RegistryUnavailable:
+            raise
         except Exception as e:  # noqa: BLE001 - any decoder failure is a rejection, never a crash
             return GateResult(None, rejected=[Rejected([f"undecodable message: {type(e).__name__}: {e}"])])
         if not batch.ops:
-            return GateResult(batch, rejected=[Rejected(["empty batch"])])
+            return GateResult(batch, rejected=[Rejected(["empty batch"])], message=data)
         key = self.trust.public_key(batch.key_id) if hasattr(self.trust, "public_key") else None
         if key is None or not self.trust.is_trusted(self.region, batch.node_id, batch.key_id):
             reason = f"unknown or untrusted key {batch.key_id!r} for node {batch.node_id!r} in region {self.region}"
@@ -186,7 +201,7 @@ class Gate:
             return GateResult(
                 batch, rejected=[Rejected([f"bad signature: {e}"], i, op) for i, op in enumerate(batch.ops)]
             )
-        result = GateResult(batch)
+        result = GateResult(batch, message=data)
         verifiers = self.verifiers
         digests = batch.op_digests
         for i, op in enumerate(batch.ops):

@@ -5,10 +5,17 @@ Accepted operations leave as one VerifiedBatch per ingress message, on the same 
 accepted operations; operation i's dot is (region, ingress partition, ingress offset, i).
 Reprocessing an ingress record after a crash yields the same dots, so the fold recognises the
 duplicate. Every rejected operation is written with all its reasons; nothing is dropped silently.
+
+With JARVIS_SCHEMA_REGISTRY_URL set, ingress messages may also come in the Confluent wire format:
+they are forwarded as single-object messages (same Avro body, header swapped), because schema ids
+mean nothing to the other regions' readers. While the registry does not answer, the partition waits
+rather than rejecting messages that are fine.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 
 import faust
@@ -16,8 +23,9 @@ from prometheus_client import Counter
 
 from jarvis import topics
 from jarvis.codec import encode_rejected, encode_verified
+from jarvis.codec.registry import RegistryCodec, RegistryUnavailable
 from jarvis.config import Settings
-from jarvis.gate import Gate
+from jarvis.gate import Gate, GateResult
 from jarvis.ops import RejectedOperation
 from jarvis.security.keys import TrustStore
 from pipelines.loader import pipelines
@@ -28,6 +36,7 @@ OPS_ACCEPTED = Counter("jarvis_verifier_accepted_total", "Operations accepted by
 OPS_REJECTED = Counter(
     "jarvis_verifier_rejected_total", "Operations rejected by the verifier", ["region", "reason"]
 )
+log = logging.getLogger(__name__)
 
 
 def reason_label(reason: str) -> str:
@@ -40,15 +49,35 @@ def build(settings: Settings, region: str, instance: int = 0) -> faust.App:
     ingress = app.topic(topics.INGRESS, key_type=bytes, value_type=bytes)
     ops_out = app.topic(topics.OPS, key_type=bytes, value_type=bytes)
     rejected_out = app.topic(topics.REJECTED, key_type=bytes, value_type=bytes)
-    gate = Gate(region, pipelines(), TrustStore(settings.keys_dir))
+    registry = RegistryCodec(settings.schema_registry_url) if settings.schema_registry_url else None
+    gate = Gate(
+        region,
+        pipelines(),
+        TrustStore(settings.keys_dir),
+        framing=registry.to_single_object if registry else None,
+    )
     install_metrics_page(app)
+
+    async def check_when_registry_answers(data: bytes, partition: int, offset: int) -> GateResult:
+        # Only a schema id this worker has not seen yet asks the registry (the client caches every
+        # answer), so this waits out a registry outage; it is not on the way of every message.
+        delay = 0.5
+        while True:
+            try:
+                return gate.check(data, partition, offset, int(time.time() * 1000))
+            except RegistryUnavailable as e:
+                log.warning("verifier %s: %s; retrying in %.1f s", region, e, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
 
     @app.agent(ingress)
     async def verify(stream: faust.StreamT) -> None:
         async for event in stream.events():
             msg = event.message
-            now_ms = int(time.time() * 1000)
-            result = gate.check(event.value or b"", msg.partition, msg.offset, now_ms)
+            try:
+                result = gate.check(event.value or b"", msg.partition, msg.offset, int(time.time() * 1000))
+            except RegistryUnavailable:
+                result = await check_when_registry_answers(event.value or b"", msg.partition, msg.offset)
             if result.accepted:
                 value = encode_verified(
                     region,
@@ -56,7 +85,7 @@ def build(settings: Settings, region: str, instance: int = 0) -> faust.App:
                     msg.offset,
                     [a.index for a in result.accepted],
                     [a.confidence for a in result.accepted],
-                    event.value or b"",
+                    result.message,
                 )
                 await ops_out.send(key=event.key, value=value, partition=msg.partition)
                 OPS_ACCEPTED.labels(region).inc(len(result.accepted))

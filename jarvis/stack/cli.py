@@ -21,6 +21,12 @@ console = Console(stderr=True)
 @stack_app.command()
 def up(
     workers: bool = typer.Option(True, "--workers/--no-workers", help="Also start the pipeline workers."),
+    schema_registry: bool = typer.Option(
+        False,
+        "--schema-registry",
+        help="Also start the local schema registry (Apicurio, Confluent-compatible API); "
+        "implied when JARVIS_SCHEMA_REGISTRY_URL names it. It stays up until `stack down`.",
+    ),
 ) -> None:
     """Start every part (idempotent) and return when each one answers."""
     stack = Stack(settings())
@@ -31,11 +37,18 @@ def up(
                 status.update(msg + " ...")
                 console.print(f"[green]✓[/] {msg}")
 
-            elapsed = stack.up(report, workers=workers)
+            elapsed = stack.up(report, workers=workers, with_registry=schema_registry)
     except StackError as e:
         console.print(f"[red]✗ stack up failed:[/] {e}")
         raise typer.Exit(1) from None
     console.print(f"[bold green]stack up[/] in {elapsed:.1f} s (state and logs in {stack.settings.home})")
+    s = stack.settings
+    if stack.schema_registry().running() and settings().schema_registry_url != s.schema_registry_url:
+        # The verifiers read both formats; producers write the registry's only when told to.
+        console.print(
+            "producers write the Confluent wire format with "
+            f"[bold]export JARVIS_SCHEMA_REGISTRY_URL={s.local_schema_registry_url}[/]"
+        )
 
 
 @stack_app.command()
@@ -62,4 +75,5 @@ def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
     table.add_row("mirrormaker 2", "", st["mirrormaker"])
     table.add_row("postgres", st["postgres"], st["postgres_status"])
     table.add_row("redis", st["redis"], st["redis_status"])
+    table.add_row("schema registry", st["schema_registry"], st["schema_registry_status"])
     Console().print(table)

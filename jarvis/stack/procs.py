@@ -118,6 +118,20 @@ def group_members(pgid: int) -> list[int]:
     return members
 
 
+def process_env(pid: int) -> dict[str, str]:
+    """The environment a process was started with (empty if unreadable): which settings a worker has."""
+    try:
+        raw = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return {}
+    env = {}
+    for item in raw.split(b"\0"):
+        key, sep, value = item.partition(b"=")
+        if sep:
+            env[key.decode(errors="replace")] = value.decode(errors="replace")
+    return env
+
+
 def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

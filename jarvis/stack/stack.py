@@ -1,4 +1,5 @@
-"""The local stack: Kafka (KRaft) per region, MirrorMaker 2, PostgreSQL, Redis, and the workers.
+"""The local stack: Kafka (KRaft) per region, MirrorMaker 2, PostgreSQL, Redis, and the workers;
+optionally a schema registry (Apicurio, Confluent-compatible API) for the Confluent wire format.
 
 `up` is idempotent: a component already answering is left alone. Each step reports through a
 callback so the CLI can show progress; `up` returns only when every part answers.
@@ -8,13 +9,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from jarvis import topics
 from jarvis.config import RegionConfig, Settings
-from jarvis.stack import kafka, kafka_dist, mirrormaker, postgres, redis_server
-from jarvis.stack.procs import Proc, StackError, port_open, wait_until
+from jarvis.stack import kafka, kafka_dist, mirrormaker, postgres, redis_server, schema_registry
+from jarvis.stack.procs import Proc, StackError, port_open, process_env, wait_until
 
 Report = Callable[[str], None]
 
@@ -40,24 +41,40 @@ class Stack:
     def redis(self) -> Proc:
         return Proc(name="redis", run_dir=self.settings.home)
 
+    def schema_registry(self) -> Proc:
+        return Proc(name=schema_registry.NAME, run_dir=self.settings.home)
+
     def worker_procs(self) -> list[Proc]:
         from jarvis.stack.workers import worker_procs
 
         return worker_procs(self.settings)
 
     def all_procs(self) -> list[Proc]:
-        procs = [*self.worker_procs(), self.mm2()]
+        # Workers first: a verifier may still be asking the registry for a schema.
+        procs = [*self.worker_procs(), self.mm2(), self.schema_registry()]
         procs += [self.broker(r) for r in self.settings.regions]
         return [*procs, self.postgres(), self.redis()]
 
     # -- up ---------------------------------------------------------------------------------------
-    def up(self, report: Report = _quiet, workers: bool = True) -> float:
+    def registry_wanted(self, requested: bool = False) -> bool:
+        """Asked for, named by JARVIS_SCHEMA_REGISTRY_URL, or already running (it stays until `down`)."""
+        return requested or schema_registry.wanted(self.settings) or self.schema_registry().running()
+
+    def up(self, report: Report = _quiet, workers: bool = True, with_registry: bool = False) -> float:
+        """Start what is missing; `with_registry` adds the local schema registry (never started
+        otherwise, unless JARVIS_SCHEMA_REGISTRY_URL names it or it already runs)."""
         t0 = time.monotonic()
         s = self.settings
         s.home.mkdir(parents=True, exist_ok=True)
         report("resolving Kafka jars (Maven)")
         libs = kafka_dist.ensure_libs(s.home)
         report(f"Kafka {kafka_dist.kafka_version(libs)} jars ready")
+
+        registry = self.registry_wanted(with_registry)
+        registry_proc = None
+        if registry:
+            registry_proc = self._start_schema_registry(report)  # its JVM starts while Kafka does
+            s = self.settings
 
         self._start_redis(report)
         self._start_postgres(report)
@@ -88,6 +105,9 @@ class Stack:
         wait_until(self._mirrors_ready, 180, mm, "MirrorMaker 2 (mirrored topics)", interval=1.0)
         report("mirrormaker 2 replicating " + ", ".join(self._mirror_topic_names()))
 
+        if registry:
+            self._await_schema_registry(registry_proc, report)
+
         if workers:
             from jarvis.stack.workers import start_workers, wait_for_queries
 
@@ -105,6 +125,50 @@ class Stack:
         proc.start()
         wait_until(lambda: redis_server.ping(s), 30, proc, "Redis")
         report(f"redis answers PING on {s.redis_url}")
+
+    def ensure_schema_registry(self, report: Report = _quiet) -> str:
+        """Start the local schema registry unless it answers, and point the verifiers at it; its URL."""
+        self._await_schema_registry(self._start_schema_registry(report), report)
+        return self.settings.local_schema_registry_url
+
+    def _start_schema_registry(self, report: Report) -> Proc | None:
+        """Start the registry without waiting for it; None if it already answers."""
+        s = self.settings
+        if not s.schema_registry_url:
+            # The workers started from now on resolve schema ids through the local registry.
+            self.settings = s = replace(s, schema_registry_url=s.local_schema_registry_url)
+        if schema_registry.ping(s):
+            return None
+        proc = self.schema_registry()
+        if not proc.running():
+            self._check_port_free(s.schema_registry_port, "the schema registry", "JARVIS_PORT_OFFSET")
+            app = schema_registry.ensure_app(s.home)
+            report(f"Apicurio Registry ready in {app} (built by Maven on first use)")
+            proc = schema_registry.registry_proc(s, app)
+            proc.start()
+            report(f"schema registry starting on port {s.schema_registry_port}")
+        return proc
+
+    def _await_schema_registry(self, proc: Proc | None, report: Report) -> None:
+        s = self.settings
+        if proc is not None:
+            wait_until(lambda: schema_registry.ping(s), 120, proc, "schema registry")
+        report(f"schema registry answers on {s.local_schema_registry_url}")
+        self._restart_verifiers_for_registry(report)
+
+    def _restart_verifiers_for_registry(self, report: Report) -> None:
+        """Verifiers decode ingress, so they must know the registry; workers read settings once, at start."""
+        from jarvis.stack.workers import worker_proc
+
+        url = self.settings.schema_registry_url
+        for region in self.settings.regions:
+            proc = worker_proc(self.settings, "verifier", region.name)
+            pid = proc.pid()
+            if pid is None or process_env(pid).get("JARVIS_SCHEMA_REGISTRY_URL") == url:
+                continue
+            proc.stop()
+            proc.start()
+            report(f"restarted {proc.name} to resolve schema ids through {url}")
 
     def _start_postgres(self, report: Report) -> None:
         s = self.settings
@@ -179,6 +243,10 @@ class Stack:
                 "kafka": "up" if self._broker_ready(r) else "down",
             }
         procs = {p.name: ("running" if p.running() else "stopped") for p in self.all_procs()}
+        if self._safe(lambda: schema_registry.ping(s)):
+            registry = "up"
+        else:
+            registry = "starting" if procs.get(schema_registry.NAME) == "running" else "off"
         return {
             "home": str(s.home),
             "regions": regions,
@@ -187,6 +255,8 @@ class Stack:
             "postgres_status": "up" if self._safe(lambda: postgres.ping(s)) else "down",
             "redis": s.redis_url,
             "redis_status": "up" if self._safe(lambda: redis_server.ping(s)) else "down",
+            "schema_registry": s.local_schema_registry_url,
+            "schema_registry_status": registry,
             "processes": procs,
         }
 

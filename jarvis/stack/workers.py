@@ -13,6 +13,7 @@ import urllib.request
 from collections.abc import Callable
 
 from jarvis.config import Settings
+from jarvis.stack import schema_registry
 from jarvis.stack.procs import Proc
 
 # Roles started per region by `jarvis stack up`, in start order.
@@ -23,6 +24,13 @@ def worker_proc(settings: Settings, role: str, region: str, instance: int = 0) -
     argv = [sys.executable, "-m", "jarvis.cli", "worker", role, "--region", region]
     name = f"worker-{role}-{region}" + (f"-{instance}" if instance else "")
     env = {"JARVIS_REGION": region, "JARVIS_WORKER_INSTANCE": str(instance)}
+    url = settings.schema_registry_url
+    if url is None and Proc(name=schema_registry.NAME, run_dir=settings.home).running():
+        # The stack's own registry, while it runs: whoever (re)starts a worker, from whatever
+        # environment, the verifier keeps reading the messages framed with its schema ids.
+        url = settings.local_schema_registry_url
+    if url:
+        env["JARVIS_SCHEMA_REGISTRY_URL"] = url
     return Proc(name=name, run_dir=settings.home, argv=argv, env=env)
 
 
