@@ -187,15 +187,16 @@ def raw_copy_rate(conn: psycopg.Connection, object_ids: list[str], durable: bool
 
 
 def archiver_alone(dsn: str, client: Client, run: str, n: int) -> float:
-    """The archiver's own code path (decode, rows, COPY + dedupe, commit) draining a backlog of N rows,
-    timed from the first record to the last commit: the archivers are stopped, N operations are
-    produced and folded, then the backlog is read from the offsets where it starts."""
+    """The archiver's own code path (streams.archiver.Archiver, as the worker runs it: decode, COPY and
+    dedupe, commit, Kafka offset commit) draining a backlog of N rows, timed from the first record to
+    the last commit: the archivers are stopped, N operations are produced and folded, then the backlog
+    is read from the offsets where it starts."""
     from confluent_kafka import Consumer, TopicPartition
 
     from connectors.archive.sink import ArchiveSink
     from jarvis import topics
     from jarvis.stack.workers import worker_proc
-    from streams.archiver import rows_of
+    from streams.archiver import Archiver
 
     s = settings()
     procs = [worker_proc(s, "archiver", r) for r in s.region_names]
@@ -216,24 +217,23 @@ def archiver_alone(dsn: str, client: Client, run: str, n: int) -> float:
         ends = {p: c.get_watermark_offsets(TopicPartition(topics.OPS, p), timeout=10)[1] for p in parts}
         c.assign([TopicPartition(topics.OPS, p, starts[p]) for p in parts if ends[p] > starts[p]])
         remaining = {p for p in parts if ends[p] > starts[p]}
-        sink = ArchiveSink(dsn)
+        archiver = Archiver(lambda: ArchiveSink(dsn), REGION, c)
         t0: float | None = None
-        while remaining:
-            msgs = c.consume(num_messages=2000, timeout=1.0)
-            if t0 is None and msgs:
-                t0 = time.perf_counter()
-            rows, batches = [], []
-            for m in msgs:
-                if m.error():
+        try:
+            while remaining:
+                msgs = c.consume(num_messages=2000, timeout=1.0)
+                if not msgs:
                     continue
-                r, b = rows_of(m.value())
-                rows += r
-                batches.append(b)
-                if m.offset() >= ends[m.partition()] - 1:
-                    remaining.discard(m.partition())
-            sink.write(rows, batches)
-        done = time.perf_counter()
-        sink.close()
+                if t0 is None:
+                    t0 = time.perf_counter()
+                for m in msgs:
+                    if not m.error() and m.offset() >= ends[m.partition()] - 1:
+                        remaining.discard(m.partition())
+                archiver.archive(msgs)
+            archiver.flush()
+            done = time.perf_counter()
+        finally:
+            archiver.close()
         if archived(psycopg.connect(dsn), ids) != n:
             raise SystemExit("the backlog was not archived completely")
         return n / max(1e-9, done - (t0 or done))

@@ -1,27 +1,36 @@
 """Archiver worker: consumer group on jarvis.ops and every mirrored <region>.jarvis.ops.
 
 A plain confluent-kafka consumer rather than a Faust agent, because its one job is "commit the
-offset only after PostgreSQL has the rows": poll a batch, write it in one transaction
-(connectors/archive/sink.py), then commit synchronously. kill -9 at any moment redelivers at most
-the batch in flight, which the archive's unique content key absorbs.
+offset only after PostgreSQL has the rows": poll, write the rows in a transaction
+(connectors/archive/sink.py), then commit exactly the offsets of the messages that transaction
+holds. kill -9 at any moment redelivers at most the messages not yet committed, which the
+archive's unique content key absorbs.
+
+Decoding is Python work and the write is mostly PostgreSQL's, so the two overlap: a poll is cut
+into chunks of about CHUNK_ROWS operations, and while one thread waits for PostgreSQL to take a
+chunk, the main thread decodes the next. At most one chunk is in PostgreSQL's hands at a time, and
+offsets are committed in order, each after its chunk's commit.
 """
 
 from __future__ import annotations
 
 import signal
 import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 from prometheus_client import Counter, start_http_server
 from rich.console import Console
 
 from connectors.archive.migrate import migrate
-from connectors.archive.sink import ArchiveRow, ArchiveSink
+from connectors.archive.rows import MessageRows, message_rows
+from connectors.archive.sink import ArchiveSink
 from connectors.archive.snapshots import SnapshotPolicy, take_snapshot
 from connectors.replay_sources import SignatureChecker
 from jarvis import topics
-from jarvis.codec import CodecError, decode_verified
+from jarvis.codec import CodecError
 from jarvis.config import Settings
 from jarvis.security.keys import TrustStore
 from pipelines.loader import object_factory, pipelines
@@ -35,24 +44,116 @@ SKIPPED = Counter(
 
 console = Console(stderr=True)
 
+# Large enough that a transaction's commit (an fsync) is noise, small enough that a backlog's poll
+# becomes several chunks to overlap, and that a poll of big batches is not one huge transaction.
+CHUNK_ROWS = 20_000
+WRITE_ATTEMPTS = 5
 
-def rows_of(value: bytes) -> tuple[list[ArchiveRow], tuple[str, str, str, bytes, bytes]]:
-    vb = decode_verified(value)
-    rows = [
-        ArchiveRow(
-            op,
-            vb.batch_id,
-            idx,
-            dot.origin_region,
-            dot.partition,
-            dot.offset,
-            dot.index,
-            vb.signature,
-            vb.op_digests[idx * 32 : (idx + 1) * 32],
-        )  # fmt: skip
-        for op, idx, dot in zip(vb.ops, vb.indexes, vb.dots, strict=True)
-    ]
-    return rows, (vb.batch_id, vb.node_id, vb.key_id, vb.signature, vb.op_digests)
+
+class _Chunk:
+    def __init__(self) -> None:
+        self.rows: list[MessageRows] = []
+        self.count = 0
+        self.offsets: dict[tuple[str, int], int] = {}  # next offset to read, per topic partition
+
+    def add(self, m: Message, rows: MessageRows | None) -> None:
+        self.offsets[(m.topic(), m.partition())] = m.offset() + 1
+        if rows is not None:
+            self.rows.append(rows)
+            self.count += rows.count
+
+
+class Archiver:
+    """Polled messages in, archived rows and committed offsets out (the worker's loop and the benchmark's).
+
+    `consumer` None: offsets are not committed (a reader that tracks its own progress).
+    `after_write` runs on the calling thread after each chunk is durable, with the sink idle.
+    """
+
+    def __init__(
+        self,
+        connect: Callable[[], ArchiveSink],
+        region: str,
+        consumer: Consumer | None = None,
+        after_write: Callable[[ArchiveSink, list[MessageRows]], None] | None = None,
+        chunk_rows: int = CHUNK_ROWS,
+    ) -> None:
+        self.connect, self.region, self.consumer = connect, region, consumer
+        self.after_write, self.chunk_rows = after_write, chunk_rows
+        self.sink = connect()
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="archive-writer")
+        self._inflight: tuple[_Chunk, Future[int]] | None = None
+        self.archived = 0
+
+    def archive(self, msgs: list[Message]) -> None:
+        chunk = _Chunk()
+        for m in msgs:
+            err = m.error()
+            if err is not None:
+                if err.code() != KafkaError._PARTITION_EOF:
+                    console.print(f"[yellow]consumer error:[/] {err}")
+                continue
+            try:
+                rows = message_rows(m.value() or b"")
+            except (CodecError, ValueError) as e:
+                SKIPPED.labels(self.region).inc()
+                console.print(
+                    f"[yellow]skipping undecodable record {m.topic()}:{m.partition()}@{m.offset()}:[/] {e}"
+                )
+                rows = None  # its offset is committed with the chunk: it would never decode
+            chunk.add(m, rows)
+            if chunk.count >= self.chunk_rows:
+                self._hand_over(chunk)
+                chunk = _Chunk()
+        if chunk.offsets:
+            self._hand_over(chunk)
+
+    def flush(self) -> None:
+        """Wait for the chunk in flight to be archived and its offsets committed."""
+        if self._inflight is None:
+            return
+        chunk, future = self._inflight
+        self._inflight = None
+        try:
+            inserted = future.result()
+        except Exception as e:  # noqa: BLE001 - retry transient database errors, then crash
+            inserted = self._retry(chunk, e)
+        self.archived += inserted
+        ARCHIVED.labels(self.region).inc(inserted)
+        if self.consumer is not None:
+            try:
+                self.consumer.commit(
+                    offsets=[TopicPartition(t, p, o) for (t, p), o in chunk.offsets.items()],
+                    asynchronous=False,
+                )
+            except KafkaException as e:
+                # The rows are durable: a rebalance that refuses this commit only means redelivery.
+                console.print(f"[yellow]offset commit refused (rows are archived):[/] {e}")
+        if self.after_write is not None:
+            self.after_write(self.sink, chunk.rows)
+
+    def close(self) -> None:
+        try:
+            self.flush()
+        finally:
+            self._writer.shutdown(wait=True)
+            self.sink.close()
+
+    def _hand_over(self, chunk: _Chunk) -> None:
+        self.flush()
+        self._inflight = (chunk, self._writer.submit(self.sink.write, chunk.rows))
+
+    def _retry(self, chunk: _Chunk, error: Exception) -> int:
+        for attempt in range(WRITE_ATTEMPTS):
+            console.print(f"[red]archive write failed (attempt {attempt + 1}):[/] {error}")
+            time.sleep(1 + attempt)
+            self.sink.close()
+            try:
+                self.sink = self.connect()
+                return self.sink.write(chunk.rows)
+            except Exception as e:  # noqa: BLE001 - as above
+                error = e
+        raise SystemExit("archive unreachable; offsets not committed, nothing lost")
 
 
 def run(settings: Settings, region: str, instance: int = 0, max_batch: int = 2000) -> None:
@@ -60,10 +161,23 @@ def run(settings: Settings, region: str, instance: int = 0, max_batch: int = 200
     if applied:
         console.print(f"archive migrations applied: {', '.join(applied)}")
     start_http_server(web_port(settings, "archiver", region, instance), addr=settings.host)
-    sink = ArchiveSink(settings.postgres_dsn)
     policy = SnapshotPolicy(settings.snapshot_every_ops)
     create = object_factory(pipelines())
     checker = SignatureChecker(TrustStore(settings.keys_dir))
+
+    def snapshot(sink: ArchiveSink, rows: list[MessageRows]) -> None:
+        # Each region's archiver snapshots for the operations that originate in it, so the two
+        # archivers share the work instead of both snapshotting every object.
+        for m in rows:
+            if m.origin_region == region:
+                policy.saw(m.object_ids)
+        for oid in policy.due():
+            try:
+                if take_snapshot(sink.conn, oid, region, create, checker) is not None:
+                    SNAPSHOTS.labels(region).inc()
+            except Exception as e:  # noqa: BLE001 - a snapshot is an optimisation; never stop archiving
+                console.print(f"[yellow]snapshot of {oid} failed:[/] {e}")
+
     consumer = Consumer(
         {
             "bootstrap.servers": settings.bootstrap(region),
@@ -75,6 +189,7 @@ def run(settings: Settings, region: str, instance: int = 0, max_batch: int = 200
     )
     sources = [topics.OPS, *(topics.mirrored(r) for r in settings.region_names if r != region)]
     consumer.subscribe(sources)
+    archiver = Archiver(lambda: ArchiveSink(settings.postgres_dsn), region, consumer, snapshot)
     stopping = False
 
     def stop(*_: Any) -> None:
@@ -86,46 +201,12 @@ def run(settings: Settings, region: str, instance: int = 0, max_batch: int = 200
     try:
         while not stopping:
             msgs = consumer.consume(num_messages=max_batch, timeout=0.5)
-            if not msgs:
-                continue
-            rows: list[ArchiveRow] = []
-            batches = []
-            for m in msgs:
-                if m.error():
-                    if m.error().code() != KafkaError._PARTITION_EOF:
-                        console.print(f"[yellow]consumer error:[/] {m.error()}")
-                    continue
-                try:
-                    r, b = rows_of(m.value() or b"")
-                except (CodecError, ValueError) as e:
-                    SKIPPED.labels(region).inc()
-                    console.print(
-                        f"[yellow]skipping undecodable record {m.topic()}:{m.partition()}@{m.offset()}:[/] {e}"
-                    )
-                    continue
-                rows += r
-                batches.append(b)
-            for attempt in range(5):
-                try:
-                    ARCHIVED.labels(region).inc(sink.write(rows, batches))
-                    break
-                except Exception as e:  # noqa: BLE001 - retry transient database errors, then crash
-                    console.print(f"[red]archive write failed (attempt {attempt + 1}):[/] {e}")
-                    time.sleep(1 + attempt)
-                    sink.close()
-                    sink = ArchiveSink(settings.postgres_dsn)
+            if msgs:
+                archiver.archive(msgs)
             else:
-                raise SystemExit("archive unreachable; offsets not committed, nothing lost")
-            consumer.commit(asynchronous=False)
-            # Each region's archiver snapshots for the operations that originate in it, so the two
-            # archivers share the work instead of both snapshotting every object.
-            policy.saw([r.op.object_id for r in rows if r.origin_region == region])
-            for oid in policy.due():
-                try:
-                    if take_snapshot(sink.conn, oid, region, create, checker) is not None:
-                        SNAPSHOTS.labels(region).inc()
-                except Exception as e:  # noqa: BLE001 - a snapshot is an optimisation; never stop archiving
-                    console.print(f"[yellow]snapshot of {oid} failed:[/] {e}")
+                archiver.flush()  # nothing new: make the last chunk's offsets committed now
     finally:
-        consumer.close()
-        sink.close()
+        try:
+            archiver.close()
+        finally:
+            consumer.close()

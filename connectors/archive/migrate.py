@@ -15,6 +15,7 @@ import psycopg
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 TIME_TABLES = ("ops", "telemetry")
+MIGRATION_LOCK = 0x6A61727669730001  # pg_advisory_lock key: "jarvis" + 1
 
 
 def has_timescale(conn: psycopg.Connection) -> bool:
@@ -26,6 +27,11 @@ def migrate(dsn: str) -> list[str]:
     """Apply pending migrations; returns the names applied."""
     applied: list[str] = []
     with psycopg.connect(dsn) as conn:
+        # Every archiver migrates at start, and the two regions' start together: one at a time, so
+        # the second finds the first's migrations done instead of running them again (and failing).
+        # A session lock: it spans the per-migration transactions and ends with the connection.
+        conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
+        conn.commit()
         conn.execute("CREATE SCHEMA IF NOT EXISTS jarvis")
         conn.execute(
             "CREATE TABLE IF NOT EXISTS jarvis.schema_migrations ("
@@ -90,5 +96,9 @@ def ensure_partitions(
                     )
             except psycopg.errors.CheckViolation:
                 # Rows for that month already sit in the default partition: leave them there.
+                pass
+            except (psycopg.errors.DuplicateTable, psycopg.errors.UniqueViolation):
+                # The other region's archiver created it at the same moment (IF NOT EXISTS does not
+                # cover a concurrent creation): it exists, which is all this needs.
                 pass
         known.add(name)

@@ -1,67 +1,40 @@
 """Bulk writes of verified operations into the archive, deduplicated by content SHA-256.
 
-One transaction per Kafka poll batch: COPY the rows into a temporary staging table, then
-INSERT ... SELECT ... ON CONFLICT DO NOTHING into the real tables (a unique key, not a lookup per
-row). The caller commits Kafka offsets only after this returns, so a crash at any moment redelivers
-rows that the unique key then absorbs: nothing lost, nothing twice.
+One transaction per chunk of polled messages (streams/archiver.py). Every operation reaches the
+archive at least twice (each region's archiver writes the same PostgreSQL, and MirrorMaker or a
+redelivery may repeat a message), so a write sorts its messages by whether their signed batch is new
+to the archive, which the insert into jarvis.batches says for free:
+
+- a batch new to the archive (the usual case for the first archiver to see it) is COPYed straight
+  into jarvis.ops, as cheap as a plain COPY, inside a savepoint: an operation already archived by
+  another way (the same operation signed again in another batch) fails it with a unique violation,
+  and those rows then take the path below;
+- everything else is COPYed into a temporary staging table and moved by INSERT ... SELECT ...
+  ON CONFLICT DO NOTHING, so whatever the archive already holds is skipped by its unique key.
+
+The batch row and its operations commit together, and the caller commits Kafka offsets only after
+this returns, so a crash at any moment redelivers rows the unique keys then absorb: nothing lost,
+nothing twice. Each batch's row is locked by the transaction that inserts it, and batches are
+inserted in batch_id order, so the two archivers queue behind each other instead of deadlocking.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Iterable, Sequence
 
-import orjson
 import psycopg
 
 from connectors.archive.migrate import ensure_partitions, has_timescale
-from jarvis.ops import Operation
+from connectors.archive.rows import COPY_COLUMNS, MessageRows, hlc_time
 
 OPS_COLUMNS = (
     "ts", "hlc", "op_id", "object_id", "crdt_type", "kind", "origin_region", "node_id", "payload",
     "encrypted_fields", "signature", "batch_id", "op_index", "dot_partition", "dot_offset", "dot_index",
     "content_sha256", "op_region", "metadata",
 )  # fmt: skip
-
-
-def hlc_time(hlc: int) -> dt.datetime:
-    return dt.datetime.fromtimestamp((hlc >> 16) / 1000, tz=dt.UTC)
-
-
-@dataclass(slots=True)
-class ArchiveRow:
-    op: Operation
-    batch_id: str
-    op_index: int
-    origin_region: str
-    partition: int
-    offset: int
-    index: int
-    signature: bytes
-    digest: bytes  # SHA-256 of the op's content: the verifier checked it against the signed batch
-
-    def values(self) -> tuple[Any, ...]:
-        """The row for COPY, without ts (PostgreSQL derives it from hlc: cheaper than a datetime per row)."""
-        op = self.op
-        return (
-            op.hlc, op.op_id, op.object_id, op.crdt_type, op.kind, self.origin_region,
-            op.node_id, orjson.dumps(op.args).decode(), _text_array(op.encrypted_fields), self.signature,
-            self.batch_id, self.op_index, self.partition, self.offset, self.index, self.digest,
-            op.region, orjson.dumps(op.metadata).decode(),
-        )  # fmt: skip
-
-
-STAGE_COLUMNS = OPS_COLUMNS[1:]  # all but ts
-TS_FROM_HLC = "to_timestamp((hlc >> 16) / 1000.0)"
-
-
-def _text_array(items: list[str]) -> str:
-    # COPY's text form of text[]: formatting it here skips psycopg's per-row list dumper.
-    if not items:
-        return "{}"
-    return "{" + ",".join('"' + i.replace("\\", "\\\\").replace('"', '\\"') + '"' for i in items) + "}"
+_COPY = ", ".join(COPY_COLUMNS)
+_STAGES = ("ops_stage", "telemetry_stage")
 
 
 def _months(lo_hlc: int, hi_hlc: int) -> set[dt.datetime]:
@@ -82,60 +55,85 @@ class ArchiveSink:
         self._staged = False
         self.conn.commit()
 
-    def write(self, rows: Iterable[ArchiveRow], batches: Iterable[tuple[str, str, str, bytes, bytes]]) -> int:
-        """Archive rows (and their signing batches) durably. Returns how many rows were new."""
-        rows = list(rows)
-        if not rows:
+    def write(self, messages: Sequence[MessageRows]) -> int:
+        """Archive the operations of these jarvis.ops messages (and their signed batches) durably.
+
+        Returns how many operations were new to the archive."""
+        if not any(m.count for m in messages):
             return 0
         conn = self.conn
-        with conn.transaction():
+        with conn.transaction(), conn.cursor() as cur:
             if not self.timescale:
-                hlcs = [r.op.hlc for r in rows]
-                ensure_partitions(conn, "ops", _months(min(hlcs), max(hlcs)), self._known_partitions)
-                tele = [r for r in rows if r.op.kind == "append"]
-                if tele:
-                    tmonths = {
-                        _point_time(r.op).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-                        for r in tele
-                    }
-                    ensure_partitions(conn, "telemetry", tmonths, self._known_partitions)
-            with conn.cursor() as cur:
-                cur.execute(
-                    "INSERT INTO jarvis.batches (batch_id, node_id, key_id, signature, op_digests) "
-                    "SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::bytea[], %s::bytea[]) "
-                    "ON CONFLICT DO NOTHING",
-                    [list(col) for col in zip(*batches, strict=True)] if batches else [[], [], [], [], []],
-                )
-                if not self._staged:
+                self._partitions(conn, messages)
+            if not self._staged:
+                for stage in _STAGES:
                     cur.execute(
-                        "CREATE TEMP TABLE IF NOT EXISTS ops_stage (LIKE jarvis.ops INCLUDING DEFAULTS) "
+                        f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE jarvis.ops INCLUDING DEFAULTS) "
                         "ON COMMIT DELETE ROWS"
                     )
-                    cur.execute("ALTER TABLE ops_stage ALTER COLUMN ts DROP NOT NULL")
-                    self._staged = True
-                with cur.copy(f"COPY ops_stage ({', '.join(STAGE_COLUMNS)}) FROM STDIN") as copy:
-                    for r in rows:
-                        copy.write_row(r.values())
+                self._staged = True
+            new = self._insert_batches(cur, messages)
+            fresh: list[MessageRows] = []
+            known: list[MessageRows] = []
+            for m in messages:
+                if m.batch_id in new:
+                    fresh.append(m)
+                    new.discard(m.batch_id)  # a batch's second message in this poll is a duplicate
+                else:
+                    known.append(m)
+            inserted = 0
+            if fresh:
+                try:
+                    with conn.transaction():
+                        _copy(cur, "jarvis.ops", (m.text for m in fresh))
+                    inserted = sum(m.count for m in fresh)
+                except psycopg.errors.UniqueViolation:
+                    known += fresh
+            if known:
+                _copy(cur, "ops_stage", (m.text for m in known))
                 cur.execute(
-                    f"INSERT INTO jarvis.ops ({', '.join(OPS_COLUMNS)}) "
-                    f"SELECT {TS_FROM_HLC}, {', '.join(STAGE_COLUMNS)} FROM ops_stage ON CONFLICT DO NOTHING"
+                    f"INSERT INTO jarvis.ops ({_COPY}) SELECT {_COPY} FROM ops_stage ON CONFLICT DO NOTHING"
                 )
-                inserted = cur.rowcount
+                inserted += cur.rowcount
+            appends = [m.appends for m in messages if m.appends]
+            if appends:
+                _copy(cur, "telemetry_stage", appends)
                 cur.execute(
                     "INSERT INTO jarvis.telemetry (ts, object_id, value, metadata, content_sha256) "
                     "SELECT to_timestamp((payload->>'timestamp')::double precision), object_id, "
                     "(payload->>'value')::double precision, payload->'metadata', content_sha256 "
-                    "FROM ops_stage WHERE kind = 'append' AND jsonb_typeof(payload->'value') = 'number' "
+                    "FROM telemetry_stage WHERE jsonb_typeof(payload->'value') = 'number' "
                     "ON CONFLICT DO NOTHING"
                 )
         return inserted
+
+    def _partitions(self, conn: psycopg.Connection, messages: Sequence[MessageRows]) -> None:
+        with_rows = [m for m in messages if m.count]
+        lo, hi = min(m.min_hlc for m in with_rows), max(m.max_hlc for m in with_rows)
+        ensure_partitions(conn, "ops", _months(lo, hi), self._known_partitions)
+        points = set().union(*(m.point_months for m in with_rows))
+        if points:
+            ensure_partitions(conn, "telemetry", points, self._known_partitions)
+
+    @staticmethod
+    def _insert_batches(cur: psycopg.Cursor, messages: Sequence[MessageRows]) -> set[str]:
+        """Insert the signed batches the archive lacks; returns their ids (those this transaction holds)."""
+        batches = list({m.batch_id: m.batch for m in reversed(messages)}.values())  # first of each id
+        # %b: the digests (32 bytes per operation) travel as binary; as text psycopg hex-escapes them
+        # in Python, which cost as much as the COPY's own Python side.
+        cur.execute(
+            "INSERT INTO jarvis.batches (batch_id, node_id, key_id, signature, op_digests) "
+            "SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %b::bytea[], %b::bytea[]) ORDER BY 1 "
+            "ON CONFLICT DO NOTHING RETURNING batch_id",
+            [list(col) for col in zip(*batches, strict=True)],
+        )
+        return {batch_id for (batch_id,) in cur.fetchall()}
 
     def close(self) -> None:
         self.conn.close()
 
 
-def _point_time(op: Operation) -> dt.datetime:
-    try:
-        return dt.datetime.fromtimestamp(float(op.args["timestamp"]), tz=dt.UTC)
-    except (KeyError, TypeError, ValueError, OverflowError):
-        return hlc_time(op.hlc)
+def _copy(cur: psycopg.Cursor, table: str, texts: Iterable[str]) -> None:
+    with cur.copy(f"COPY {table} ({_COPY}) FROM STDIN") as copy:
+        for text in texts:
+            copy.write(text)
