@@ -30,7 +30,7 @@ from connectors.archive.sink import ArchiveSink
 from connectors.archive.snapshots import SnapshotPolicy, take_snapshot
 from connectors.replay_sources import SignatureChecker
 from jarvis import topics
-from jarvis.codec import CodecError
+from jarvis.codec import CodecError, UnknownSchema
 from jarvis.config import Settings
 from jarvis.security.keys import TrustStore
 from pipelines.loader import object_factory, pipelines
@@ -95,6 +95,13 @@ class Archiver:
                 continue
             try:
                 rows = message_rows(m.value() or b"")
+            except UnknownSchema as e:
+                # Written by a newer verifier: this archiver must be upgraded. Skipping would commit
+                # past operations the archive then never holds, so stop here, offsets uncommitted.
+                raise SystemExit(
+                    f"record {m.topic()}:{m.partition()}@{m.offset()} uses a schema this archiver does not "
+                    f"know ({e}); upgrade the archiver - nothing after this record was committed"
+                ) from None
             except (CodecError, ValueError) as e:
                 SKIPPED.labels(self.region).inc()
                 console.print(

@@ -1,5 +1,6 @@
 """The archiver's loop (streams/archiver.py) with a fake consumer and sink: a chunk's offsets are
-committed only after its write returned, in order, undecodable records are skipped but committed,
+committed only after its write returned, in order, undecodable records are skipped but committed
+(a record of an unknown schema stops the worker instead),
 and a failed write is retried on a new connection before anything is committed."""
 
 from __future__ import annotations
@@ -140,6 +141,15 @@ def test_undecodable_records_are_skipped_and_their_offsets_committed() -> None:
     a.archive([Msg(0, 5, b"\xc3\x01garbage"), Msg(0, 6, value("ok", 1)), Msg(1, 9, b"")])
     a.close()
     assert log.events == [("write", ["ok"]), ("commit", [(0, 7), (1, 10)]), ("close",)]
+
+
+def test_a_record_of_an_unknown_newer_schema_stops_the_worker_before_committing_it() -> None:
+    log = Log()
+    a = Archiver(lambda: FakeSink(log), "eu", FakeConsumer(log))  # type: ignore[arg-type]
+    newer = b"\xc3\x01" + b"\xee" * 8 + b"body of a record written by a newer verifier"
+    with pytest.raises(SystemExit, match="upgrade the archiver"):
+        a.archive([Msg(0, 6, value("ok", 1)), Msg(0, 7, newer)])
+    assert not [e for e in log.events if e[0] == "commit"]
 
 
 def test_a_failed_write_is_retried_on_a_new_connection_before_any_commit(
