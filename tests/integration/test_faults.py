@@ -56,9 +56,9 @@ def settle(query_url: str, object_id: str, expected: int, timeout: float = 240) 
 FOLD_KILL_DEFECT = (
     "known defect, intermittent: one clean-clone CI run read 299,500 of 300,000 after a kill -9 of the fold "
     "at 1,500 (every operation was in jarvis.ops, in dot order, none rejected: one 500-op message's effect "
-    "was lost by the fold). Suspected: Faust committed the offset while that message's changelog record was "
-    "still between its producer buffer and aiokafka. Fix to do: keep the folded offsets in the table with the "
-    "state and seek to them when partitions are assigned."
+    "was lost by the fold). Cause: Faust 0.15.3's pre-commit flush (ProducerBuffer.flush_atmost) gives up after "
+    "100 ms without a send, so an offset can be committed before its changelog record. Fix to do: flush up to "
+    "a watermark, or keep the folded offsets in the table and seek to them when partitions are assigned."
 )
 
 
