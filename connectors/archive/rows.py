@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from jarvis.codec import CodecError, decode, decode_verified
-from jarvis.codec.records import canonical_args
+from jarvis.codec.records import BATCH_COLUMNS, canonical_args
 from jarvis.ops import OperationError, validate
 
 # COPY's column order: per-operation columns first, then the ones a whole message shares, so those
@@ -59,7 +59,6 @@ class MessageRows:
 # The operations of one ingress batch as columns: op_ids, object_ids, crdt_types, kinds, args_json,
 # node_ids, regions, hlcs, metadata and encrypted_fields (these two None when empty for every operation).
 Columns = tuple[list[Any], ...]
-_NAMES = ("op_ids", "object_ids", "crdt_types", "kinds", "args_json", "node_ids", "regions", "hlcs")
 _RECORD_FIELDS = ("op_id", "object_id", "crdt_type", "kind", "args_json", "node_id", "region", "hlc")
 
 
@@ -150,7 +149,7 @@ def _columns(ops: list[dict[str, Any]]) -> Columns:
 
 
 def _batch_columns(b: dict[str, Any]) -> Columns:
-    cols = [b[c] for c in _NAMES]
+    cols = [b[c] for c in BATCH_COLUMNS]
     n = len(cols[0])
     md, ef = b["metadata"], b["encrypted_fields"]
     if any(len(c) != n for c in cols) or (md and len(md) != n) or (ef and len(ef) != n):

@@ -150,13 +150,14 @@ def batch_from_record(r: dict[str, Any]) -> OperationBatch:
     )  # fmt: skip
 
 
-_COLUMNS = ("op_ids", "object_ids", "crdt_types", "kinds", "args_json", "node_ids", "regions", "hlcs")
+# The per-operation columns of an OperationBatch v2 record, in Operation field order.
+BATCH_COLUMNS = ("op_ids", "object_ids", "crdt_types", "kinds", "args_json", "node_ids", "regions", "hlcs")
 
 
 def _ops_from_columns(r: dict[str, Any]) -> list[Operation]:
     n = len(r["op_ids"])
     md, ef = r["metadata"], r["encrypted_fields"]
-    lengths = {c: len(r[c]) for c in _COLUMNS}
+    lengths = {c: len(r[c]) for c in BATCH_COLUMNS}
     if any(v != n for v in lengths.values()) or (md and len(md) != n) or (ef and len(ef) != n):
         raise CodecError(
             f"OperationBatch columns differ in length: {lengths}, metadata {len(md)}, encrypted {len(ef)}"
