@@ -76,6 +76,7 @@ class Settings:
     agent_capabilities: tuple[str, ...] = ()  # empty: every installed handler's capabilities
     agent_concurrency: int = 8
     task_unroutable_s: float = 60.0  # a task no live agent pool can run is dead-lettered after this
+    worker_loglevel: str = "warn"  # of the workers `jarvis stack up` starts: crit, error, warn, info, debug
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -102,6 +103,7 @@ class Settings:
             ),
             agent_concurrency=int(_env("AGENT_CONCURRENCY", "8")),
             task_unroutable_s=float(_env("TASK_UNROUTABLE_S", "60")),
+            worker_loglevel=_env("WORKER_LOGLEVEL", "warn"),
         )
 
     @property

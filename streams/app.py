@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import faust
+from faust.types import ProducerT
 
 from jarvis.config import Settings
+from streams.producer_buffer import CommitSafeBuffer
 
 # The verifier and other non-query roles expose /metrics on these ports (+ region index + 100 * instance).
 METRICS_BASE_PORT = 9181
@@ -17,6 +19,17 @@ def web_port(settings: Settings, role: str, region: str, instance: int) -> int:
 
 
 ROLE_ORDER = ("fold", "verifier", "archiver", "agent")
+
+
+class JarvisApp(faust.App):
+    """faust.App whose producer flushes every changelog record enqueued before a commit."""
+
+    def _new_producer(self) -> ProducerT:
+        producer = super()._new_producer()
+        buffer = CommitSafeBuffer(loop=producer.loop, beacon=producer.beacon)
+        buffer.app = self
+        producer.buffer = buffer  # type: ignore[attr-defined] - set before the producer starts
+        return producer
 
 
 def make_app(settings: Settings, role: str, region: str, instance: int = 0, **overrides: object) -> faust.App:
@@ -37,7 +50,8 @@ def make_app(settings: Settings, role: str, region: str, instance: int = 0, **ov
         value_serializer="raw",
         key_serializer="raw",
         consumer_auto_offset_reset="earliest",
-        # Offsets are committed only after Faust flushes the producer (changelog and outputs durable).
+        # Offsets are committed only after the producer is flushed (changelog and outputs durable;
+        # streams/producer_buffer.py makes that flush complete).
         broker_commit_every=2000,
         broker_commit_interval=1.0,
         producer_acks=-1,
@@ -51,4 +65,4 @@ def make_app(settings: Settings, role: str, region: str, instance: int = 0, **ov
         web_cors_options=None,
     )
     conf.update(overrides)
-    return faust.App(f"jarvis-{role}-{region}", **conf)
+    return JarvisApp(f"jarvis-{role}-{region}", **conf)

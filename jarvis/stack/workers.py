@@ -21,7 +21,17 @@ ROLES: tuple[str, ...] = ("verifier", "fold", "archiver", "agent")
 
 
 def worker_proc(settings: Settings, role: str, region: str, instance: int = 0) -> Proc:
-    argv = [sys.executable, "-m", "jarvis.cli", "worker", role, "--region", region]
+    argv = [
+        sys.executable,
+        "-m",
+        "jarvis.cli",
+        "worker",
+        role,
+        "--region",
+        region,
+        "--loglevel",
+        settings.worker_loglevel,
+    ]
     name = f"worker-{role}-{region}" + (f"-{instance}" if instance else "")
     env = {"JARVIS_REGION": region, "JARVIS_WORKER_INSTANCE": str(instance)}
     url = settings.schema_registry_url

@@ -53,18 +53,7 @@ def settle(query_url: str, object_id: str, expected: int, timeout: float = 240) 
     return read_value(query_url, object_id)
 
 
-FOLD_KILL_DEFECT = (
-    "known defect, intermittent: one clean-clone CI run read 299,500 of 300,000 after a kill -9 of the fold "
-    "at 1,500 (every operation was in jarvis.ops, in dot order, none rejected: one 500-op message's effect "
-    "was lost by the fold). Cause: Faust 0.15.3's pre-commit flush (ProducerBuffer.flush_atmost) gives up after "
-    "100 ms without a send, so an offset can be committed before its changelog record. Fix to do: flush up to "
-    "a watermark, or keep the folded offsets in the table and seek to them when partitions are assigned."
-)
-
-
-@pytest.mark.parametrize(
-    "role", [pytest.param("fold", marks=pytest.mark.xfail(strict=False, reason=FOLD_KILL_DEFECT)), "verifier"]
-)
+@pytest.mark.parametrize("role", ["fold", "verifier"])
 def test_kill_9_mid_stream_counts_exactly(stack, role: str) -> None:
     region = "eu"
     object_id = f"ctr:kill-{role}-{uuid.uuid4().hex[:8]}"
