@@ -32,6 +32,8 @@ from confluent_kafka import KafkaException, Producer
 
 from jarvis import topics
 from jarvis.codec import encode_batch
+from jarvis.codec.batch_builder import BatchBuilder, Head
+from jarvis.codec.records import canonical_args
 from jarvis.config import Settings
 from jarvis.config import settings as default_settings
 from jarvis.crdt import HLC
@@ -39,8 +41,8 @@ from jarvis.ops import Operation, OperationBatch
 from jarvis.partitioning import partition_for
 from jarvis.security.crypto import DataKeyring, encrypt_fields
 from jarvis.security.keys import ensure_node_key
-from jarvis.security.signing import sign_batch
-from pipelines.loader import Pipelines
+from jarvis.security.signing import sign_batch, sign_digests
+from pipelines.loader import Pipelines, PrefixRule
 from pipelines.loader import pipelines as default_pipelines
 
 if TYPE_CHECKING:
@@ -104,14 +106,15 @@ class Client:
             self.registry = RegistryCodec(s.schema_registry_url)
             self._encode_batch = self.registry.encode_batch
         self._partitions = self._partition_count()
-        self._pending: dict[int, list[Operation]] = {}
+        self._pending: dict[int, list[Operation]] = {}  # per partition: ops taking the general path
         self._failures: list[tuple[list[str], str]] = []
         self._lock = threading.Lock()
         self.sent_ops = 0
         # Operation ids: a random per-client prefix and a counter (unique, and far cheaper than uuid4).
         self._id_prefix = uuid.uuid4().hex[:16] + "-"
         self._seq = itertools.count(1)  # next() on it is atomic: threads may share a client
-        self._partition_of: dict[str, int] = {}
+        self._routes: dict[str, _Route] = {}  # per object: partition, encryption rule, encoded heads
+        self._builders: dict[int, BatchBuilder] = {}  # per partition: the batch being filled
         self.on_op = on_op  # sees every operation as built (before encryption): audit logs, tests
 
     # -- object handles ---------------------------------------------------------------------------
@@ -156,39 +159,62 @@ class Client:
     # -- producing --------------------------------------------------------------------------------
     def emit(self, object_id: str, crdt_type: str, kind: str, args: dict[str, Any]) -> str:
         """Queue one operation; it is signed and sent with its partition's batch. Returns the op id."""
-        rule = self.pipelines.rule_for(object_id)
-        op = Operation(
-            op_id=f"{self._id_prefix}{next(self._seq):x}",
-            object_id=object_id,
-            crdt_type=crdt_type,
-            kind=kind,
-            args=args,
-            node_id=self.node_id,
-            region=self.region,
-            hlc=self.hlc.now(),
-            metadata={},
-            encrypted_fields=[],
-        )
-        if self.on_op is not None:
-            self.on_op(op)
-        if rule is not None and rule.encrypt:
-            op = encrypt_fields(op, [f for f in rule.encrypt if f in args], self.keyring.key(rule.pipeline))
-        p = self._partition_of.get(object_id)
-        if p is None:
-            if len(self._partition_of) > 100_000:
-                self._partition_of.clear()
-            p = self._partition_of[object_id] = partition_for(object_id, self._partitions)
+        op_id = f"{self._id_prefix}{next(self._seq):x}"
+        hlc = self.hlc.now()
+        route = self._routes.get(object_id)
+        if route is None or route.crdt_type != crdt_type:
+            route = self._route(object_id, crdt_type)
+        head = route.heads.get(kind) or route.head(kind)  # also validates object id, type and kind
+        general = route.encrypt is not None or self.registry is not None
+        if self.on_op is not None or general:
+            op = Operation(op_id, object_id, crdt_type, kind, args, self.node_id, self.region, hlc, {}, [])
+            if self.on_op is not None:
+                self.on_op(op)
+            if general:
+                return self._emit_general(route, op)
+        p = route.partition
         with self._lock:
-            batch = self._pending.setdefault(p, [])
+            b = self._builders.get(p)
+            if b is None:
+                b = self._builders[p] = BatchBuilder(self.node_id, self.region)
+            b.add(op_id, head, canonical_args(args), hlc)
+            full = b.n >= self.batch_size
+        if full:
+            self._send(p)
+        return op_id
+
+    def _emit_general(self, route: _Route, op: Operation) -> str:
+        """Operations with encrypted fields, or for a schema registry: Operation objects, encode_batch."""
+        if route.encrypt is not None:
+            rule = route.encrypt
+            op = encrypt_fields(
+                op, [f for f in rule.encrypt if f in op.args], self.keyring.key(rule.pipeline)
+            )
+        with self._lock:
+            batch = self._pending.setdefault(route.partition, [])
             batch.append(op)
             full = len(batch) >= self.batch_size
         if full:
-            self._send(p)
+            self._send(route.partition)
         return op.op_id
+
+    def _route(self, object_id: str, crdt_type: str) -> _Route:
+        rule = self.pipelines.rule_for(object_id)
+        if len(self._routes) > 100_000:
+            self._routes.clear()
+        route = self._routes[object_id] = _Route(
+            object_id,
+            crdt_type,
+            partition_for(object_id, self._partitions),
+            rule if rule and rule.encrypt else None,
+        )
+        return route
 
     def flush(self, timeout: float = 30.0) -> int:
         """Send every queued operation and wait for Kafka's acknowledgement. Returns ops sent."""
-        for p in list(self._pending):
+        with self._lock:
+            partitions = {*self._pending, *self._builders}
+        for p in partitions:
             self._send(p)
         remaining = self._producer.flush(timeout)
         if remaining:
@@ -200,7 +226,14 @@ class Client:
 
     def _send(self, partition: int) -> None:
         with self._lock:
-            ops = self._pending.pop(partition, [])
+            builder = self._builders.pop(partition, None)
+            ops = self._pending.pop(partition, None)
+        if builder is not None and builder.n:
+            signature = sign_digests(bytes(builder.digests), self.signer)
+            value = builder.encode(uuid.uuid4().hex, self.signer.key_id, self.hlc.now(), signature)
+            ids = builder.object_ids_list
+            self._produce(partition, builder.heads[0].key, value, self._on_delivery(ids))
+            self.sent_ops += builder.n
         if not ops:
             return
         op_digests, signature = sign_batch(ops, self.signer)
@@ -232,10 +265,10 @@ class Client:
                 raise DeliveryError([([], str(e))]) from e
         self._producer.poll(0)
 
-    def _on_delivery(self, object_ids: list[str]) -> Callable[[Any, Any], None]:
+    def _on_delivery(self, object_ids: list[str] | Callable[[], list[str]]) -> Callable[[Any, Any], None]:
         def done(err: Any, msg: Any) -> None:
             if err is not None:
-                self._failures.append((object_ids, str(err)))
+                self._failures.append((object_ids() if callable(object_ids) else object_ids, str(err)))
 
         return done
 
@@ -292,6 +325,23 @@ class Client:
                 [([], f"topic {topics.INGRESS} does not exist at {self.bootstrap}: run `jarvis stack up`")]
             )
         return n
+
+
+class _Route:
+    """What the SDK caches per object id so that an operation costs little more than its digest."""
+
+    __slots__ = ("object_id", "crdt_type", "partition", "encrypt", "heads")
+
+    def __init__(self, object_id: str, crdt_type: str, partition: int, encrypt: PrefixRule | None) -> None:
+        self.object_id = object_id
+        self.crdt_type = crdt_type
+        self.partition = partition
+        self.encrypt = encrypt
+        self.heads: dict[str, Head] = {}
+
+    def head(self, kind: str) -> Head:
+        h = self.heads[kind] = Head.of(self.object_id, self.crdt_type, kind)
+        return h
 
 
 class _Handle:

@@ -59,21 +59,21 @@ def op_content(op: Operation) -> bytes:
     map of strings, an array of strings) because it runs for every operation in the SDK, the
     verifier and every audit; a property test holds it byte-equal to fastavro's schemaless_writer.
     """
-    s = _avro_str
+    s = avro_str
     parts = [
         s(op.op_id), s(op.object_id), s(op.crdt_type), s(op.kind), s(canonical_args(op.args)), s(op.node_id),
-        s(op.region), _avro_long(op.hlc),
+        s(op.region), avro_long(op.hlc),
     ]  # fmt: skip
     md = op.metadata
     if md:
-        parts.append(_avro_long(len(md)))
+        parts.append(avro_long(len(md)))
         for k, v in md.items():
             parts.append(s(k))
             parts.append(s(v))
     parts.append(b"\x00")
     ef = op.encrypted_fields
     if ef:
-        parts.append(_avro_long(len(ef)))
+        parts.append(avro_long(len(ef)))
         parts.extend(s(x) for x in ef)
     parts.append(b"\x00")
     return b"".join(parts)
@@ -86,25 +86,31 @@ def op_content_reference(op: Operation) -> bytes:
     return buf.getvalue()
 
 
-def _avro_long(n: int) -> bytes:
-    n = (n << 1) ^ (n >> 63)  # zig-zag
-    if n < 0x80:
-        return bytes((n,))
+def avro_long(n: int) -> bytes:
+    z = (n << 1) ^ (n >> 63)  # zig-zag
+    if z < 0x80:
+        return bytes((z,))
+    if 1 << 56 <= z < 1 << 63:
+        # Nine bytes, unrolled: every HLC timestamp is this long, and one is encoded per operation.
+        return bytes((
+            (z & 127) | 128, (z >> 7 & 127) | 128, (z >> 14 & 127) | 128, (z >> 21 & 127) | 128,
+            (z >> 28 & 127) | 128, (z >> 35 & 127) | 128, (z >> 42 & 127) | 128, (z >> 49 & 127) | 128, z >> 56,
+        ))  # fmt: skip
     out = bytearray()
-    while n & ~0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
+    while z & ~0x7F:
+        out.append((z & 0x7F) | 0x80)
+        z >>= 7
+    out.append(z)
     return bytes(out)
 
 
 _SHORT_LENGTHS = [bytes((n << 1,)) for n in range(64)]  # zig-zag varints of 0..63: one byte each
 
 
-def _avro_str(s: str) -> bytes:
+def avro_str(s: str) -> bytes:
     b = s.encode()
     n = len(b)
-    return (_SHORT_LENGTHS[n] if n < 64 else _avro_long(n)) + b
+    return (_SHORT_LENGTHS[n] if n < 64 else avro_long(n)) + b
 
 
 def encode_op(op: Operation) -> bytes:

@@ -31,7 +31,12 @@ def op_digest(op: Operation) -> bytes:
 
 def sign_batch(ops: Sequence[Operation], signer: Signer) -> tuple[bytes, bytes]:
     digests = b"".join(op_digest(op) for op in ops)
-    return digests, signer.sign(hashlib.sha256(digests).digest())
+    return digests, sign_digests(digests, signer)
+
+
+def sign_digests(op_digests: bytes, signer: Signer) -> bytes:
+    """The batch signature over digests computed elsewhere (jarvis/codec/batch_builder.py)."""
+    return signer.sign(hashlib.sha256(op_digests).digest())
 
 
 def verify_batch(op_digests: bytes, signature: bytes, public_key: Ed25519PublicKey) -> None:
