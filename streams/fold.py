@@ -28,6 +28,7 @@ from jarvis.ops import RejectedOperation
 from pipelines.loader import Pipelines, object_factory, pipelines
 from streams.app import make_app
 from streams.metrics import install_metrics_page
+from streams.recovery_watchdog import install_recovery_watchdog
 
 FOLDED = Counter("jarvis_fold_ops_total", "Operations folded into state", ["region", "type"])
 DUPLICATES = Counter("jarvis_fold_duplicates_total", "Duplicate operations skipped by their dots", ["region"])
@@ -108,6 +109,7 @@ def build(settings: Settings, region: str, instance: int = 0) -> faust.App:
     state = FoldState(region, table, pipelines(), RedisCache(settings.redis_url, region))
     app.jarvis_fold = state  # type: ignore[attr-defined] - the query views find it here
     install_metrics_page(app)
+    install_recovery_watchdog(app)
 
     from streams.query import install_query_views
 
