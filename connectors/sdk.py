@@ -33,7 +33,7 @@ from confluent_kafka import KafkaException, Producer
 from jarvis import topics
 from jarvis.codec import encode_batch
 from jarvis.codec.batch_builder import BatchBuilder, Head
-from jarvis.codec.records import canonical_args
+from jarvis.codec.records import canonical_args_utf8
 from jarvis.config import Settings
 from jarvis.config import settings as default_settings
 from jarvis.crdt import HLC
@@ -177,7 +177,7 @@ class Client:
             b = self._builders.get(p)
             if b is None:
                 b = self._builders[p] = BatchBuilder(self.node_id, self.region)
-            b.add(op_id, head, canonical_args(args), hlc)
+            b.add(op_id, head, canonical_args_utf8(args), hlc)
             full = b.n >= self.batch_size
         if full:
             self._send(p)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from hashlib import sha256
 from typing import NamedTuple
 
-from jarvis.codec.records import avro_long, avro_str
+from jarvis.codec.records import avro_long, avro_str, avro_utf8
 from jarvis.codec.single_object import MAGIC
 from jarvis.codec.store import store
 from jarvis.ops import validate
@@ -64,10 +64,10 @@ class BatchBuilder:
         self.hlcs = bytearray()
         self.digests = bytearray()
 
-    def add(self, op_id: str, head: Head, args_json: str, hlc: int) -> None:
-        """Append one operation; `args_json` must be `canonical_args(args)`."""
+    def add(self, op_id: str, head: Head, args_json: bytes, hlc: int) -> None:
+        """Append one operation; `args_json` must be `canonical_args_utf8(args)`."""
         oid = avro_str(op_id)
-        args = avro_str(args_json)
+        args = avro_utf8(args_json)
         ts = avro_long(hlc)
         content = b"".join((oid, head.joined, args, self._node_region, ts, _NO_METADATA_NO_ENCRYPTION))
         self.digests += sha256(content).digest()

@@ -18,6 +18,11 @@ def canonical_args(args: dict[str, Any]) -> str:
     return orjson.dumps(args, option=orjson.OPT_SORT_KEYS).decode()
 
 
+def canonical_args_utf8(args: dict[str, Any]) -> bytes:
+    """canonical_args as UTF-8, without the round trip through str."""
+    return orjson.dumps(args, option=orjson.OPT_SORT_KEYS)
+
+
 def op_record(op: Operation) -> dict[str, Any]:
     return {
         "op_id": op.op_id,
@@ -105,6 +110,12 @@ def avro_long(n: int) -> bytes:
 
 
 _SHORT_LENGTHS = [bytes((n << 1,)) for n in range(64)]  # zig-zag varints of 0..63: one byte each
+
+
+def avro_utf8(b: bytes) -> bytes:
+    """An Avro string from its UTF-8 bytes."""
+    n = len(b)
+    return (_SHORT_LENGTHS[n] if n < 64 else avro_long(n)) + b
 
 
 def avro_str(s: str) -> bytes:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from jarvis.codec import decode_batch, encode_batch
 from jarvis.codec.batch_builder import BatchBuilder, Head
-from jarvis.codec.records import avro_long, canonical_args
+from jarvis.codec.records import avro_long, canonical_args_utf8
 from jarvis.ops import KINDS_BY_TYPE, Operation, OperationBatch, OperationError
 from jarvis.security.keys import Signer
 from jarvis.security.signing import sign_batch, sign_digests
@@ -60,7 +60,7 @@ def test_builder_writes_what_encode_batch_writes(ops, node, region, batch_id, cr
     model = []
     for i, ((crdt_type, kind), object_id, args, hlc) in enumerate(ops):
         op_id = f"op-{i}"
-        b.add(op_id, Head.of(object_id, crdt_type, kind), canonical_args(args), hlc)
+        b.add(op_id, Head.of(object_id, crdt_type, kind), canonical_args_utf8(args), hlc)
         model.append(Operation(op_id, object_id, crdt_type, kind, args, node, region, hlc, {}, []))
     digests, signature = sign_batch(model, signer)
     assert bytes(b.digests) == digests
