@@ -165,19 +165,19 @@ class Client:
         if route is None or route.crdt_type != crdt_type:
             route = self._route(object_id, crdt_type)
         head = route.heads.get(kind) or route.head(kind)  # also validates object id, type and kind
-        general = route.encrypt is not None or self.registry is not None
-        if self.on_op is not None or general:
+        if self.on_op is not None or route.general:
             op = Operation(op_id, object_id, crdt_type, kind, args, self.node_id, self.region, hlc, {}, [])
             if self.on_op is not None:
                 self.on_op(op)
-            if general:
+            if route.general:
                 return self._emit_general(route, op)
         p = route.partition
+        args_json = canonical_args_utf8(args)
         with self._lock:
             b = self._builders.get(p)
             if b is None:
                 b = self._builders[p] = BatchBuilder(self.node_id, self.region)
-            b.add(op_id, head, canonical_args_utf8(args), hlc)
+            b.add(op_id, head, args_json, hlc)
             full = b.n >= self.batch_size
         if full:
             self._send(p)
@@ -207,6 +207,7 @@ class Client:
             crdt_type,
             partition_for(object_id, self._partitions),
             rule if rule and rule.encrypt else None,
+            self.registry is not None,
         )
         return route
 
@@ -330,13 +331,17 @@ class Client:
 class _Route:
     """What the SDK caches per object id so that an operation costs little more than its digest."""
 
-    __slots__ = ("object_id", "crdt_type", "partition", "encrypt", "heads")
+    __slots__ = ("object_id", "crdt_type", "partition", "encrypt", "general", "heads")
 
-    def __init__(self, object_id: str, crdt_type: str, partition: int, encrypt: PrefixRule | None) -> None:
+    def __init__(
+        self, object_id: str, crdt_type: str, partition: int, encrypt: PrefixRule | None, registry: bool
+    ) -> None:
         self.object_id = object_id
         self.crdt_type = crdt_type
         self.partition = partition
         self.encrypt = encrypt
+        # Encrypted operations and the registry's wire format take the general path (encode_batch).
+        self.general = encrypt is not None or registry
         self.heads: dict[str, Head] = {}
 
     def head(self, kind: str) -> Head:

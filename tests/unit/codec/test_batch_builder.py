@@ -77,3 +77,22 @@ def test_head_refuses_what_an_operation_refuses() -> None:
         Head.of("ctr:x", "gcounter", "decrement")
     with pytest.raises(OperationError, match="must look like"):
         Head.of("no-prefix", "gcounter", "increment")
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    start=st.integers(2**55, 2**62 - 2**30),
+    steps=st.lists(st.integers(0, 2**21), min_size=1, max_size=60),
+)
+def test_rising_timestamps_reuse_their_high_bytes_and_stay_exact(start: int, steps: list[int]) -> None:
+    b = BatchBuilder("n", "eu")
+    head = Head.of("ctr:x", "pncounter", "increment")
+    hlc, model = start, []
+    for i, step in enumerate(steps):
+        hlc += step
+        b.add(f"op-{i}", head, b'{"n":1}', hlc)
+        model.append(Operation(f"op-{i}", "ctr:x", "pncounter", "increment", {"n": 1}, "n", "eu", hlc, {}, []))
+    digests, signature = sign_batch(model, SIGNER)
+    assert bytes(b.digests) == digests
+    expected = OperationBatch("b", "n", SIGNER.key_id, "eu", 1, model, digests, signature)
+    assert b.encode("b", SIGNER.key_id, 1, signature) == encode_batch(expected)
