@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import faust
 from faust.types import ProducerT
 
@@ -23,6 +25,9 @@ ROLE_ORDER = ("fold", "verifier", "archiver", "agent")
 
 class JarvisApp(faust.App):
     """faust.App whose producer flushes every changelog record enqueued before a commit."""
+
+    # Called at the start of every producer flush: the fold writes its held-back table changes here.
+    before_producer_flush: Callable[[], object] | None = None
 
     def _new_producer(self) -> ProducerT:
         producer = super()._new_producer()

@@ -2,9 +2,12 @@
 
 Folds verified operations into a Faust table of CRDT state keyed by object id (changelog in Kafka).
 Each table value holds the object's state *and* its causal context (jarvis/materialize.py), so both
-reach the changelog in one record. Faust flushes the producer (changelog included) before it commits
-source offsets, so after a crash the worker resumes at or before what the changelog holds; the
-replayed operations are recognised by their dots and skipped: exactly-once effect on the state.
+reach the changelog in one record. An object changed by many messages is written to the table (and
+its changelog) once per commit, not once per message: changed objects wait in `unwritten` until the
+producer is flushed, which Faust does before it commits source offsets (and before a rebalance or a
+stop), so every committed offset's effect is in the changelog first. After a crash the worker
+resumes at or before what the changelog holds; the replayed operations are recognised by their
+dots and skipped: exactly-once effect on the state.
 
 The fold serves the stream query API (streams/query.py) on its Faust web server and keeps the latest
 value of every changed object in Redis (batched, pipelined, with change notifications).
@@ -45,6 +48,7 @@ LAG = Gauge(
 OBJECTS = Gauge("jarvis_fold_objects_cached", "Decoded objects held in memory", ["region"])
 
 LIVE_LIMIT = 200_000  # decoded objects kept beside the table's bytes; beyond, decode on demand
+UNWRITTEN_LIMIT = 50_000  # changed objects held back from the table between two commits at most
 
 
 class FoldState:
@@ -56,7 +60,9 @@ class FoldState:
         self.pipes = pipes
         self.cache = cache
         self.live: dict[str, ObjectState] = {}
-        self.dirty: dict[str, ObjectState] = {}
+        self.dirty: dict[str, ObjectState] = {}  # changed since the last Redis write
+        # Changed since the last table write: object id -> (changelog partition, state).
+        self.unwritten: dict[str, tuple[int, ObjectState]] = {}
         self.create = object_factory(pipes)
         self.positions: dict[tuple[str, int], int] = {}
         # Set when partitions are assigned: the table is being recovered from its changelog, so
@@ -68,10 +74,14 @@ class FoldState:
         st = self.live.get(object_id)
         if st is not None:
             return st
-        raw = self.table.get(object_id.encode())
-        if raw is None:
-            return None
-        st = ObjectState.from_bytes(raw)
+        held = self.unwritten.get(object_id)
+        if held is not None:
+            st = held[1]
+        else:
+            raw = self.table.get(object_id.encode())
+            if raw is None:
+                return None
+            st = ObjectState.from_bytes(raw)
         self._remember(object_id, st)
         return st
 
@@ -82,6 +92,9 @@ class FoldState:
         st = self.live.get(object_id)
         if st is not None and not self.recovering:
             return st
+        held = self.unwritten.get(object_id)
+        if held is not None:
+            return held[1]
         raw = self.table.get(object_id.encode())
         return None if raw is None else ObjectState.from_bytes(raw)
 
@@ -90,6 +103,33 @@ class FoldState:
         if self.recovering:
             self.live.clear()
             self.recovering = False
+
+    def object_ids(self) -> set[str]:
+        """Every object this worker holds: in the table, or changed and not written there yet."""
+        ids = {k.decode() if isinstance(k, bytes) else k for k in self.table}
+        ids.update(self.unwritten)
+        return ids
+
+    def changed(self, object_id: str, partition: int, st: ObjectState) -> None:
+        self.unwritten[object_id] = (partition, st)
+        self._remember(object_id, st)
+        self.dirty[object_id] = st
+
+    def write_unwritten(self) -> int:
+        """Put every object changed since its last write into the table and its changelog.
+
+        Called before each producer flush (streams/app.py), so before Faust commits offsets. Done by
+        hand rather than `table[key] = value` because a flush runs outside any agent's event; the
+        changelog partition is the source partition, as Faust would pick inside the agent."""
+        if not self.unwritten:
+            return 0
+        pending, self.unwritten = self.unwritten, {}
+        data, send = self.table.data, self.table.send_changelog
+        for object_id, (partition, st) in pending.items():
+            key, value = object_id.encode(), st.to_bytes()
+            send(partition, key, value)
+            data[key] = value
+        return len(pending)
 
     def _remember(self, object_id: str, st: ObjectState) -> None:
         if len(self.live) >= LIVE_LIMIT:
@@ -108,6 +148,7 @@ def build(settings: Settings, region: str, instance: int = 0) -> faust.App:
     table = app.Table("objects", partitions=settings.partitions, key_type=bytes, value_type=bytes)
     state = FoldState(region, table, pipelines(), RedisCache(settings.redis_url, region))
     app.jarvis_fold = state  # type: ignore[attr-defined] - the query views find it here
+    app.before_producer_flush = state.write_unwritten  # type: ignore[attr-defined]
     install_metrics_page(app)
     install_recovery_watchdog(app)
 
@@ -117,7 +158,9 @@ def build(settings: Settings, region: str, instance: int = 0) -> faust.App:
 
     @app.on_partitions_revoked.connect
     async def _forget(app: faust.App, revoked: Any, **kwargs: Any) -> None:
-        # Objects of partitions we may no longer own must be re-read from the table when needed.
+        # Faust flushed the producer just before (so nothing should be left unwritten); objects of
+        # partitions we may no longer own must be re-read from the table when needed.
+        state.write_unwritten()
         state.live.clear()
 
     @app.on_partitions_assigned.connect
@@ -172,9 +215,9 @@ def build(settings: Settings, region: str, instance: int = 0) -> faust.App:
                 else:
                     DUPLICATES.labels(region).inc()
             for oid, st in changed.items():
-                table[oid.encode()] = st.to_bytes()
-                state._remember(oid, st)
-                state.dirty[oid] = st
+                state.changed(oid, msg.partition, st)
+            if len(state.unwritten) >= UNWRITTEN_LIMIT:
+                state.write_unwritten()
             if newest:
                 LATENCY.labels(region).observe(max(0.0, time.time() - (newest >> 16) / 1000))
 

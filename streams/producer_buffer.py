@@ -49,6 +49,9 @@ class CommitSafeBuffer(ProducerBuffer):
             self._handed.set()
 
     async def flush(self) -> None:
+        hook = getattr(self.app, "before_producer_flush", None)
+        if hook is not None:
+            hook()  # may enqueue more records, which this flush then waits for
         target = self.enqueued
         waited = 0.0
         while self.handed_over < target:

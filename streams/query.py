@@ -168,8 +168,8 @@ def install_query_views(app: faust.App, state: Any) -> None:
     async def digest(web: faust.web.Web, request: Any) -> faust.web.Response:
         n = app.conf.topic_partitions
         per_partition: dict[int, Any] = {}
-        for key in sorted(table.keys()):
-            oid = key.decode() if isinstance(key, bytes) else key
+        ids = sorted(state.object_ids())
+        for oid in ids:
             st = state.peek(oid)
             if st is None:
                 continue
@@ -179,7 +179,7 @@ def install_query_views(app: faust.App, state: Any) -> None:
                 oid.encode() + b"\0" + orjson.dumps(st.value.value(), option=orjson.OPT_SORT_KEYS) + b"\n"
             )
         parts = {str(p): h.hexdigest() for p, h in sorted(per_partition.items())}
-        return web.json({"region": region, "objects": len(table), "partitions": parts})
+        return web.json({"region": region, "objects": len(ids), "partitions": parts})
 
 
 def _archive_replay(object_id: str, at_hlc: int | None) -> Any:
