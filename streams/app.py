@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import faust
-from faust.types import ProducerT
 
 from jarvis.config import Settings
-from streams.producer_buffer import CommitSafeBuffer
 
 # The verifier and other non-query roles expose /metrics on these ports (+ region index + 100 * instance).
 METRICS_BASE_PORT = 9181
@@ -21,20 +17,6 @@ def web_port(settings: Settings, role: str, region: str, instance: int) -> int:
 
 
 ROLE_ORDER = ("fold", "verifier", "archiver", "agent")
-
-
-class JarvisApp(faust.App):
-    """faust.App whose producer flushes every changelog record enqueued before a commit."""
-
-    # Called at the start of every producer flush: the fold writes its held-back table changes here.
-    before_producer_flush: Callable[[], object] | None = None
-
-    def _new_producer(self) -> ProducerT:
-        producer = super()._new_producer()
-        buffer = CommitSafeBuffer(loop=producer.loop, beacon=producer.beacon)
-        buffer.app = self
-        producer.buffer = buffer  # type: ignore[attr-defined] - set before the producer starts
-        return producer
 
 
 def make_app(settings: Settings, role: str, region: str, instance: int = 0, **overrides: object) -> faust.App:
@@ -55,8 +37,7 @@ def make_app(settings: Settings, role: str, region: str, instance: int = 0, **ov
         value_serializer="raw",
         key_serializer="raw",
         consumer_auto_offset_reset="earliest",
-        # Offsets are committed only after the producer is flushed (changelog and outputs durable;
-        # streams/producer_buffer.py makes that flush complete).
+        # The fold acks a message only once its effect is in the changelog (streams/fold.py).
         broker_commit_every=2000,
         broker_commit_interval=1.0,
         producer_acks=-1,
@@ -70,4 +51,4 @@ def make_app(settings: Settings, role: str, region: str, instance: int = 0, **ov
         web_cors_options=None,
     )
     conf.update(overrides)
-    return JarvisApp(f"jarvis-{role}-{region}", **conf)
+    return faust.App(f"jarvis-{role}-{region}", **conf)

@@ -3,11 +3,15 @@
 Folds verified operations into a Faust table of CRDT state keyed by object id (changelog in Kafka).
 Each table value holds the object's state *and* its causal context (jarvis/materialize.py), so both
 reach the changelog in one record. An object changed by many messages is written to the table (and
-its changelog) once per commit, not once per message: changed objects wait in `unwritten` until the
-producer is flushed, which Faust does before it commits source offsets (and before a rebalance or a
-stop), so every committed offset's effect is in the changelog first. After a crash the worker
-resumes at or before what the changelog holds; the replayed operations are recognised by their
-dots and skipped: exactly-once effect on the state.
+its changelog) once per settle (SETTLE_EVERY_S), not once per message.
+
+Acks are manual: a message is acked, and so becomes committable, only once the changelog records
+holding its effect (and any rejected-operation records it produced) are acknowledged by Kafka.
+Faust commits only acked offsets, so a committed offset's effect is always in the changelog, however
+Faust's own pre-commit flush behaves (in 0.15.3 it gives up after 100 ms, and one `kill -9` run lost
+a 500-op message's effect that way). After a crash the worker resumes at or before what the
+changelog holds; the replayed operations are recognised by their dots and skipped: exactly-once
+effect on the state.
 
 The fold serves the stream query API (streams/query.py) on its Faust web server and keeps the latest
 value of every changed object in Redis (batched, pipelined, with change notifications).
@@ -15,6 +19,8 @@ value of every changed object in Redis (batched, pipelined, with change notifica
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from typing import Any
 
@@ -31,7 +37,7 @@ from jarvis.ops import RejectedOperation
 from pipelines.loader import Pipelines, object_factory, pipelines
 from streams.app import make_app
 from streams.metrics import install_metrics_page
-from streams.recovery_watchdog import install_recovery_watchdog
+from streams.recovery_watchdog import install_recovery_watchdog, restart_worker
 
 FOLDED = Counter("jarvis_fold_ops_total", "Operations folded into state", ["region", "type"])
 DUPLICATES = Counter("jarvis_fold_duplicates_total", "Duplicate operations skipped by their dots", ["region"])
@@ -47,8 +53,11 @@ LAG = Gauge(
 )
 OBJECTS = Gauge("jarvis_fold_objects_cached", "Decoded objects held in memory", ["region"])
 
+log = logging.getLogger(__name__)
+
 LIVE_LIMIT = 200_000  # decoded objects kept beside the table's bytes; beyond, decode on demand
-UNWRITTEN_LIMIT = 50_000  # changed objects held back from the table between two commits at most
+UNWRITTEN_LIMIT = 50_000  # changed objects held back from the table between two settles at most
+SETTLE_EVERY_S = 0.5  # how often held-back changes are written and their messages acked
 
 
 class FoldState:
@@ -63,6 +72,9 @@ class FoldState:
         self.dirty: dict[str, ObjectState] = {}  # changed since the last Redis write
         # Changed since the last table write: object id -> (changelog partition, state).
         self.unwritten: dict[str, tuple[int, ObjectState]] = {}
+        self.held: list[Any] = []  # events processed, not acked until their effect is durable
+        self.inflight: list[Any] = []  # changelog and rejected-record sends not yet acknowledged
+        self.acker: Any = None  # the agent's manual-ack stream
         self.create = object_factory(pipes)
         self.positions: dict[tuple[str, int], int] = {}
         # Set when partitions are assigned: the table is being recovered from its changelog, so
@@ -118,8 +130,7 @@ class FoldState:
     def write_unwritten(self) -> int:
         """Put every object changed since its last write into the table and its changelog.
 
-        Called before each producer flush (streams/app.py), so before Faust commits offsets. Done by
-        hand rather than `table[key] = value` because a flush runs outside any agent's event; the
+        Done by hand rather than `table[key] = value` because it runs outside any agent's event; the
         changelog partition is the source partition, as Faust would pick inside the agent."""
         if not self.unwritten:
             return 0
@@ -127,9 +138,21 @@ class FoldState:
         data, send = self.table.data, self.table.send_changelog
         for object_id, (partition, st) in pending.items():
             key, value = object_id.encode(), st.to_bytes()
-            send(partition, key, value)
+            self.inflight.append(send(partition, key, value))
             data[key] = value
         return len(pending)
+
+    async def settle(self) -> None:
+        """Write held-back changes, wait until Kafka has them, then ack the messages they came from."""
+        if not (self.held or self.unwritten or self.inflight):
+            return
+        events, self.held = self.held, []
+        self.write_unwritten()
+        sends, self.inflight = self.inflight, []
+        if sends:
+            await asyncio.gather(*sends)
+        for event in events:
+            await self.acker.ack(event)
 
     def _remember(self, object_id: str, st: ObjectState) -> None:
         if len(self.live) >= LIVE_LIMIT:
@@ -148,7 +171,6 @@ def build(settings: Settings, region: str, instance: int = 0) -> faust.App:
     table = app.Table("objects", partitions=settings.partitions, key_type=bytes, value_type=bytes)
     state = FoldState(region, table, pipelines(), RedisCache(settings.redis_url, region))
     app.jarvis_fold = state  # type: ignore[attr-defined] - the query views find it here
-    app.before_producer_flush = state.write_unwritten  # type: ignore[attr-defined]
     install_metrics_page(app)
     install_recovery_watchdog(app)
 
@@ -158,8 +180,8 @@ def build(settings: Settings, region: str, instance: int = 0) -> faust.App:
 
     @app.on_partitions_revoked.connect
     async def _forget(app: faust.App, revoked: Any, **kwargs: Any) -> None:
-        # Faust flushed the producer just before (so nothing should be left unwritten); objects of
-        # partitions we may no longer own must be re-read from the table when needed.
+        # Faust waited for every message to be acked just before, so everything is written; objects
+        # of partitions we may no longer own must be re-read from the table when needed.
         state.write_unwritten()
         state.live.clear()
 
@@ -181,12 +203,14 @@ def build(settings: Settings, region: str, instance: int = 0) -> faust.App:
             region=region,
         )
         key = (op.object_id if op else f"raw:{msg.topic}:{msg.partition}:{msg.offset}").encode()
-        await rejected_out.send(key=key, value=encode_rejected(record))
+        state.inflight.append(await rejected_out.send(key=key, value=encode_rejected(record)))
         FOLD_ERRORS.labels(region).inc()
 
     @app.agent(ops_in)
     async def fold(stream: faust.StreamT) -> None:
-        async for event in stream.events():
+        state.acker = manual = stream.noack()
+        async for event in manual.events():
+            state.held.append(event)  # acked by settle() once its effect is durable
             msg = event.message
             state.start_batch()
             state.positions[(msg.topic, msg.partition)] = msg.offset
@@ -220,6 +244,14 @@ def build(settings: Settings, region: str, instance: int = 0) -> faust.App:
                 state.write_unwritten()
             if newest:
                 LATENCY.labels(region).observe(max(0.0, time.time() - (newest >> 16) / 1000))
+
+    @app.timer(SETTLE_EVERY_S)
+    async def settle() -> None:
+        try:
+            await state.settle()
+        except Exception as e:  # noqa: BLE001 - Kafka refused a record: start again from the changelog
+            log.error("fold %s: a changelog or rejected record was not delivered (%r); restarting", region, e)
+            await restart_worker(app)
 
     @app.timer(0.05)
     async def flush_cache() -> None:

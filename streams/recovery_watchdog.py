@@ -1,12 +1,13 @@
-"""Restarts a Faust worker whose table recovery has stopped making progress.
+"""Restarts a Faust worker whose rebalance or table recovery has stopped making progress.
 
 Faust 0.15.3 can stall in table recovery after a rebalance: it waits for changelog records of newly
 assigned partitions that its fetcher never delivers ("No event received for active tp ... since
 recovery start", for minutes; a known class of Faust bugs). The worker then answers nothing for
-those partitions. A fresh process recovers them from the changelog, so when recovery shows no
-progress for STALL_S the worker leaves its consumer group and replaces itself (same PID, so the
-stack's pid file stays right). A restart is safe at any point: it is what `kill -9` does, and the
-fold's dots make redelivered operations no-ops.
+those partitions. Once, a worker also stayed in a rebalance for minutes without reaching recovery.
+A fresh process recovers from the changelog, so when recovery shows no progress for STALL_S, or a
+rebalance lasts REBALANCE_STALL_S without recovery moving, the worker leaves its consumer group and
+replaces itself (same PID, so the stack's pid file stays right). A restart is safe at any point: it
+is what `kill -9` does, and the fold's dots make redelivered operations no-ops.
 """
 
 from __future__ import annotations
@@ -23,25 +24,27 @@ import faust
 log = logging.getLogger(__name__)
 
 STALL_S = 45.0
+# Longer: a rebalance legitimately waits for a dead member's session to time out (60 s by default).
+REBALANCE_STALL_S = 150.0
 CHECK_EVERY_S = 5.0
 
 
 @dataclass
 class StallClock:
-    """Decides when recovery is stalled: in recovery, with the records still to read unchanged."""
+    """Decides when a worker is stuck: busy (rebalancing or recovering) with nothing changing."""
 
-    stall_s: float = STALL_S
-    _remaining: int | None = None
+    _marker: object = None
     _since: float = field(default=0.0)
 
-    def stalled(self, in_recovery: bool, remaining: int, now: float) -> bool:
-        if not in_recovery:
-            self._remaining = None
+    def stalled(self, busy: bool, marker: object, limit: float, now: float) -> bool:
+        """`marker` changes whenever there is progress (e.g. the changelog records still to read)."""
+        if not busy:
+            self._marker = None
             return False
-        if remaining != self._remaining:
-            self._remaining, self._since = remaining, now
+        if marker != self._marker:
+            self._marker, self._since = marker, now
             return False
-        return now - self._since >= self.stall_s
+        return now - self._since >= limit
 
     def stalled_for(self, now: float) -> float:
         return now - self._since
@@ -52,20 +55,23 @@ def restart_argv() -> list[str]:
     return [sys.executable, "-m", "jarvis.cli", *sys.argv[1:]]
 
 
-def install_recovery_watchdog(app: faust.App, stall_s: float = STALL_S) -> StallClock:
-    clock = StallClock(stall_s)
+def install_recovery_watchdog(app: faust.App) -> StallClock:
+    clock = StallClock()
 
     @app.timer(CHECK_EVERY_S)
     async def watch_recovery() -> None:
         recovery = app.tables.recovery
         now = time.monotonic()
-        remaining = recovery.active_remaining_total() if recovery.in_recovery else 0
-        if not clock.stalled(recovery.in_recovery, remaining, now):
+        recovering = recovery.in_recovery
+        remaining = recovery.active_remaining_total() if recovering else -1
+        busy = recovering or app.rebalancing
+        limit = STALL_S if recovering else REBALANCE_STALL_S
+        if not clock.stalled(busy, (app.rebalancing_count, recovering, remaining), limit, now):
             return
         log.error(
-            "table recovery made no progress for %.0f s (%d changelog records still to read): "
+            "%s made no progress for %.0f s (%d changelog records still to read): "
             "restarting this worker to recover from the changelog afresh",
-            clock.stalled_for(now), remaining,
+            "table recovery" if recovering else "the rebalance", clock.stalled_for(now), max(remaining, 0),
         )  # fmt: skip
         await restart_worker(app)
 

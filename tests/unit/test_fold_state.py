@@ -63,3 +63,32 @@ def test_a_flush_writes_each_changed_object_once_on_its_source_partition() -> No
     assert fold.write_unwritten() == 0
     fold.live.clear()
     assert fold.load("ctr:a").value.value() == 5
+
+
+def test_settle_acks_messages_only_after_their_changelog_records_are_delivered() -> None:
+    import asyncio
+
+    async def run() -> list[str]:
+        fold, table = _state()
+        delivered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        acked: list[str] = []
+
+        class Acker:
+            async def ack(self, event: str) -> bool:
+                acked.append(event)
+                return True
+
+        table.send_changelog = lambda p, k, v: delivered  # type: ignore[method-assign]
+        fold.acker = Acker()
+        st = object_factory(pipelines())("ctr:a", "pncounter")
+        _increment(st, 1)
+        fold.held.append("event-1")
+        fold.changed("ctr:a", 2, st)
+        settling = asyncio.ensure_future(fold.settle())
+        await asyncio.sleep(0.05)
+        assert acked == [] and b"ctr:a" in table.data  # written, not yet acknowledged by Kafka
+        delivered.set_result(None)
+        await settling
+        return acked
+
+    assert asyncio.run(run()) == ["event-1"]

@@ -4,28 +4,36 @@ from streams.recovery_watchdog import StallClock, restart_argv
 
 
 def test_progress_keeps_the_watchdog_quiet() -> None:
-    c = StallClock(stall_s=45)
-    assert not c.stalled(True, 1000, now=0)
+    c = StallClock()
+    assert not c.stalled(True, 1000, 45, now=0)
     for t, remaining in ((30, 900), (60, 800), (90, 10), (120, 1)):
-        assert not c.stalled(True, remaining, now=t)
+        assert not c.stalled(True, remaining, 45, now=t)
 
 
-def test_no_progress_for_stall_s_is_a_stall() -> None:
-    c = StallClock(stall_s=45)
-    assert not c.stalled(True, 500, now=0)
-    assert not c.stalled(True, 500, now=44)
-    assert c.stalled(True, 500, now=45)
+def test_no_progress_for_the_limit_is_a_stall() -> None:
+    c = StallClock()
+    assert not c.stalled(True, 500, 45, now=0)
+    assert not c.stalled(True, 500, 45, now=44)
+    assert c.stalled(True, 500, 45, now=45)
     assert c.stalled_for(50) == 50
 
 
-def test_leaving_recovery_resets_the_clock() -> None:
-    c = StallClock(stall_s=45)
-    c.stalled(True, 500, now=0)
-    assert not c.stalled(False, 0, now=40)
+def test_a_rebalance_gets_the_longer_limit_its_caller_gives() -> None:
+    c = StallClock()
+    marker = (3, False, -1)
+    assert not c.stalled(True, marker, 150, now=0)
+    assert not c.stalled(True, marker, 150, now=149)
+    assert c.stalled(True, marker, 150, now=150)
+
+
+def test_being_idle_resets_the_clock() -> None:
+    c = StallClock()
+    c.stalled(True, 500, 45, now=0)
+    assert not c.stalled(False, 500, 45, now=40)
     # A new recovery starts its own clock even with the same count.
-    assert not c.stalled(True, 500, now=50)
-    assert not c.stalled(True, 500, now=94)
-    assert c.stalled(True, 500, now=95)
+    assert not c.stalled(True, 500, 45, now=50)
+    assert not c.stalled(True, 500, 45, now=94)
+    assert c.stalled(True, 500, 45, now=95)
 
 
 def test_restart_runs_the_same_worker_command(monkeypatch) -> None:
