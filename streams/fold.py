@@ -38,6 +38,7 @@ from pipelines.loader import Pipelines, object_factory, pipelines
 from streams.app import make_app
 from streams.metrics import install_metrics_page
 from streams.recovery_watchdog import install_recovery_watchdog, restart_worker
+from streams.source_order import SourceOrder, Step
 
 FOLDED = Counter("jarvis_fold_ops_total", "Operations folded into state", ["region", "type"])
 DUPLICATES = Counter("jarvis_fold_duplicates_total", "Duplicate operations skipped by their dots", ["region"])
@@ -63,9 +64,13 @@ SETTLE_EVERY_S = 0.5  # how often held-back changes are written and their messag
 class FoldState:
     """What the agent and the query views share inside one worker process."""
 
-    def __init__(self, region: str, table: Any, pipes: Pipelines, cache: RedisCache) -> None:
+    def __init__(
+        self, region: str, table: Any, pipes: Pipelines, cache: RedisCache, positions: Any = None
+    ) -> None:
         self.region = region
         self.table = table
+        # Source partition "topic/partition" -> next offset whose effect is not in the changelog yet.
+        self.positions = positions
         self.pipes = pipes
         self.cache = cache
         self.live: dict[str, ObjectState] = {}
@@ -76,7 +81,8 @@ class FoldState:
         self.inflight: list[Any] = []  # changelog and rejected-record sends not yet acknowledged
         self.acker: Any = None  # the agent's manual-ack stream
         self.create = object_factory(pipes)
-        self.positions: dict[tuple[str, int], int] = {}
+        self.read: dict[tuple[str, int], int] = {}  # last offset read per source partition (lag)
+        self.order = SourceOrder()
         # Set when partitions are assigned: the table is being recovered from its changelog, so
         # every decoded object held from before may be older than what recovery brings back.
         self.recovering = False
@@ -142,12 +148,37 @@ class FoldState:
             data[key] = value
         return len(pending)
 
+    def write_positions(self, reached: dict[tuple[str, int], int]) -> None:
+        """Record how far each source partition is folded, in the changelog beside the state.
+
+        Sent after the state records holding those effects, to the same changelog partition (the
+        source partition), by the same producer: once a position record is in Kafka, so is every
+        effect it claims. A worker that takes the partition over folds on from there
+        (streams/source_order.py)."""
+        if self.positions is None or not reached:
+            return
+        data, send = self.positions.data, self.positions.send_changelog
+        for (topic, partition), offset in reached.items():
+            key, value = f"{topic}/{partition}".encode(), str(offset).encode()
+            if data.get(key) != value:
+                self.inflight.append(send(partition, key, value))
+                data[key] = value
+
+    def position(self, tp: tuple[str, int]) -> int | None:
+        """Next offset of a source partition whose effect is not in the changelog (None: unknown)."""
+        if self.positions is None:
+            return None
+        raw = self.positions.get(f"{tp[0]}/{tp[1]}".encode())
+        return None if raw is None else int(raw)
+
     async def settle(self) -> None:
         """Write held-back changes, wait until Kafka has them, then ack the messages they came from."""
         if not (self.held or self.unwritten or self.inflight):
             return
         events, self.held = self.held, []
+        reached = dict(self.order.expected)  # every offset below these is folded into `unwritten`
         self.write_unwritten()
+        self.write_positions(reached)
         sends, self.inflight = self.inflight, []
         if sends:
             await asyncio.gather(*sends)
@@ -169,7 +200,8 @@ def build(settings: Settings, region: str, instance: int = 0) -> faust.App:
     ops_in = app.topic(*sources, key_type=bytes, value_type=bytes)
     rejected_out = app.topic(topics.REJECTED, key_type=bytes, value_type=bytes)
     table = app.Table("objects", partitions=settings.partitions, key_type=bytes, value_type=bytes)
-    state = FoldState(region, table, pipelines(), RedisCache(settings.redis_url, region))
+    positions = app.Table("positions", partitions=settings.partitions, key_type=bytes, value_type=bytes)
+    state = FoldState(region, table, pipelines(), RedisCache(settings.redis_url, region), positions)
     app.jarvis_fold = state  # type: ignore[attr-defined] - the query views find it here
     install_metrics_page(app)
     install_recovery_watchdog(app)
@@ -184,11 +216,14 @@ def build(settings: Settings, region: str, instance: int = 0) -> faust.App:
         # of partitions we may no longer own must be re-read from the table when needed.
         state.write_unwritten()
         state.live.clear()
+        state.order.reset()
 
     @app.on_partitions_assigned.connect
     async def _recover(app: faust.App, assigned: Any, **kwargs: Any) -> None:
         state.live.clear()
         state.recovering = True
+        state.order.reset()
+        state.read.clear()
 
     async def reject(event: faust.EventT, reasons: list[str], op: Any = None) -> None:
         msg = event.message
@@ -206,44 +241,76 @@ def build(settings: Settings, region: str, instance: int = 0) -> faust.App:
         state.inflight.append(await rejected_out.send(key=key, value=encode_rejected(record)))
         FOLD_ERRORS.labels(region).inc()
 
+    async def go_back(msg: Any) -> None:
+        """A message arrived ahead of the next offset to fold: send the consumer back for the rest."""
+        tp = (msg.topic, msg.partition)
+        target = state.order.expected[tp]
+        earliest = (await app.consumer.earliest_offsets(msg.tp)).get(msg.tp)
+        if earliest is not None and earliest > target:
+            log.error(
+                "fold %s: %s[%d] offsets %d..%d are gone from the log (retention) before being folded",
+                region, *tp, target, earliest - 1,
+            )  # fmt: skip
+            state.order.skip_to(tp, earliest)
+            target = earliest
+        log.warning(
+            "fold %s: %s[%d] delivered offset %d before %d: going back", region, *tp, msg.offset, target
+        )
+        await app.consumer.seek(msg.tp, target)
+
+    async def fold_event(event: faust.EventT) -> None:
+        msg = event.message
+        try:
+            vb = decode_verified(event.value or b"")
+        except CodecError as e:
+            await reject(event, [f"undecodable record on {msg.topic}: {e}"])
+            return
+        except Exception as e:  # noqa: BLE001 - never crash the fold on a bad record
+            await reject(event, [f"undecodable record on {msg.topic}: {type(e).__name__}: {e}"])
+            return
+        changed: dict[str, ObjectState] = {}
+        newest = 0
+        for op, dot in zip(vb.ops, vb.dots, strict=True):
+            oid = op.object_id
+            st = changed.get(oid) or state.load(oid) or state.create(oid, op.crdt_type)
+            try:
+                applied = apply(st, op, dot)
+            except (FoldError, ValueError, KeyError, TypeError) as e:
+                await reject(event, [f"fold cannot apply {op.kind} to {oid}: {e}"], op)
+                continue
+            if applied:
+                changed[oid] = st
+                FOLDED.labels(region, op.crdt_type).inc()
+                newest = max(newest, op.hlc)
+            else:
+                DUPLICATES.labels(region).inc()
+        for oid, st in changed.items():
+            state.changed(oid, msg.partition, st)
+        if len(state.unwritten) >= UNWRITTEN_LIMIT:
+            state.write_unwritten()
+        if newest:
+            LATENCY.labels(region).observe(max(0.0, time.time() - (newest >> 16) / 1000))
+
     @app.agent(ops_in)
     async def fold(stream: faust.StreamT) -> None:
         state.acker = manual = stream.noack()
         async for event in manual.events():
-            state.held.append(event)  # acked by settle() once its effect is durable
             msg = event.message
             state.start_batch()
-            state.positions[(msg.topic, msg.partition)] = msg.offset
+            tp = (msg.topic, msg.partition)
+            state.read[tp] = msg.offset
+            # jarvis.ops and its mirrors have no offset gaps (no transactions, no compaction).
+            step = state.order.step(tp, msg.offset, state.position, time.monotonic())
             try:
-                vb = decode_verified(event.value or b"")
-            except CodecError as e:
-                await reject(event, [f"undecodable record on {msg.topic}: {e}"])
-                continue
-            except Exception as e:  # noqa: BLE001 - never crash the fold on a bad record
-                await reject(event, [f"undecodable record on {msg.topic}: {type(e).__name__}: {e}"])
-                continue
-            changed: dict[str, ObjectState] = {}
-            newest = 0
-            for op, dot in zip(vb.ops, vb.dots, strict=True):
-                oid = op.object_id
-                st = changed.get(oid) or state.load(oid) or state.create(oid, op.crdt_type)
-                try:
-                    applied = apply(st, op, dot)
-                except (FoldError, ValueError, KeyError, TypeError) as e:
-                    await reject(event, [f"fold cannot apply {op.kind} to {oid}: {e}"], op)
-                    continue
-                if applied:
-                    changed[oid] = st
-                    FOLDED.labels(region, op.crdt_type).inc()
-                    newest = max(newest, op.hlc)
-                else:
-                    DUPLICATES.labels(region).inc()
-            for oid, st in changed.items():
-                state.changed(oid, msg.partition, st)
-            if len(state.unwritten) >= UNWRITTEN_LIMIT:
-                state.write_unwritten()
-            if newest:
-                LATENCY.labels(region).observe(max(0.0, time.time() - (newest >> 16) / 1000))
+                if step is Step.FOLD:
+                    await fold_event(event)
+                    state.order.folded(tp, msg.offset)
+                elif step is Step.SEEK:
+                    await go_back(msg)
+            finally:
+                # Only now: settle() may run while fold_event awaits, and must not ack this message
+                # before its effect is among the held-back changes it writes.
+                state.held.append(event)
 
     @app.timer(SETTLE_EVERY_S)
     async def settle() -> None:
@@ -263,7 +330,7 @@ def build(settings: Settings, region: str, instance: int = 0) -> faust.App:
 
     @app.timer(2.0)
     async def measure_lag() -> None:
-        for (topic, partition), offset in list(state.positions.items()):
+        for (topic, partition), offset in list(state.read.items()):
             tp = faust.types.TP(topic, partition)
             try:
                 high = app.consumer.highwater(tp)

@@ -8,8 +8,12 @@ import time
 import uuid
 
 import pytest
+from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
+from confluent_kafka.admin import AdminClient
 
 from connectors.sdk import Client
+from jarvis import topics
+from jarvis.partitioning import partition_for
 from jarvis.stack.workers import worker_proc
 from tests.integration.pipeline_helpers import get_json, object_url, read_value, wait_until
 
@@ -126,3 +130,60 @@ def test_rebalance_when_a_second_fold_worker_joins_mid_stream(stack) -> None:
         stop_reading.set()
         reader.join(timeout=10)
         second.stop()
+
+
+def test_a_committed_offset_ahead_of_the_changelog_is_caught_when_the_fold_restarts(stack) -> None:
+    """Should Kafka's committed offset for the fold ever run past the effects its changelog holds
+    (a message Faust skipped and a later commit went over), the restarted fold sees it against the
+    position it records beside the state, goes back and folds the operations in between instead of
+    losing them."""
+    region = "eu"
+    s = stack.settings
+    oid = f"ctr:ahead-{uuid.uuid4().hex[:8]}"
+    tp = TopicPartition(topics.OPS, partition_for(oid, s.partitions))
+    query_url = s.region_config(region).query_url
+    client = Client(region=region, node_id="ahead-producer")
+    watermarks = Consumer({"bootstrap.servers": s.bootstrap(region), "group.id": f"probe-{uuid.uuid4().hex}"})
+    admin = AdminClient({"bootstrap.servers": s.bootstrap(region)})
+    group = f"jarvis-fold-{region}"
+
+    def messages(n: int) -> None:  # n messages of 100 increments each
+        for _ in range(n):
+            h = client.counter(oid)
+            for _ in range(100):
+                h.increment(1)
+            client.flush(timeout=30)
+
+    def high() -> int:
+        return watermarks.get_watermark_offsets(tp, timeout=10)[1]
+
+    messages(10)
+    assert wait_until(lambda: read_value(query_url, oid) == 1_000, 120)
+    time.sleep(2)  # a settle or two: the positions record follows the state
+    fold = worker_proc(s, "fold", region)
+    fold.stop()
+    try:
+        end = high()
+        messages(10)
+        assert wait_until(lambda: high() >= end + 10, 60), "the verifier did not forward the second burst"
+        ahead = TopicPartition(tp.topic, tp.partition, end + 5)  # as if offsets end..end+4 had been folded
+
+        def moved() -> bool:
+            try:
+                admin.alter_consumer_group_offsets([ConsumerGroupTopicPartitions(group, [ahead])])[
+                    group
+                ].result()
+                return True
+            except Exception:  # noqa: BLE001 - the group is still emptying after the stop
+                return False
+
+        assert wait_until(moved, 60, interval=1.0), "could not move the fold's committed offset"
+    finally:
+        fold.start()
+        watermarks.close()
+    assert wait_until(lambda: read_value(query_url, oid) == 2_000, 180), (
+        f"counter reads {read_value(query_url, oid)}, expected 2000 (1500: the 5 skipped messages were lost)"
+    )
+    assert f"{tp.topic}[{tp.partition}] delivered offset {end + 5} before {end}: going back" in fold.log_tail(
+        2000
+    )

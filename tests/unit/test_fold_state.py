@@ -92,3 +92,55 @@ def test_settle_acks_messages_only_after_their_changelog_records_are_delivered()
         return acked
 
     assert asyncio.run(run()) == ["event-1"]
+
+
+def test_settle_records_how_far_each_source_partition_is_folded_after_the_state() -> None:
+    import asyncio
+
+    async def run() -> tuple[FoldState, list[tuple[str, int, bytes]], int]:
+        table, positions = TableStandIn(), TableStandIn()
+        fold = FoldState("eu", table, pipelines(), cache=None, positions=positions)  # type: ignore[arg-type]
+        sends: list[tuple[str, int, bytes]] = []  # every changelog send, in order, across both tables
+
+        def sender(name: str, t: TableStandIn) -> Any:
+            def send(p: int, k: bytes, v: bytes) -> asyncio.Future[None]:
+                sends.append((name, p, k))
+                fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                fut.set_result(None)
+                return fut
+
+            return send
+
+        table.send_changelog = sender("objects", table)  # type: ignore[method-assign]
+        positions.send_changelog = sender("positions", positions)  # type: ignore[method-assign]
+        acked: list[object] = []
+
+        class Acker:
+            async def ack(self, event: object) -> bool:
+                acked.append(event)
+                return True
+
+        fold.acker = Acker()
+        st = object_factory(pipelines())("ctr:a", "pncounter")
+        for i, (topic, offset) in enumerate([("jarvis.ops", 40), ("jarvis.ops", 41), ("us.jarvis.ops", 7)]):
+            _increment(st, i + 1)
+            fold.changed("ctr:a", 2, st)
+            fold.order.folded((topic, 2), offset)
+            fold.held.append(f"event-{i}")
+        await fold.settle()
+        await fold.settle()  # nothing new: no position record is sent again
+        return fold, sends, len(acked)
+
+    fold, sends, acked = asyncio.run(run())
+    assert sends[0] == ("objects", 2, b"ctr:a")  # the state first, then the positions claiming it
+    assert sorted(sends[1:]) == [("positions", 2, b"jarvis.ops/2"), ("positions", 2, b"us.jarvis.ops/2")]
+    assert fold.position(("jarvis.ops", 2)) == 42  # the next offset whose effect is not written
+    assert fold.position(("us.jarvis.ops", 2)) == 8
+    assert fold.position(("jarvis.ops", 3)) is None
+    assert acked == 3
+
+
+def test_without_a_positions_table_nothing_is_recorded() -> None:
+    fold, table = _state()
+    fold.write_positions({("jarvis.ops", 0): 5})
+    assert fold.position(("jarvis.ops", 0)) is None and table.changelog == []
