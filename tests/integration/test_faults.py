@@ -57,16 +57,7 @@ def settle(query_url: str, object_id: str, expected: int, timeout: float = 240) 
     return read_value(query_url, object_id)
 
 
-FOLD_KILL_DEFECT = (
-    "known defect, intermittent: a clean-clone CI run read 299,500 of 300,000 after a kill -9 of the fold at "
-    "1,000, with the fold acking messages only after their changelog records are acknowledged; the lost "
-    "500-op message's cause is not found yet (Faust's pre-commit flush was the first suspect)"
-)
-
-
-@pytest.mark.parametrize(
-    "role", [pytest.param("fold", marks=pytest.mark.xfail(strict=False, reason=FOLD_KILL_DEFECT)), "verifier"]
-)
+@pytest.mark.parametrize("role", ["fold", "verifier"])
 def test_kill_9_mid_stream_counts_exactly(stack, role: str) -> None:
     region = "eu"
     object_id = f"ctr:kill-{role}-{uuid.uuid4().hex[:8]}"
