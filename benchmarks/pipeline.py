@@ -10,9 +10,10 @@ Measured in the same run:
      broker with no processing (ops/s equivalent);
   3. naive Faust baseline: one JSON event per operation, a Faust agent updating a table per event;
   4. latency at a steady 10,000 ops/s: produce -> visible over HTTP, p50/p99.
-By default the other region's workers, the archivers and the agents are stopped during the run (on
-this 2-core machine they compete for the same two cores; `--shared` leaves them running) and
-started again afterwards. Run `jarvis stack up` first. `--quick` for a small run.
+By default the other region's workers, the archivers, the agents and MirrorMaker 2 are stopped
+during the run (on this 2-core machine they compete for the same two cores: MirrorMaker alone took
+about a quarter of the CPU seconds of a run, its fetches a third of the eu broker's; `--shared` leaves
+everything running) and started again afterwards. Run `jarvis stack up` first. `--quick` for a small run.
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ from jarvis.ops import Operation, OperationBatch
 from jarvis.partitioning import partition_for
 from jarvis.security.keys import ensure_node_key
 from jarvis.security.signing import sign_batch
+from jarvis.stack.kafka_dist import ensure_libs
+from jarvis.stack.mirrormaker import mm2_proc
 from jarvis.stack.procs import Proc
 from jarvis.stack.workers import ROLES, worker_proc
 from tests.integration.pipeline_helpers import read_value
@@ -270,8 +273,8 @@ def latency_at(rate: int, seconds: float) -> list[float]:
 
 
 def pause_other_workers() -> list[Proc]:
-    """Stop every worker but eu's verifier and fold: on 2 cores they would compete for the same CPU
-    (us folds every mirrored op again, the archivers write it to PostgreSQL twice)."""
+    """Stop every worker but eu's verifier and fold, and MirrorMaker 2: on 2 cores they would compete
+    for the same CPU (us folds every mirrored op again, the archivers write it to PostgreSQL twice)."""
     s = settings()
     others = [
         worker_proc(s, role, r)
@@ -279,6 +282,7 @@ def pause_other_workers() -> list[Proc]:
         for role in ROLES
         if not (r == REGION and role in ("verifier", "fold"))
     ]
+    others.append(mm2_proc(s, ensure_libs(s.home)))
     stopped = [p for p in others if p.running()]
     for p in stopped:
         p.stop()
@@ -303,9 +307,9 @@ def main() -> None:
         for p in stopped:
             p.start()
     mode = (
-        "every worker of both regions running"
+        "every worker of both regions and MirrorMaker 2 running"
         if args.shared
-        else f"only {REGION}'s verifier and fold running"
+        else f"only {REGION}'s verifier and fold running (MirrorMaker 2 paused)"
     )
     print(f"\n{mode}")
     q = statistics.quantiles(lat, n=100) if len(lat) > 2 else [float("nan")] * 99

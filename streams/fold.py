@@ -269,6 +269,8 @@ def build(settings: Settings, region: str, instance: int = 0) -> faust.App:
             await reject(event, [f"undecodable record on {msg.topic}: {type(e).__name__}: {e}"])
             return
         changed: dict[str, ObjectState] = {}
+        folded: dict[str, int] = {}  # per CRDT type: metrics once per message, not per operation
+        duplicates = 0
         newest = 0
         for op, dot in zip(vb.ops, vb.dots, strict=True):
             oid = op.object_id
@@ -280,10 +282,15 @@ def build(settings: Settings, region: str, instance: int = 0) -> faust.App:
                 continue
             if applied:
                 changed[oid] = st
-                FOLDED.labels(region, op.crdt_type).inc()
-                newest = max(newest, op.hlc)
+                folded[st.crdt_type] = folded.get(st.crdt_type, 0) + 1
+                if op.hlc > newest:
+                    newest = op.hlc
             else:
-                DUPLICATES.labels(region).inc()
+                duplicates += 1
+        for crdt_type, n in folded.items():
+            FOLDED.labels(region, crdt_type).inc(n)
+        if duplicates:
+            DUPLICATES.labels(region).inc(duplicates)
         for oid, st in changed.items():
             state.changed(oid, msg.partition, st)
         if len(state.unwritten) >= UNWRITTEN_LIMIT:
