@@ -9,7 +9,10 @@ Measured in the same run:
   2. raw ceiling: confluent-kafka producing and consuming the same batch bytes through the same
      broker with no processing (ops/s equivalent);
   3. naive Faust baseline: one JSON event per operation, a Faust agent updating a table per event;
-  4. latency at a steady 10,000 ops/s: produce -> visible over HTTP, p50/p99.
+  4. latency at a steady 10,000 ops/s: produce -> visible over HTTP, p50/p99;
+  5. memory per 1M objects held: growth of the fold worker's RSS and of Redis's used memory while one
+     increment each lands on 1,000,000 new objects, beside a plain Python dict of the same ids
+     (id -> int, measured in a fresh interpreter): the least any in-memory store of them could hold.
 By default the other region's workers, the archivers, the agents and MirrorMaker 2 are stopped
 during the run (on this 2-core machine they compete for the same two cores: MirrorMaker alone took
 about a quarter of the CPU seconds of a run, its fetches a third of the eu broker's; `--shared` leaves
@@ -56,7 +59,7 @@ REGION = "eu"
 
 
 def metric(query_url: str, name: str) -> float:
-    text = urllib.request.urlopen(f"{query_url}/metrics", timeout=5).read().decode()
+    text = urllib.request.urlopen(f"{query_url}/metrics", timeout=30).read().decode()
     total = 0.0
     for line in text.splitlines():
         if line.startswith(name) and not line.startswith("#"):
@@ -272,6 +275,49 @@ def latency_at(rate: int, seconds: float) -> list[float]:
     return samples
 
 
+def rss_bytes(pid: int | str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise SystemExit(f"no VmRSS for process {pid}")
+
+
+def memory_per_million(objects: int) -> tuple[float, float, float]:
+    """MB per 1M objects: fold RSS growth, Redis used-memory growth, plain-dict baseline."""
+    s = settings()
+    pid = worker_proc(s, "fold", REGION).pid()
+    if pid is None:
+        raise SystemExit("the eu fold worker is not running")
+    q = s.region_config(REGION).query_url
+    run = uuid.uuid4().hex[:6]
+    ids = [f"ctr:mem-{run}-{i}" for i in range(objects)]
+    batches = signed_batches(objects, ids, batch_size=1000)
+    r = redis.Redis.from_url(s.redis_url)
+    folded0 = metric(q, "jarvis_fold_ops_total")
+    rss0, redis0 = rss_bytes(pid), int(r.info("memory")["used_memory"])
+    p = Producer({"bootstrap.servers": s.bootstrap(REGION), "linger.ms": 5, "compression.type": "lz4"})
+    for part, key, value in batches:
+        p.produce(topics.INGRESS, key=key, value=value, partition=part)
+        p.poll(0)
+    p.flush(120)
+    deadline = time.monotonic() + 900
+    while metric(q, "jarvis_fold_ops_total") - folded0 < objects:
+        if time.monotonic() > deadline:
+            raise SystemExit("the fold did not take every object within 900 s")
+        time.sleep(1)
+    time.sleep(3)  # the last settle and cache flush
+    per_m = 1_000_000 / objects / 2**20
+    fold_mb = (rss_bytes(pid) - rss0) * per_m
+    redis_mb = (int(r.info("memory")["used_memory"]) - redis0) * per_m
+    probe = (
+        "import sys; from benchmarks.pipeline import rss_bytes; n = int(sys.argv[1]); before = rss_bytes('self'); "
+        "d = {f'ctr:mem-abcdef-{i}': 1 for i in range(n)}; print(rss_bytes('self') - before)"
+    )
+    plain = int(subprocess.run([sys.executable, "-c", probe, str(objects)], capture_output=True, text=True,
+                               check=True, cwd=Path(__file__).resolve().parent.parent).stdout)  # fmt: skip
+    return fold_mb, redis_mb, plain * per_m
+
+
 def pause_other_workers() -> list[Proc]:
     """Stop every worker but eu's verifier and fold, and MirrorMaker 2: on 2 cores they would compete
     for the same CPU (us folds every mirrored op again, the archivers write it to PostgreSQL twice)."""
@@ -303,6 +349,7 @@ def main() -> None:
         ops_s, sdk_rate, raw_ops = jarvis_throughput(n, objects=1000)
         naive = naive_faust(min(n, 100_000), objects=1000)
         lat = latency_at(10_000, 10 if args.quick else 30)
+        fold_mb, redis_mb, plain_mb = memory_per_million(100_000 if args.quick else 1_000_000)
     finally:
         for p in stopped:
             p.start()
@@ -321,6 +368,8 @@ def main() -> None:
     print(f"{'jarvis / raw ceiling':<52}{ops_s / raw_ops:>16.1%}")
     print(f"{'jarvis / naive Faust':<52}{ops_s / naive:>15.1f}x")
     print(f"{'latency at 10,000 ops/s: p50 / p99 ms':<52}{q[49]:>8.1f} / {q[98]:.1f}")
+    print(f"{'memory per 1M objects held: fold RSS / Redis MB':<52}{fold_mb:>8.0f} / {redis_mb:.0f}")
+    print(f"{'  baseline: plain dict of the same ids, MB':<52}{plain_mb:>16.0f}")
     print("targets: >= 100,000 ops/s, >= 10x naive, >= 50% of raw, p99 < 100 ms at 10,000 ops/s")
 
 

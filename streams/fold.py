@@ -20,8 +20,10 @@ value of every changed object in Redis (batched, pipelined, with change notifica
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
@@ -59,16 +61,34 @@ log = logging.getLogger(__name__)
 LIVE_LIMIT = 200_000  # decoded objects kept beside the table's bytes; beyond, decode on demand
 UNWRITTEN_LIMIT = 50_000  # changed objects held back from the table between two settles at most
 SETTLE_EVERY_S = 0.5  # how often held-back changes are written and their messages acked
+# Objects written to Redis per flush at most: building one pipeline for 50,000 changed objects held
+# the event loop (queries, /metrics) for seconds when a million new objects arrived.
+CACHE_BATCH = 2_000
+
+
+ChangelogSend = Callable[[Any, int, bytes, bytes], Awaitable[Any]]
+
+
+async def send_via_table(table: Any, partition: int, key: bytes, value: bytes) -> Any:
+    """Faust's own changelog send: queued in its producer buffer, which sends one record at a time."""
+    return table.send_changelog(partition, key, value)
 
 
 class FoldState:
     """What the agent and the query views share inside one worker process."""
 
     def __init__(
-        self, region: str, table: Any, pipes: Pipelines, cache: RedisCache, positions: Any = None
+        self,
+        region: str,
+        table: Any,
+        pipes: Pipelines,
+        cache: RedisCache,
+        positions: Any = None,
+        send: ChangelogSend | None = None,
     ) -> None:
         self.region = region
         self.table = table
+        self.send = send or send_via_table
         # Source partition "topic/partition" -> next offset whose effect is not in the changelog yet.
         self.positions = positions
         self.pipes = pipes
@@ -128,27 +148,39 @@ class FoldState:
         ids.update(self.unwritten)
         return ids
 
+    def take_dirty(self, limit: int) -> dict[str, ObjectState]:
+        """Up to `limit` objects changed since their last Redis write, oldest first."""
+        if len(self.dirty) <= limit:
+            dirty, self.dirty = self.dirty, {}
+            return dirty
+        keys = list(itertools.islice(self.dirty, limit))
+        return {k: self.dirty.pop(k) for k in keys}
+
     def changed(self, object_id: str, partition: int, st: ObjectState) -> None:
         self.unwritten[object_id] = (partition, st)
         self._remember(object_id, st)
         self.dirty[object_id] = st
 
-    def write_unwritten(self) -> int:
+    async def write_unwritten(self) -> int:
         """Put every object changed since its last write into the table and its changelog.
 
         Done by hand rather than `table[key] = value` because it runs outside any agent's event; the
-        changelog partition is the source partition, as Faust would pick inside the agent."""
+        changelog partition is the source partition, as Faust would pick inside the agent. The table
+        takes every value before the first send yields, so the fold never reads an older one."""
         if not self.unwritten:
             return 0
         pending, self.unwritten = self.unwritten, {}
-        data, send = self.table.data, self.table.send_changelog
+        data = self.table.data
+        records = []
         for object_id, (partition, st) in pending.items():
             key, value = object_id.encode(), st.to_bytes()
-            self.inflight.append(send(partition, key, value))
             data[key] = value
+            records.append((partition, key, value))
+        for partition, key, value in records:
+            self.inflight.append(await self.send(self.table, partition, key, value))
         return len(pending)
 
-    def write_positions(self, reached: dict[tuple[str, int], int]) -> None:
+    async def write_positions(self, reached: dict[tuple[str, int], int]) -> None:
         """Record how far each source partition is folded, in the changelog beside the state.
 
         Sent after the state records holding those effects, to the same changelog partition (the
@@ -157,12 +189,12 @@ class FoldState:
         (streams/source_order.py)."""
         if self.positions is None or not reached:
             return
-        data, send = self.positions.data, self.positions.send_changelog
+        data = self.positions.data
         for (topic, partition), offset in reached.items():
             key, value = f"{topic}/{partition}".encode(), str(offset).encode()
             if data.get(key) != value:
-                self.inflight.append(send(partition, key, value))
                 data[key] = value
+                self.inflight.append(await self.send(self.positions, partition, key, value))
 
     def position(self, tp: tuple[str, int]) -> int | None:
         """Next offset of a source partition whose effect is not in the changelog (None: unknown)."""
@@ -177,8 +209,8 @@ class FoldState:
             return
         events, self.held = self.held, []
         reached = dict(self.order.expected)  # every offset below these is folded into `unwritten`
-        self.write_unwritten()
-        self.write_positions(reached)
+        await self.write_unwritten()
+        await self.write_positions(reached)
         sends, self.inflight = self.inflight, []
         if sends:
             await asyncio.gather(*sends)
@@ -201,7 +233,16 @@ def build(settings: Settings, region: str, instance: int = 0) -> faust.App:
     rejected_out = app.topic(topics.REJECTED, key_type=bytes, value_type=bytes)
     table = app.Table("objects", partitions=settings.partitions, key_type=bytes, value_type=bytes)
     positions = app.Table("positions", partitions=settings.partitions, key_type=bytes, value_type=bytes)
-    state = FoldState(region, table, pipelines(), RedisCache(settings.redis_url, region), positions)
+
+    async def send_changelog(t: Any, partition: int, key: bytes, value: bytes) -> Any:
+        # Straight to the producer: Faust's send_soon buffer sends one record at a time, and with a
+        # million new objects it held 1.2M records (GBs) until the worker crashed; the producer's
+        # own batch queue waits here when full, which holds the fold back instead.
+        return await app.producer.send(t.changelog_topic.get_topic_name(), key, value, partition, None, None)
+
+    state = FoldState(
+        region, table, pipelines(), RedisCache(settings.redis_url, region), positions, send_changelog
+    )
     app.jarvis_fold = state  # type: ignore[attr-defined] - the query views find it here
     install_metrics_page(app)
     install_recovery_watchdog(app)
@@ -214,7 +255,7 @@ def build(settings: Settings, region: str, instance: int = 0) -> faust.App:
     async def _forget(app: faust.App, revoked: Any, **kwargs: Any) -> None:
         # Faust waited for every message to be acked just before, so everything is written; objects
         # of partitions we may no longer own must be re-read from the table when needed.
-        state.write_unwritten()
+        await state.write_unwritten()
         state.live.clear()
         state.order.reset()
 
@@ -294,7 +335,7 @@ def build(settings: Settings, region: str, instance: int = 0) -> faust.App:
         for oid, st in changed.items():
             state.changed(oid, msg.partition, st)
         if len(state.unwritten) >= UNWRITTEN_LIMIT:
-            state.write_unwritten()
+            await state.write_unwritten()
         if newest:
             LATENCY.labels(region).observe(max(0.0, time.time() - (newest >> 16) / 1000))
 
@@ -331,7 +372,7 @@ def build(settings: Settings, region: str, instance: int = 0) -> faust.App:
     async def flush_cache() -> None:
         if not state.dirty:
             return
-        dirty, state.dirty = state.dirty, {}
+        dirty = state.take_dirty(CACHE_BATCH)
         await state.cache.put_many({oid: state.view_bytes(st) for oid, st in dirty.items()})
         OBJECTS.labels(region).set(len(state.live))
 

@@ -3,6 +3,7 @@ flush puts every changed object into the table and its changelog on the source p
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from jarvis.materialize import ObjectState, apply
@@ -56,11 +57,11 @@ def test_a_flush_writes_each_changed_object_once_on_its_source_partition() -> No
     for offset in range(1, 6):
         _increment(st, offset)
         fold.changed("ctr:a", 2, st)
-    assert fold.write_unwritten() == 1
+    assert asyncio.run(fold.write_unwritten()) == 1
     assert [(p, k) for p, k, _ in table.changelog] == [(2, b"ctr:a")]
     assert ObjectState.from_bytes(table.data[b"ctr:a"]).value.value() == 5
     assert fold.unwritten == {}
-    assert fold.write_unwritten() == 0
+    assert asyncio.run(fold.write_unwritten()) == 0
     fold.live.clear()
     assert fold.load("ctr:a").value.value() == 5
 
@@ -142,5 +143,16 @@ def test_settle_records_how_far_each_source_partition_is_folded_after_the_state(
 
 def test_without_a_positions_table_nothing_is_recorded() -> None:
     fold, table = _state()
-    fold.write_positions({("jarvis.ops", 0): 5})
+    asyncio.run(fold.write_positions({("jarvis.ops", 0): 5}))
     assert fold.position(("jarvis.ops", 0)) is None and table.changelog == []
+
+
+def test_redis_writes_are_taken_in_bounded_batches_oldest_first() -> None:
+    fold, _ = _state()
+    create = object_factory(pipelines())
+    for i in range(5):
+        fold.changed(f"ctr:{i}", 0, create(f"ctr:{i}", "pncounter"))
+    assert list(fold.take_dirty(2)) == ["ctr:0", "ctr:1"]
+    fold.changed("ctr:0", 0, create("ctr:0", "pncounter"))  # changed again: queued behind the others
+    assert list(fold.take_dirty(10)) == ["ctr:2", "ctr:3", "ctr:4", "ctr:0"]
+    assert fold.take_dirty(10) == {}
