@@ -43,7 +43,9 @@ def make_app(settings: Settings, role: str, region: str, instance: int = 0, **ov
         producer_acks=-1,
         producer_linger_ms=5,
         producer_compression_type="lz4",
-        stream_buffer_maxsize=8192,
+        # Events, not bytes: a jarvis.ops message carries up to ~1,000 operations (~100 KB), and with
+        # 8,192 of them buffered a fold behind its input held ~800 MB of messages it had not read yet.
+        stream_buffer_maxsize=256,
         table_cleanup_interval=60.0,
         # No standby copies: a second worker would otherwise replay the other's changelog partitions
         # all the time, and standby recovery during a rebalance is where Faust workers hang.
