@@ -234,15 +234,10 @@ def build(settings: Settings, region: str, instance: int = 0) -> faust.App:
     table = app.Table("objects", partitions=settings.partitions, key_type=bytes, value_type=bytes)
     positions = app.Table("positions", partitions=settings.partitions, key_type=bytes, value_type=bytes)
 
-    async def send_changelog(t: Any, partition: int, key: bytes, value: bytes) -> Any:
-        # Straight to the producer: Faust's send_soon buffer sends one record at a time, and with a
-        # million new objects it held 1.2M records (GBs) until the worker crashed; the producer's
-        # own batch queue waits here when full, which holds the fold back instead.
-        return await app.producer.send(t.changelog_topic.get_topic_name(), key, value, partition, None, None)
-
-    state = FoldState(
-        region, table, pipelines(), RedisCache(settings.redis_url, region), positions, send_changelog
-    )
+    # Changelog records go through Faust's send_soon buffer (send_via_table). Sending them straight
+    # to the producer instead left its metadata without the changelog topic, which the table router
+    # needs: every routed query answered 500.
+    state = FoldState(region, table, pipelines(), RedisCache(settings.redis_url, region), positions)
     app.jarvis_fold = state  # type: ignore[attr-defined] - the query views find it here
     install_metrics_page(app)
     install_recovery_watchdog(app)
