@@ -183,10 +183,9 @@ class FoldState:
     async def write_positions(self, reached: dict[tuple[str, int], int]) -> None:
         """Record how far each source partition is folded, in the changelog beside the state.
 
-        Sent after the state records holding those effects, to the same changelog partition (the
-        source partition), by the same producer: once a position record is in Kafka, so is every
-        effect it claims. A worker that takes the partition over folds on from there
-        (streams/source_order.py)."""
+        Called once Kafka has acknowledged the state records holding those effects, so a position
+        record never claims an effect the changelog lacks. A worker that takes the partition over
+        folds on from there (streams/source_order.py)."""
         if self.positions is None or not reached:
             return
         data = self.positions.data
@@ -210,6 +209,11 @@ class FoldState:
         events, self.held = self.held, []
         reached = dict(self.order.expected)  # every offset below these is folded into `unwritten`
         await self.write_unwritten()
+        sends, self.inflight = self.inflight, []
+        if sends:
+            await asyncio.gather(*sends)
+        # Only once Kafka has every state record they claim: a position must never run ahead of the
+        # state, or a worker taking the partition over would skip operations it does not hold.
         await self.write_positions(reached)
         sends, self.inflight = self.inflight, []
         if sends:

@@ -156,3 +156,39 @@ def test_redis_writes_are_taken_in_bounded_batches_oldest_first() -> None:
     fold.changed("ctr:0", 0, create("ctr:0", "pncounter"))  # changed again: queued behind the others
     assert list(fold.take_dirty(10)) == ["ctr:2", "ctr:3", "ctr:4", "ctr:0"]
     assert fold.take_dirty(10) == {}
+
+
+def test_positions_are_sent_only_once_kafka_has_the_state_they_claim() -> None:
+    async def run() -> None:
+        table, positions = TableStandIn(), TableStandIn()
+        fold = FoldState("eu", table, pipelines(), cache=None, positions=positions)  # type: ignore[arg-type]
+        delivered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        table.send_changelog = lambda p, k, v: delivered  # type: ignore[method-assign]
+        sent: list[bytes] = []
+
+        def send_position(p: int, k: bytes, v: bytes) -> asyncio.Future[None]:
+            sent.append(k)
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            done.set_result(None)
+            return done
+
+        positions.send_changelog = send_position  # type: ignore[method-assign]
+
+        class Acker:
+            async def ack(self, event: object) -> bool:
+                return True
+
+        fold.acker = Acker()
+        st = object_factory(pipelines())("ctr:a", "pncounter")
+        _increment(st, 1)
+        fold.changed("ctr:a", 2, st)
+        fold.order.folded(("jarvis.ops", 2), 40)
+        fold.held.append("event-1")
+        settling = asyncio.ensure_future(fold.settle())
+        await asyncio.sleep(0.05)
+        assert sent == []  # the state record is not acknowledged yet
+        delivered.set_result(None)
+        await settling
+        assert sent == [b"jarvis.ops/2"] and fold.position(("jarvis.ops", 2)) == 41
+
+    asyncio.run(run())
