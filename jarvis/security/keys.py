@@ -11,6 +11,7 @@ verify in an audit, until an operator removes them.
 from __future__ import annotations
 
 import base64
+import fcntl
 import hashlib
 import json
 import os
@@ -132,13 +133,20 @@ class TrustStore:
     def trust(self, region: str, node_id: str, public_key_b64: str) -> str:
         public = public_from_b64(public_key_b64)
         kid = key_id_of(public)
-        data = self._load(region)
-        data = {"keys": dict(data["keys"])}
-        data["keys"][kid] = {"node_id": node_id, "public_key": public_key_b64}
         self.keys_dir.mkdir(parents=True, exist_ok=True)
-        tmp = self._path(region).with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
-        tmp.replace(self._path(region))  # atomic: a verifier never reads half a file
+        path = self._path(region)
+        # Several processes add keys at once (a stack's workers, three test agents starting together:
+        # one's rename once found the shared temporary file already moved). One writer at a time, each
+        # reading what the last one wrote, through a temporary file of its own.
+        with open(self.keys_dir / f".trust-{region}.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            data = json.loads(path.read_text()) if path.exists() else {"keys": {}}
+            data = {"keys": dict(data["keys"])}
+            data["keys"][kid] = {"node_id": node_id, "public_key": public_key_b64}
+            tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
+            tmp.replace(path)  # atomic: a verifier never reads half a file
+        self._cache.pop(region, None)
         return kid
 
     def is_trusted(self, region: str, node_id: str, key_id: str) -> bool:
