@@ -23,7 +23,6 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
@@ -66,14 +65,6 @@ SETTLE_EVERY_S = 0.5  # how often held-back changes are written and their messag
 CACHE_BATCH = 2_000
 
 
-ChangelogSend = Callable[[Any, int, bytes, bytes], Awaitable[Any]]
-
-
-async def send_via_table(table: Any, partition: int, key: bytes, value: bytes) -> Any:
-    """Faust's own changelog send: queued in its producer buffer, which sends one record at a time."""
-    return table.send_changelog(partition, key, value)
-
-
 class FoldState:
     """What the agent and the query views share inside one worker process."""
 
@@ -84,11 +75,9 @@ class FoldState:
         pipes: Pipelines,
         cache: RedisCache,
         positions: Any = None,
-        send: ChangelogSend | None = None,
     ) -> None:
         self.region = region
         self.table = table
-        self.send = send or send_via_table
         # Source partition "topic/partition" -> next offset whose effect is not in the changelog yet.
         self.positions = positions
         self.pipes = pipes
@@ -161,26 +150,24 @@ class FoldState:
         self._remember(object_id, st)
         self.dirty[object_id] = st
 
-    async def write_unwritten(self) -> int:
+    def write_unwritten(self) -> int:
         """Put every object changed since its last write into the table and its changelog.
 
         Done by hand rather than `table[key] = value` because it runs outside any agent's event; the
-        changelog partition is the source partition, as Faust would pick inside the agent. The table
-        takes every value before the first send yields, so the fold never reads an older one."""
+        changelog partition is the source partition, as Faust would pick inside the agent. The
+        records go through Faust's send_soon buffer: sending them straight to the producer left its
+        metadata without the changelog topic, which the table router reads (routed queries: 500)."""
         if not self.unwritten:
             return 0
         pending, self.unwritten = self.unwritten, {}
         data = self.table.data
-        records = []
         for object_id, (partition, st) in pending.items():
             key, value = object_id.encode(), st.to_bytes()
             data[key] = value
-            records.append((partition, key, value))
-        for partition, key, value in records:
-            self.inflight.append(await self.send(self.table, partition, key, value))
+            self.inflight.append(self.table.send_changelog(partition, key, value))
         return len(pending)
 
-    async def write_positions(self, reached: dict[tuple[str, int], int]) -> None:
+    def write_positions(self, reached: dict[tuple[str, int], int]) -> None:
         """Record how far each source partition is folded, in the changelog beside the state.
 
         Called once Kafka has acknowledged the state records holding those effects, so a position
@@ -193,7 +180,7 @@ class FoldState:
             key, value = f"{topic}/{partition}".encode(), str(offset).encode()
             if data.get(key) != value:
                 data[key] = value
-                self.inflight.append(await self.send(self.positions, partition, key, value))
+                self.inflight.append(self.positions.send_changelog(partition, key, value))
 
     def position(self, tp: tuple[str, int]) -> int | None:
         """Next offset of a source partition whose effect is not in the changelog (None: unknown)."""
@@ -208,18 +195,20 @@ class FoldState:
             return
         events, self.held = self.held, []
         reached = dict(self.order.expected)  # every offset below these is folded into `unwritten`
-        await self.write_unwritten()
-        sends, self.inflight = self.inflight, []
-        if sends:
-            await asyncio.gather(*sends)
+        self.write_unwritten()
+        await self._delivered()
         # Only once Kafka has every state record they claim: a position must never run ahead of the
         # state, or a worker taking the partition over would skip operations it does not hold.
-        await self.write_positions(reached)
+        self.write_positions(reached)
+        await self._delivered()
+        for event in events:
+            await self.acker.ack(event)
+
+    async def _delivered(self) -> None:
+        """Wait until Kafka has acknowledged every record sent so far."""
         sends, self.inflight = self.inflight, []
         if sends:
             await asyncio.gather(*sends)
-        for event in events:
-            await self.acker.ack(event)
 
     def _remember(self, object_id: str, st: ObjectState) -> None:
         if len(self.live) >= LIVE_LIMIT:
@@ -238,9 +227,6 @@ def build(settings: Settings, region: str, instance: int = 0) -> faust.App:
     table = app.Table("objects", partitions=settings.partitions, key_type=bytes, value_type=bytes)
     positions = app.Table("positions", partitions=settings.partitions, key_type=bytes, value_type=bytes)
 
-    # Changelog records go through Faust's send_soon buffer (send_via_table). Sending them straight
-    # to the producer instead left its metadata without the changelog topic, which the table router
-    # needs: every routed query answered 500.
     state = FoldState(region, table, pipelines(), RedisCache(settings.redis_url, region), positions)
     app.jarvis_fold = state  # type: ignore[attr-defined] - the query views find it here
     install_metrics_page(app)
@@ -254,7 +240,7 @@ def build(settings: Settings, region: str, instance: int = 0) -> faust.App:
     async def _forget(app: faust.App, revoked: Any, **kwargs: Any) -> None:
         # Faust waited for every message to be acked just before, so everything is written; objects
         # of partitions we may no longer own must be re-read from the table when needed.
-        await state.write_unwritten()
+        state.write_unwritten()
         state.live.clear()
         state.order.reset()
 
@@ -334,7 +320,7 @@ def build(settings: Settings, region: str, instance: int = 0) -> faust.App:
         for oid, st in changed.items():
             state.changed(oid, msg.partition, st)
         if len(state.unwritten) >= UNWRITTEN_LIMIT:
-            await state.write_unwritten()
+            state.write_unwritten()
         if newest:
             LATENCY.labels(region).observe(max(0.0, time.time() - (newest >> 16) / 1000))
 

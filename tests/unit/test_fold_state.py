@@ -57,11 +57,11 @@ def test_a_flush_writes_each_changed_object_once_on_its_source_partition() -> No
     for offset in range(1, 6):
         _increment(st, offset)
         fold.changed("ctr:a", 2, st)
-    assert asyncio.run(fold.write_unwritten()) == 1
+    assert fold.write_unwritten() == 1
     assert [(p, k) for p, k, _ in table.changelog] == [(2, b"ctr:a")]
     assert ObjectState.from_bytes(table.data[b"ctr:a"]).value.value() == 5
     assert fold.unwritten == {}
-    assert asyncio.run(fold.write_unwritten()) == 0
+    assert fold.write_unwritten() == 0
     fold.live.clear()
     assert fold.load("ctr:a").value.value() == 5
 
@@ -143,7 +143,7 @@ def test_settle_records_how_far_each_source_partition_is_folded_after_the_state(
 
 def test_without_a_positions_table_nothing_is_recorded() -> None:
     fold, table = _state()
-    asyncio.run(fold.write_positions({("jarvis.ops", 0): 5}))
+    fold.write_positions({("jarvis.ops", 0): 5})
     assert fold.position(("jarvis.ops", 0)) is None and table.changelog == []
 
 
