@@ -59,6 +59,11 @@ log = logging.getLogger(__name__)
 
 LIVE_LIMIT = 200_000  # decoded objects kept beside the table's bytes; beyond, decode on demand
 UNWRITTEN_LIMIT = 50_000  # changed objects held back from the table between two settles at most
+# Changelog and rejected records sent and not yet acknowledged by Kafka, at most, before the fold
+# stops taking messages. Faust's producer buffer sends one record at a time and its own brake
+# (wait_until_ebb) drains only 100 per event, so a flood of new objects (1,000 per message) once
+# queued 1.2M records until the worker crashed.
+INFLIGHT_LIMIT = 20_000
 SETTLE_EVERY_S = 0.5  # how often held-back changes are written and their messages acked
 # Objects written to Redis per flush at most: building one pipeline for 50,000 changed objects held
 # the event loop (queries, /metrics) for seconds when a million new objects arrived.
@@ -210,6 +215,12 @@ class FoldState:
         if sends:
             await asyncio.gather(*sends)
 
+    async def ebb(self, limit: int = INFLIGHT_LIMIT) -> None:
+        """Wait until at most `limit` sent records are unacknowledged. The futures stay in
+        `inflight`: settle() still needs them to know when its messages may be acked."""
+        if len(self.inflight) > limit:
+            await asyncio.gather(*self.inflight[: len(self.inflight) - limit // 2])
+
     def _remember(self, object_id: str, st: ObjectState) -> None:
         if len(self.live) >= LIVE_LIMIT:
             self.live.clear()
@@ -321,6 +332,7 @@ def build(settings: Settings, region: str, instance: int = 0) -> faust.App:
             state.changed(oid, msg.partition, st)
         if len(state.unwritten) >= UNWRITTEN_LIMIT:
             state.write_unwritten()
+        await state.ebb()
         if newest:
             LATENCY.labels(region).observe(max(0.0, time.time() - (newest >> 16) / 1000))
 

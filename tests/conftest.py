@@ -20,3 +20,20 @@ def stack(settings: Settings):
     s = Stack(settings)
     s.up(workers=True)
     return s
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """On a failed integration test, name every stack process that is not running and show the end
+    of its log: a worker that died mid-suite otherwise shows only as later tests timing out."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when != "call" or not report.failed or "stack" not in getattr(item, "fixturenames", ()):
+        return
+    from jarvis.stack.stack import Stack
+
+    stack = Stack(item._request.getfixturevalue("settings"))
+    optional = stack.schema_registry().name  # started only when asked for
+    for proc in stack.all_procs():
+        if proc.name != optional and not proc.running():
+            report.sections.append((f"{proc.name} is not running", proc.log_tail(40)))

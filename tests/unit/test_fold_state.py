@@ -192,3 +192,27 @@ def test_positions_are_sent_only_once_kafka_has_the_state_they_claim() -> None:
         assert sent == [b"jarvis.ops/2"] and fold.position(("jarvis.ops", 2)) == 41
 
     asyncio.run(run())
+
+
+def test_ebb_waits_for_the_oldest_sends_and_keeps_them_for_settle() -> None:
+    import asyncio
+
+    async def run() -> None:
+        fold, _ = _state()
+        loop = asyncio.get_running_loop()
+        sends: list[asyncio.Future[None]] = [loop.create_future() for _ in range(10)]
+        fold.inflight.extend(sends)
+        await asyncio.wait_for(fold.ebb(limit=10), 1)  # at the limit: no wait
+        fold.inflight.append(extra := loop.create_future())
+        ebbing = asyncio.ensure_future(fold.ebb(limit=10))
+        for fut in sends[:5]:
+            await asyncio.sleep(0.01)
+            assert not ebbing.done()  # 11 unacknowledged: waits for the oldest 6
+            fut.set_result(None)
+        await asyncio.sleep(0.01)
+        assert not ebbing.done()
+        sends[5].set_result(None)
+        await asyncio.wait_for(ebbing, 1)
+        assert fold.inflight == [*sends, extra]  # settle() still waits on every one of them
+
+    asyncio.run(run())
