@@ -5,13 +5,17 @@ from __future__ import annotations
 import gc
 import importlib
 import os
+import sys
+import time
 from enum import StrEnum
+from types import ModuleType
 
 import typer
 
-from jarvis.config import settings
+from jarvis.config import Settings, settings
 
 GC_YOUNG_THRESHOLD = 50_000  # CPython's default: 700
+CRASH_RESTART_S = 5.0  # a crashed worker starts again after this long (fixed: a crash loop stays slow)
 
 
 class Role(StrEnum):
@@ -39,6 +43,11 @@ def worker(
         None, "--concurrency", help="agent: tasks run at once (default 8)."
     ),
     name: str | None = typer.Option(None, "--name", help="agent: worker name (its node id and signing key)."),
+    restart: bool = typer.Option(
+        True,
+        "--restart/--no-restart",
+        help=f"Start again {CRASH_RESTART_S:.0f} s after a crash (not after a stop).",
+    ),
 ) -> None:
     """Run one pipeline worker in the foreground (each role is a consumer group)."""
     s = settings()
@@ -51,6 +60,41 @@ def worker(
         module = importlib.import_module(f"streams.{role.value}")
     except ModuleNotFoundError:
         raise typer.BadParameter(f"the {role.value} worker is not built yet") from None
+    try:
+        _run(module, role, s, region, instance, capabilities, concurrency, name, loglevel)
+    except (SystemExit, Exception) as e:
+        code = e.code if isinstance(e, SystemExit) else f"{type(e).__name__}: {e}"
+        if not restart or code in (0, None):
+            raise
+        # A stop (SIGTERM, Ctrl-C) exits with 0; anything else is a crash, which the stack, having no
+        # supervisor of its own, would otherwise only notice as a region that stopped answering.
+        print(
+            f"worker {role.value} {region} crashed ({code}): starting again in {CRASH_RESTART_S:.0f} s",
+            file=sys.stderr,
+            flush=True,
+        )
+        time.sleep(CRASH_RESTART_S)
+        os.execv(sys.executable, restart_argv())
+
+
+def restart_argv() -> list[str]:
+    """This worker's own command, to replace the process with a fresh run (same PID, so the stack's
+    pid file stays right). Started as `python -m jarvis.cli worker ...` or as the `jarvis` script:
+    the same command either way."""
+    return [sys.executable, "-m", "jarvis.cli", *sys.argv[1:]]
+
+
+def _run(
+    module: ModuleType,
+    role: Role,
+    s: Settings,
+    region: str,
+    instance: int,
+    capabilities: str | None,
+    concurrency: int | None,
+    name: str | None,
+    loglevel: str,
+) -> None:
     if role is Role.agent:
         caps = [c.strip() for c in capabilities.split(",")] if capabilities else None
         module.run(s, region, instance, capabilities=caps, concurrency=concurrency, name=name)

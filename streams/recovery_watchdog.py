@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 
 import faust
 
+from jarvis.worker_cli import restart_argv
+
 log = logging.getLogger(__name__)
 
 STALL_S = 45.0
@@ -48,11 +50,6 @@ class StallClock:
 
     def stalled_for(self, now: float) -> float:
         return now - self._since
-
-
-def restart_argv() -> list[str]:
-    # Started as `python -m jarvis.cli worker ...` or as the `jarvis` script: the same command either way.
-    return [sys.executable, "-m", "jarvis.cli", *sys.argv[1:]]
 
 
 def install_recovery_watchdog(app: faust.App) -> StallClock:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from streams.recovery_watchdog import StallClock, restart_argv
+from jarvis.worker_cli import restart_argv
+from streams.recovery_watchdog import StallClock
 
 
 def test_progress_keeps_the_watchdog_quiet() -> None:
