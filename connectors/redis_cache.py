@@ -1,4 +1,4 @@
-"""Hot state in Redis: the fold writes every changed object's latest value, batched and pipelined,
+"""Hot state in Redis: the fold writes every changed object's latest value, batched (one server-side script call per batch),
 and publishes a change notification, so other services read state without HTTP.
 
 Keys (per region, so regions can share one Redis):
@@ -31,22 +31,40 @@ def watch_channel(region: str, object_id: str) -> str:
     return f"jarvis:{region}:watch:{object_id}"
 
 
+# One command per batch, the loop inside Redis: as a pipeline of SET, PUBLISH and PUBLISH per object,
+# packing the commands and parsing their replies in redis-py took a quarter of the fold's CPU while
+# it folded 58,000 ops/s over 1,000 hot objects (py-spy). KEYS: the index, then one obj key per
+# object; ARGV: the two channel prefixes, then id and view per object.
+_PUT_MANY = """
+local watch, changes = ARGV[1], ARGV[2]
+for i = 2, #KEYS do
+  local id, view = ARGV[2 * i - 1], ARGV[2 * i]
+  redis.call('SET', KEYS[i], view)
+  redis.call('ZADD', KEYS[1], 0, id)
+  redis.call('PUBLISH', watch .. id, view)
+  redis.call('PUBLISH', changes, id)
+end
+return #KEYS - 1
+"""
+
+
 class RedisCache:
     def __init__(self, url: str, region: str) -> None:
         self.region = region
         self.client = aioredis.Redis.from_url(url, socket_timeout=5)
+        self._put_many = self.client.register_script(_PUT_MANY)
 
     async def put_many(self, views: Mapping[str, bytes]) -> None:
-        """One round trip for a whole batch of changed objects."""
+        """One round trip, and one command, for a whole batch of changed objects."""
         if not views:
             return
-        pipe = self.client.pipeline(transaction=False)
-        pipe.zadd(index_key(self.region), dict.fromkeys(views, 0))
+        prefix = obj_key(self.region, "")
+        keys = [index_key(self.region), *(prefix + object_id for object_id in views)]
+        args: list[str | bytes] = [watch_channel(self.region, ""), changes_channel(self.region)]
         for object_id, view in views.items():
-            pipe.set(obj_key(self.region, object_id), view)
-            pipe.publish(watch_channel(self.region, object_id), view)
-            pipe.publish(changes_channel(self.region), object_id)
-        await pipe.execute()
+            args.append(object_id)
+            args.append(view)
+        await self._put_many(keys=keys, args=args)
 
     async def get(self, object_id: str) -> bytes | None:
         return await self.client.get(obj_key(self.region, object_id))
