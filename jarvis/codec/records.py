@@ -65,9 +65,10 @@ def op_content(op: Operation) -> bytes:
     verifier and every audit; a property test holds it byte-equal to fastavro's schemaless_writer.
     """
     s = avro_str
+    c = _repeated
     parts = [
-        s(op.op_id), s(op.object_id), s(op.crdt_type), s(op.kind), s(canonical_args(op.args)), s(op.node_id),
-        s(op.region), avro_long(op.hlc),
+        s(op.op_id), c(op.object_id), c(op.crdt_type), c(op.kind), avro_utf8(canonical_args_utf8(op.args)),
+        c(op.node_id), c(op.region), avro_long(op.hlc),
     ]  # fmt: skip
     md = op.metadata
     if md:
@@ -116,6 +117,21 @@ def avro_utf8(b: bytes) -> bytes:
     """An Avro string from its UTF-8 bytes."""
     n = len(b)
     return (_SHORT_LENGTHS[n] if n < 64 else avro_long(n)) + b
+
+
+_REPEATED: dict[str, bytes] = {}
+_REPEATED_MAX = 50_000
+
+
+def _repeated(s: str) -> bytes:
+    """avro_str for fields that repeat from one operation to the next (type, kind, node, region,
+    object): encoded once. The verifier re-encodes every operation to check its digest."""
+    b = _REPEATED.get(s)
+    if b is None:
+        if len(_REPEATED) >= _REPEATED_MAX:
+            _REPEATED.clear()
+        b = _REPEATED[s] = avro_str(s)
+    return b
 
 
 def avro_str(s: str) -> bytes:
