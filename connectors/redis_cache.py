@@ -1,5 +1,5 @@
-"""Hot state in Redis: the fold writes every changed object's latest value, batched (one server-side script call per batch),
-and publishes a change notification, so other services read state without HTTP.
+"""Hot state in Redis: the fold writes every changed object's latest value, batched (one script call
+per batch), and publishes a change notification, so other services read state without HTTP.
 
 Keys (per region, so regions can share one Redis):
   jarvis:<region>:obj:<object_id>     JSON of the object's query view
@@ -34,7 +34,7 @@ def watch_channel(region: str, object_id: str) -> str:
 # One command per batch, the loop inside Redis: as a pipeline of SET, PUBLISH and PUBLISH per object,
 # packing the commands and parsing their replies in redis-py took a quarter of the fold's CPU while
 # it folded 58,000 ops/s over 1,000 hot objects (py-spy). KEYS: the index, then one obj key per
-# object; ARGV: the two channel prefixes, then id and view per object.
+# object; ARGV: the watch channels' prefix, the changes channel, then id and view per object.
 _PUT_MANY = """
 local watch, changes = ARGV[1], ARGV[2]
 for i = 2, #KEYS do

@@ -7,12 +7,13 @@ import importlib
 import os
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import StrEnum
-from types import ModuleType
 
 import typer
 
-from jarvis.config import Settings, settings
+from jarvis.config import settings
 
 GC_YOUNG_THRESHOLD = 50_000  # CPython's default: 700
 CRASH_RESTART_S = 5.0  # a crashed worker starts again after this long (fixed: a crash loop stays slow)
@@ -60,16 +61,45 @@ def worker(
         module = importlib.import_module(f"streams.{role.value}")
     except ModuleNotFoundError:
         raise typer.BadParameter(f"the {role.value} worker is not built yet") from None
+    with restarting_after_a_crash(f"{role.value} {region}", enabled=restart):
+        if role is Role.agent:
+            caps = [c.strip() for c in capabilities.split(",")] if capabilities else None
+            module.run(s, region, instance, capabilities=caps, concurrency=concurrency, name=name)
+            return
+        if hasattr(module, "run"):  # a plain consumer-group worker, not a Faust app
+            module.run(s, region, instance)
+            return
+        app = module.build(s, region, instance)
+        from faust import Worker
+
+        # Every operation decoded allocates a handful of containers that die young; with CPython's default
+        # thresholds the cyclic collector ran often enough to cost ~20% of the decode and fold loop
+        # (gc disabled vs enabled over the same batches). Everything imported so far is permanent: freeze it.
+        gc.freeze()
+        gc.set_threshold(GC_YOUNG_THRESHOLD, 20, 20)
+
+        w = Worker(app, loglevel=loglevel, quiet=True)
+        # Faust's terminal spinner sets the root logger to DEBUG so that it spins on every record: every
+        # debug call in aiokafka and Faust (several per produced message) then builds a LogRecord that
+        # the handler drops. py-spy put that at 7% of the fold's time. Workers log to files: no spinner.
+        w.spinner = None
+        w.execute_from_commandline()
+
+
+@contextmanager
+def restarting_after_a_crash(worker: str, enabled: bool) -> Iterator[None]:
+    """Replace the process with a fresh run of the same command after a crash.
+
+    A stop (SIGTERM, Ctrl-C) exits with 0; anything else is a crash, which the stack, having no
+    supervisor of its own, would otherwise only notice as a region that stopped answering."""
     try:
-        _run(module, role, s, region, instance, capabilities, concurrency, name, loglevel)
+        yield
     except (SystemExit, Exception) as e:
         code = e.code if isinstance(e, SystemExit) else f"{type(e).__name__}: {e}"
-        if not restart or code in (0, None):
+        if not enabled or code in (0, None):
             raise
-        # A stop (SIGTERM, Ctrl-C) exits with 0; anything else is a crash, which the stack, having no
-        # supervisor of its own, would otherwise only notice as a region that stopped answering.
         print(
-            f"worker {role.value} {region} crashed ({code}): starting again in {CRASH_RESTART_S:.0f} s",
+            f"worker {worker} crashed ({code}): starting again in {CRASH_RESTART_S:.0f} s",
             file=sys.stderr,
             flush=True,
         )
@@ -82,38 +112,3 @@ def restart_argv() -> list[str]:
     pid file stays right). Started as `python -m jarvis.cli worker ...` or as the `jarvis` script:
     the same command either way."""
     return [sys.executable, "-m", "jarvis.cli", *sys.argv[1:]]
-
-
-def _run(
-    module: ModuleType,
-    role: Role,
-    s: Settings,
-    region: str,
-    instance: int,
-    capabilities: str | None,
-    concurrency: int | None,
-    name: str | None,
-    loglevel: str,
-) -> None:
-    if role is Role.agent:
-        caps = [c.strip() for c in capabilities.split(",")] if capabilities else None
-        module.run(s, region, instance, capabilities=caps, concurrency=concurrency, name=name)
-        return
-    if hasattr(module, "run"):  # a plain consumer-group worker, not a Faust app
-        module.run(s, region, instance)
-        return
-    app = module.build(s, region, instance)
-    from faust import Worker
-
-    # Every operation decoded allocates a handful of containers that die young; with CPython's default
-    # thresholds the cyclic collector ran often enough to cost ~20% of the decode and fold loop
-    # (gc disabled vs enabled over the same batches). Everything imported so far is permanent: freeze it.
-    gc.freeze()
-    gc.set_threshold(GC_YOUNG_THRESHOLD, 20, 20)
-
-    w = Worker(app, loglevel=loglevel, quiet=True)
-    # Faust's terminal spinner sets the root logger to DEBUG so that it spins on every record: every
-    # debug call in aiokafka and Faust (several per produced message) then builds a LogRecord that
-    # the handler drops. py-spy put that at 7% of the fold's time. Workers log to files: no spinner.
-    w.spinner = None
-    w.execute_from_commandline()

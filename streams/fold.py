@@ -14,7 +14,7 @@ changelog holds; the replayed operations are recognised by their dots and skippe
 effect on the state.
 
 The fold serves the stream query API (streams/query.py) on its Faust web server and keeps the latest
-value of every changed object in Redis (batched: one Redis script call per flush, with change notifications).
+value of every changed object in Redis (one script call per flush, with change notifications).
 """
 
 from __future__ import annotations

@@ -28,11 +28,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     of its log: a worker that died mid-suite otherwise shows only as later tests timing out."""
     outcome = yield
     report = outcome.get_result()
-    if report.when != "call" or not report.failed or "stack" not in getattr(item, "fixturenames", ()):
+    stack = getattr(item, "funcargs", {}).get("stack")
+    if report.when != "call" or not report.failed or stack is None:
         return
-    from jarvis.stack.stack import Stack
-
-    stack = Stack(item._request.getfixturevalue("settings"))
     optional = stack.schema_registry().name  # started only when asked for
     for proc in stack.all_procs():
         if proc.name != optional and not proc.running():

@@ -140,8 +140,8 @@ class TrustStore:
         # reading what the last one wrote, through a temporary file of its own.
         with open(self.keys_dir / f".trust-{region}.lock", "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            data = json.loads(path.read_text()) if path.exists() else {"keys": {}}
-            data = {"keys": dict(data["keys"])}
+            self._cache.pop(region, None)  # what the last writer left, not what this process last saw
+            data = {"keys": dict(self._load(region)["keys"])}
             data["keys"][kid] = {"node_id": node_id, "public_key": public_key_b64}
             tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
             tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
