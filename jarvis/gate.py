@@ -25,11 +25,12 @@ from typing import Any, Protocol
 
 import orjson
 
-from jarvis.codec import CodecError, decode_batch
+from jarvis.codec import CodecError
+from jarvis.codec.column_digests import decode_batch_checked
 from jarvis.codec.registry import RegistryUnavailable, explain_unframed
 from jarvis.ops import Operation, OperationBatch
 from jarvis.security.replay_window import check_window
-from jarvis.security.signing import SignatureError, op_digest, verify_batch
+from jarvis.security.signing import SignatureError, verify_batch
 from pipelines.loader import Pipelines, PrefixRule
 
 
@@ -160,6 +161,9 @@ def _numbers(obj: Any, path: str = "args") -> Iterable[tuple[str, float]]:
             yield from _numbers(v, f"{path}[{i}]")
 
 
+UNKNOWN_PREFIX_WINDOW = (86400.0, 300.0)  # replay window, future tolerance (s) of an unknown prefix
+
+
 class Gate:
     def __init__(
         self,
@@ -176,12 +180,17 @@ class Gate:
         # RegistryCodec.to_single_object when a registry is configured. Its RegistryUnavailable is
         # not the message's fault, so it is not a rejection: it reaches the caller, which retries.
         self.framing = framing
+        windows = [(r.replay_window_s, r.max_future_s) for r in pipelines.rules.values()]
+        self._narrowest_window = (
+            min(w for w, _ in [*windows, UNKNOWN_PREFIX_WINDOW]),
+            min(f for _, f in [*windows, UNKNOWN_PREFIX_WINDOW]),
+        )
 
     def check(self, data: bytes, partition: int, offset: int, now_ms: int) -> GateResult:
         try:
             if self.framing is not None:
                 data = self.framing(data)
-            batch = decode_batch(data)
+            batch, hashed, noncanonical = decode_batch_checked(data)
         except CodecError as e:
             why = explain_unframed(data) if self.framing is None else None
             return GateResult(None, rejected=[Rejected([f"undecodable message: {why or e}"])])
@@ -202,11 +211,31 @@ class Gate:
                 batch, rejected=[Rejected([f"bad signature: {e}"], i, op) for i, op in enumerate(batch.ops)]
             )
         result = GateResult(batch, message=data)
+        ops = batch.ops
+        # Checks that hold for a whole batch are made once; an operation is examined on its own only
+        # in a batch that fails one of them (or for an object no pipeline knows).
+        signed = batch.op_digests
+        altered = (
+            set()
+            if hashed == signed
+            else {i for i in range(len(ops)) if hashed[i * 32 : (i + 1) * 32] != signed[i * 32 : (i + 1) * 32]}
+        )
+        odd_args = set(noncanonical)
+        suspect = bool(
+            altered
+            or odd_args
+            or {op.node_id for op in ops} != {batch.node_id}
+            or not self._in_window(min(op.hlc for op in ops), max(op.hlc for op in ops), now_ms)
+        )
         verifiers = self.verifiers
-        digests = batch.op_digests
-        for i, op in enumerate(batch.ops):
-            rule = self.pipelines.rule_for(op.object_id)
-            reasons = self._check_op(i, batch.node_id, digests[i * 32 : (i + 1) * 32], op, rule, now_ms)
+        rule_for = self.pipelines.rule_for
+        for i, op in enumerate(ops):
+            rule = rule_for(op.object_id)
+            reasons = (
+                self._check_op(i, batch.node_id, op, rule, now_ms, i in altered, i in odd_args)
+                if suspect or rule is None
+                else []
+            )
             confidence = 1.0
             if not reasons and rule is not None:
                 for v in verifiers:
@@ -221,19 +250,38 @@ class Gate:
                 result.accepted.append(Accepted(i, op, confidence))
         return result
 
+    def _in_window(self, oldest_hlc: int, newest_hlc: int, now_ms: int) -> bool:
+        """Every timestamp between these two lies in the narrowest replay window of any pipeline."""
+        age, future = self._narrowest_window
+        return (
+            check_window(oldest_hlc, now_ms, max_age_s=age, max_future_s=future) is None
+            and check_window(newest_hlc, now_ms, max_age_s=age, max_future_s=future) is None
+        )
+
     @staticmethod
     def _check_op(
-        i: int, node_id: str, digest: bytes, op: Operation, rule: PrefixRule | None, now_ms: int
+        i: int,
+        node_id: str,
+        op: Operation,
+        rule: PrefixRule | None,
+        now_ms: int,
+        altered: bool,
+        odd_args: bool,
     ) -> list[str]:
         reasons = []
-        if op_digest(op) != digest:
+        if altered:
             reasons.append(f"digest mismatch for op {i}: content altered after signing")
+        if odd_args:
+            reasons.append(
+                f"args_json of op {i} is not canonical JSON (sorted keys, no spaces): its digest could "
+                "not be checked again in an audit"
+            )
         if op.node_id != node_id:
             reasons.append(f"op node {op.node_id!r} differs from the batch signer {node_id!r}")
         if rule is None:
             prefix = op.object_id.partition(":")[0]
             reasons.append(f"unknown object prefix {prefix!r} (no pipeline defines it)")
-            window_s, future_s = 86400.0, 300.0
+            window_s, future_s = UNKNOWN_PREFIX_WINDOW
         else:
             window_s, future_s = rule.replay_window_s, rule.max_future_s
         why = check_window(op.hlc, now_ms, max_age_s=window_s, max_future_s=future_s)

@@ -14,7 +14,7 @@ from hashlib import sha256
 from operator import itemgetter
 from typing import NamedTuple
 
-from jarvis.codec.records import avro_long, avro_str, avro_utf8
+from jarvis.codec.records import HlcVarints, avro_long, avro_str, avro_utf8
 from jarvis.codec.single_object import MAGIC
 from jarvis.codec.store import store
 from jarvis.ops import validate
@@ -50,8 +50,7 @@ class BatchBuilder:
     """One partition's pending operations, as Avro columns and a digest per operation."""
 
     __slots__ = (
-        "_node", "_region", "_node_region", "n", "heads", "op_ids", "args_json", "hlcs", "digests", "_hlc_high",
-        "_hlc_high_bytes",
+        "_node", "_region", "_node_region", "n", "heads", "op_ids", "args_json", "hlcs", "digests", "_hlc",
     )  # fmt: skip
 
     def __init__(self, node_id: str, region: str) -> None:
@@ -64,14 +63,13 @@ class BatchBuilder:
         self.args_json = bytearray()
         self.hlcs = bytearray()
         self.digests = bytearray()
-        self._hlc_high = -1
-        self._hlc_high_bytes = b""
+        self._hlc = HlcVarints()
 
     def add(self, op_id: str, head: Head, args_json: bytes, hlc: int) -> None:
         """Append one operation; `args_json` must be `canonical_args_utf8(args)`."""
         oid = avro_str(op_id)
         args = avro_utf8(args_json)
-        ts = self._hlc_bytes(hlc)
+        ts = self._hlc(hlc)
         content = b"".join((oid, head.joined, args, self._node_region, ts, _NO_METADATA_NO_ENCRYPTION))
         self.digests += sha256(content).digest()
         self.heads.append(head)
@@ -79,20 +77,6 @@ class BatchBuilder:
         self.args_json += args
         self.hlcs += ts
         self.n += 1
-
-    def _hlc_bytes(self, hlc: int) -> bytes:
-        # A client's timestamps rise slowly: in their nine-byte varints only the first three bytes
-        # (the logical counter and the lowest milliseconds) change within ~16 ms, so the other six
-        # are kept. Bytes before the last always carry the continuation bit.
-        z = hlc << 1
-        if z >> 21 == self._hlc_high:
-            return (
-                bytes(((z & 127) | 128, (z >> 7 & 127) | 128, (z >> 14 & 127) | 128)) + self._hlc_high_bytes
-            )
-        ts = avro_long(hlc)
-        if len(ts) == 9 and hlc >= 0:
-            self._hlc_high, self._hlc_high_bytes = z >> 21, ts[3:]
-        return ts
 
     def object_ids_list(self) -> list[str]:
         return [h.key.decode() for h in self.heads]

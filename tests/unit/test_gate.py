@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 
 from jarvis.codec import encode_batch
+from jarvis.codec.batch_builder import BatchBuilder, Head
 from jarvis.gate import Gate
 from jarvis.ops import Operation, OperationBatch
 from jarvis.security.keys import Signer, TrustStore, ensure_node_key
-from jarvis.security.signing import sign_batch
+from jarvis.security.signing import sign_batch, sign_digests
 from pipelines.loader import pipelines
 
 NOW_MS = int(time.time() * 1000)
@@ -60,6 +61,8 @@ def test_good_batch_is_accepted_whole(gate: Gate, signer: Signer) -> None:
         (op(args={"n": -1}), "counter step must be a non-negative integer"),
         (op("nope:1"), "unknown object prefix 'nope'"),
         (op(hlc=(NOW_MS - 2 * 86_400_000) << 16), "timestamp too old"),
+        (op(hlc=(NOW_MS + 3_600_000) << 16), "in the future"),
+        (op(node_id="someone-else"), "differs from the batch signer 'gate-test'"),
         (op(crdt_type="gcounter"), "holds pncounter objects, not gcounter"),
     ],
 )
@@ -88,3 +91,17 @@ def test_untrusted_signer_and_garbage_reject_everything(gate: Gate, tmp_path: Pa
     assert "untrusted key" in result.rejected[0].reasons[0]
     garbage = gate.check(b"\x00garbage", 0, 0, NOW_MS)
     assert garbage.batch is None and "undecodable message" in garbage.rejected[0].reasons[0]
+
+
+def test_args_text_that_is_not_canonical_is_rejected_alone(gate: Gate, signer: Signer) -> None:
+    # Signed over the text as sent, so the signature and digest hold; but an audit recomputes the
+    # digest from the canonical text and would call the operation forged.
+    b = BatchBuilder("gate-test", "eu")
+    head = Head.of("ctr:1", "pncounter", "increment")
+    for args in (b'{"n":1}', b'{"n": 1}', b'{"n":1}'):
+        b.add(uuid.uuid4().hex, head, args, NOW_MS << 16)
+    wire = b.encode("b", signer.key_id, NOW_MS << 16, sign_digests(bytes(b.digests), signer))
+    result = gate.check(wire, 0, 0, NOW_MS)
+    assert [a.index for a in result.accepted] == [0, 2]
+    assert [r.index for r in result.rejected] == [1]
+    assert "args_json of op 1 is not canonical JSON" in result.rejected[0].reasons[0]

@@ -12,7 +12,9 @@ from hypothesis import strategies as st
 
 from jarvis.codec import decode_batch, encode_batch
 from jarvis.codec.batch_builder import BatchBuilder, Head
+from jarvis.codec.column_digests import column_digests, decode_batch_checked
 from jarvis.codec.records import avro_long, canonical_args_utf8
+from jarvis.codec.single_object import decode
 from jarvis.ops import KINDS_BY_TYPE, Operation, OperationBatch, OperationError
 from jarvis.security.keys import Signer
 from jarvis.security.signing import sign_batch, sign_digests
@@ -96,3 +98,29 @@ def test_rising_timestamps_reuse_their_high_bytes_and_stay_exact(start: int, ste
     assert bytes(b.digests) == digests
     expected = OperationBatch("b", "n", SIGNER.key_id, "eu", 1, model, digests, signature)
     assert b.encode("b", SIGNER.key_id, 1, signature) == encode_batch(expected)
+
+
+@settings(max_examples=150, deadline=None)
+@given(ops=OPS, node=TEXT, region=TEXT, base=st.integers(0, 2**62), step=st.integers(0, 5000))
+def test_column_digests_equal_the_digests_operation_by_operation(ops, node, region, base, step) -> None:
+    # Every other timestamp close to the one before: the high bytes of their varints are reused.
+    model = [
+        Operation(
+            f"op-{i}-{'x' * (i * 7 % 80)}", object_id, crdt_type, kind, args, node, region,
+            hlc if i % 2 else base + i * step, {}, [],
+        )  # fmt: skip
+        for i, ((crdt_type, kind), object_id, args, hlc) in enumerate(ops)
+    ]
+    digests, signature = sign_batch(model, SIGNER)
+    wire = encode_batch(OperationBatch("b", node, SIGNER.key_id, region, 1, model, digests, signature))
+    batch, hashed, noncanonical = decode_batch_checked(wire)
+    assert hashed == digests and noncanonical == []
+    assert batch.ops == model
+
+
+def test_column_digests_leave_batches_with_metadata_to_the_general_path() -> None:
+    model = [Operation("o1", "ctr:1", "pncounter", "increment", {"n": 1}, "n", "eu", 5, {"k": "v"}, ["n"])]
+    digests, signature = sign_batch(model, SIGNER)
+    wire = encode_batch(OperationBatch("b", "n", SIGNER.key_id, "eu", 1, model, digests, signature))
+    assert column_digests(decode(wire)[1]) is None
+    assert decode_batch_checked(wire)[1] == digests
