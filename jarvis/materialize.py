@@ -112,20 +112,26 @@ def new_state(
 
 def apply(state: ObjectState, op: Operation, dot: Dot) -> bool:
     """Fold one operation into `state`. Returns False (and changes nothing) for a duplicate."""
-    if state.seen(dot):
+    origin = f"{dot.origin_region}/{dot.partition}"
+    last = state.context.get(origin)
+    if last is not None and (dot.offset, dot.index) <= (last[0], last[1]):
         return False
-    mutate(state, op, dot)
+    _fold(state, op, dot, origin)
     return True
 
 
 def mutate(state: ObjectState, op: Operation, dot: Dot) -> None:
     """Fold one operation the caller knows is new (replay deduplicates by dot itself)."""
+    origin = f"{dot.origin_region}/{dot.partition}"
+    last = state.context.get(origin)
+    _fold(state, op, dot, origin, last is None or (dot.offset, dot.index) > (last[0], last[1]))
+
+
+def _fold(state: ObjectState, op: Operation, dot: Dot, origin: str, newest: bool = True) -> None:
     if op.crdt_type != state.crdt_type:
         raise FoldError(f"{op.object_id} is a {state.crdt_type}, not a {op.crdt_type}")
     _mutate(state.value, op, dot)
-    origin = f"{dot.origin_region}/{dot.partition}"
-    last = state.context.get(origin)
-    if last is None or (dot.offset, dot.index) > (last[0], last[1]):
+    if newest:
         state.context[origin] = [dot.offset, dot.index]
     state.ops += 1
     if op.hlc > state.updated_hlc:
