@@ -236,6 +236,11 @@ class FoldState:
 
 def build(settings: Settings, region: str, instance: int = 0) -> faust.App:
     app = make_app(settings, "fold", region, instance)
+    # Faust holds every incoming message back while its producer buffer has more than 100 records,
+    # draining 100 per message: each settle's burst of changelog records (one per changed object)
+    # stopped the fold for ~150 ms (py-spy and /proc: the fold idle with its input waiting). The
+    # fold brakes on its own unacknowledged records instead (FoldState.ebb).
+    app.producer.buffer.max_messages = INFLIGHT_LIMIT
     sources = [topics.OPS, *(topics.mirrored(r) for r in settings.region_names if r != region)]
     ops_in = app.topic(*sources, key_type=bytes, value_type=bytes)
     rejected_out = app.topic(topics.REJECTED, key_type=bytes, value_type=bytes)
