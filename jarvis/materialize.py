@@ -38,8 +38,7 @@ class ObjectState:
     updated_hlc: int = 0
 
     def seen(self, dot: Dot) -> bool:
-        last = self.context.get(f"{dot.origin_region}/{dot.partition}")
-        return last is not None and (dot.offset, dot.index) <= (last[0], last[1])
+        return _behind(self.context.get(f"{dot.origin_region}/{dot.partition}"), dot)
 
     def to_bytes(self) -> bytes:
         out = orjson.dumps(
@@ -112,9 +111,8 @@ def new_state(
 
 def apply(state: ObjectState, op: Operation, dot: Dot) -> bool:
     """Fold one operation into `state`. Returns False (and changes nothing) for a duplicate."""
-    origin = f"{dot.origin_region}/{dot.partition}"
-    last = state.context.get(origin)
-    if last is not None and (dot.offset, dot.index) <= (last[0], last[1]):
+    origin = f"{dot.origin_region}/{dot.partition}"  # looked up once: this runs per operation
+    if _behind(state.context.get(origin), dot):
         return False
     _fold(state, op, dot, origin)
     return True
@@ -123,8 +121,12 @@ def apply(state: ObjectState, op: Operation, dot: Dot) -> bool:
 def mutate(state: ObjectState, op: Operation, dot: Dot) -> None:
     """Fold one operation the caller knows is new (replay deduplicates by dot itself)."""
     origin = f"{dot.origin_region}/{dot.partition}"
-    last = state.context.get(origin)
-    _fold(state, op, dot, origin, last is None or (dot.offset, dot.index) > (last[0], last[1]))
+    _fold(state, op, dot, origin, newest=not _behind(state.context.get(origin), dot))
+
+
+def _behind(last: list[int] | None, dot: Dot) -> bool:
+    """The dot is at or before the last one folded from its origin ([offset, index]): a duplicate."""
+    return last is not None and (dot.offset, dot.index) <= (last[0], last[1])
 
 
 def _fold(state: ObjectState, op: Operation, dot: Dot, origin: str, newest: bool = True) -> None:
