@@ -15,13 +15,14 @@ different interleaving of origins reach equal state.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from jarvis import crdt
-from jarvis.ops import Dot, Operation
+from jarvis.ops import Dot, DotRun, Operation
 
 
 class FoldError(ValueError):
@@ -38,7 +39,7 @@ class ObjectState:
     updated_hlc: int = 0
 
     def seen(self, dot: Dot) -> bool:
-        return _behind(self.context.get(f"{dot.origin_region}/{dot.partition}"), dot)
+        return _behind(self.context.get(f"{dot.origin_region}/{dot.partition}"), dot.offset, dot.index)
 
     def to_bytes(self) -> bytes:
         out = orjson.dumps(
@@ -112,39 +113,103 @@ def new_state(
 def apply(state: ObjectState, op: Operation, dot: Dot) -> bool:
     """Fold one operation into `state`. Returns False (and changes nothing) for a duplicate."""
     origin = f"{dot.origin_region}/{dot.partition}"  # looked up once: this runs per operation
-    if _behind(state.context.get(origin), dot):
+    if _behind(state.context.get(origin), dot.offset, dot.index):
         return False
-    _fold(state, op, dot, origin)
+    if op.crdt_type != state.crdt_type:
+        raise FoldError(f"{op.object_id} is a {state.crdt_type}, not a {op.crdt_type}")
+    _fold(state, op.kind, op.args, op.hlc, op.node_id, *dot, origin)
     return True
 
 
 def mutate(state: ObjectState, op: Operation, dot: Dot) -> None:
     """Fold one operation the caller knows is new (replay deduplicates by dot itself)."""
-    origin = f"{dot.origin_region}/{dot.partition}"
-    _fold(state, op, dot, origin, newest=not _behind(state.context.get(origin), dot))
-
-
-def _behind(last: list[int] | None, dot: Dot) -> bool:
-    """The dot is at or before the last one folded from its origin ([offset, index]): a duplicate."""
-    return last is not None and (dot.offset, dot.index) <= (last[0], last[1])
-
-
-def _fold(state: ObjectState, op: Operation, dot: Dot, origin: str, newest: bool = True) -> None:
     if op.crdt_type != state.crdt_type:
         raise FoldError(f"{op.object_id} is a {state.crdt_type}, not a {op.crdt_type}")
-    _mutate(state.value, op, dot)
+    origin = f"{dot.origin_region}/{dot.partition}"
+    newest = not _behind(state.context.get(origin), dot.offset, dot.index)
+    _fold(state, op.kind, op.args, op.hlc, op.node_id, *dot, origin, newest=newest)
+
+
+@dataclass(slots=True)
+class RunFolded:
+    """What folding one run of operations did (fold_run)."""
+
+    changed: dict[str, ObjectState] = field(default_factory=dict)  # object id -> its state, changed
+    folded: dict[str, int] = field(default_factory=dict)  # operations folded per CRDT type
+    duplicates: int = 0
+    newest_hlc: int = 0
+    failed: list[tuple[int, str]] = field(default_factory=list)  # (index in its batch, reason)
+
+
+def fold_run(
+    run: DotRun, state_of: Callable[[str, str], ObjectState], out: RunFolded | None = None
+) -> RunFolded:
+    """Fold a run of operations sharing their dots' origin, partition and offset (one jarvis.ops
+    message). `state_of(object_id, crdt_type)` gives the object's current state (or a new one); each
+    object is looked up once per run. Operations whose dots are already in their object's context
+    are counted as duplicates; one that cannot be applied is listed in `failed` with its reason and
+    changes nothing else."""
+    out = out if out is not None else RunFolded()
+    changed, folded = out.changed, out.folded
+    region, partition, offset = run.origin_region, run.partition, run.offset
+    origin = f"{region}/{partition}"  # once per run, not per operation
+    for index, oid, t, kind, args, node, hlc in run.rows:
+        try:
+            st = changed.get(oid) or state_of(oid, t)
+            if _behind(st.context.get(origin), offset, index):
+                out.duplicates += 1
+                continue
+            if t != st.crdt_type:
+                raise FoldError(f"{oid} is a {st.crdt_type}, not a {t}")
+            _fold(st, kind, args, hlc, node, region, partition, offset, index, origin)
+        except (FoldError, ValueError, KeyError, TypeError) as e:
+            out.failed.append((index, f"fold cannot apply {kind} to {oid}: {e}"))
+            continue
+        changed[oid] = st
+        folded[t] = folded.get(t, 0) + 1
+        if hlc > out.newest_hlc:
+            out.newest_hlc = hlc
+    return out
+
+
+def _behind(last: list[int] | None, offset: int, index: int) -> bool:
+    """The dot (offset, index) is at or before the last one folded from its origin: a duplicate."""
+    return last is not None and (offset, index) <= (last[0], last[1])
+
+
+def _fold(
+    state: ObjectState,
+    kind: str,
+    args: dict[str, Any],
+    hlc: int,
+    node_id: str,
+    region: str,
+    partition: int,
+    offset: int,
+    index: int,
+    origin: str,  # "region/partition": the context's key for this dot
+    newest: bool = True,
+) -> None:
+    _mutate(state.value, state.crdt_type, kind, args, hlc, node_id, region, partition, offset, index)
     if newest:
-        state.context[origin] = [dot.offset, dot.index]
+        state.context[origin] = [offset, index]
     state.ops += 1
-    if op.hlc > state.updated_hlc:
-        state.updated_hlc = op.hlc
+    if hlc > state.updated_hlc:
+        state.updated_hlc = hlc
 
 
-def _mutate(value: Any, op: Operation, dot: Dot) -> None:
-    a = op.args
-    kind = op.kind
-    origin = dot.origin_region
-    t = op.crdt_type
+def _mutate(
+    value: Any,
+    t: str,
+    kind: str,
+    a: dict[str, Any],
+    hlc: int,
+    node_id: str,
+    origin: str,
+    partition: int,
+    offset: int,
+    index: int,
+) -> None:
     if t in ("gcounter", "pncounter"):
         n = int(a.get("n", 1))
         if kind == "increment":
@@ -155,33 +220,31 @@ def _mutate(value: Any, op: Operation, dot: Dot) -> None:
         value.add(a["element"])
     elif t == "orset":
         if kind == "add":
-            value.add(a["element"], timestamp=op.hlc, node=origin)
+            value.add(a["element"], timestamp=hlc, node=origin)
         else:
-            value.remove(a["element"], before=op.hlc)
+            value.remove(a["element"], before=hlc)
     elif t == "lww":
         v = a.get("value")
         if "category" in a:
             v = {"category": a["category"], "value": v}
-        value.write(v, timestamp=op.hlc, node=op.node_id)
+        value.write(v, timestamp=hlc, node=node_id)
     elif t == "timeseries":
         # The point is named by its dot: the same on every region, whatever the folding order.
         value.append_data_point(
-            a["timestamp"], a["value"], a.get("metadata"), node=f"{origin}/{dot.partition}",
-            seq=(dot.offset << 20) | dot.index,
+            a["timestamp"], a["value"], a.get("metadata"), node=f"{origin}/{partition}", seq=(offset << 20) | index
         )  # fmt: skip
     elif t == "graph":
         if kind == "add_vertex":
-            value.add_vertex(a["vertex"], timestamp=op.hlc, node=origin)
+            value.add_vertex(a["vertex"], timestamp=hlc, node=origin)
         elif kind == "remove_vertex":
-            value.remove_vertex(a["vertex"], before=op.hlc)
+            value.remove_vertex(a["vertex"], before=hlc)
         elif kind == "add_edge":
-            value.add_edge(a["src"], a["dst"], timestamp=op.hlc, node=origin)
+            value.add_edge(a["src"], a["dst"], timestamp=hlc, node=origin)
         else:
-            value.remove_edge(a["src"], a["dst"], before=op.hlc)
+            value.remove_edge(a["src"], a["dst"], before=hlc)
     elif t == "workflow":
         value.record_transition(
-            a["to_state"], timestamp=op.hlc, node=op.node_id, args=a.get("args") or {},
-            seq=(dot.offset << 20) | dot.index,
+            a["to_state"], timestamp=hlc, node=node_id, args=a.get("args") or {}, seq=(offset << 20) | index
         )  # fmt: skip
     else:  # pragma: no cover - the verifier rejects unknown types
         raise FoldError(f"unknown CRDT type {t!r}")

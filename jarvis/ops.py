@@ -126,6 +126,23 @@ class VerifiedBatch:
     ops: list[Operation]
 
 
+# An accepted operation as the fold reads it, straight from the batch's columns (no Operation built):
+# (index in its batch, object id, CRDT type, kind, args, node id, HLC timestamp).
+FoldRow = tuple[int, str, str, str, dict[str, Any], str, int]
+
+
+@dataclass(slots=True)
+class DotRun:
+    """Accepted operations whose dots share origin region, partition and offset: a whole VerifiedBatch
+    v2 message (version 1 messages may hold several runs). Operation i's dot is
+    (origin_region, partition, offset, rows[i][0])."""
+
+    origin_region: str
+    partition: int
+    offset: int
+    rows: list[FoldRow]
+
+
 @dataclass(slots=True)
 class RejectedOperation:
     original: bytes

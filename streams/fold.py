@@ -31,9 +31,9 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from connectors.redis_cache import RedisCache
 from jarvis import topics
-from jarvis.codec import CodecError, decode_verified, encode_rejected
+from jarvis.codec import CodecError, decode_verified, decode_verified_runs, encode_rejected
 from jarvis.config import Settings
-from jarvis.materialize import FoldError, ObjectState, apply
+from jarvis.materialize import ObjectState, RunFolded, fold_run
 from jarvis.ops import RejectedOperation
 from pipelines.loader import Pipelines, object_factory, pipelines
 from streams.app import make_app
@@ -304,46 +304,39 @@ def build(settings: Settings, region: str, instance: int = 0) -> faust.App:
         )
         await app.consumer.seek(msg.tp, target)
 
+    def state_of(object_id: str, crdt_type: str) -> ObjectState:
+        return state.load(object_id) or state.create(object_id, crdt_type)
+
     async def fold_event(event: faust.EventT) -> None:
         msg = event.message
         try:
-            vb = decode_verified(event.value or b"")
+            runs = decode_verified_runs(event.value or b"")
         except CodecError as e:
             await reject(event, [f"undecodable record on {msg.topic}: {e}"])
             return
         except Exception as e:  # noqa: BLE001 - never crash the fold on a bad record
             await reject(event, [f"undecodable record on {msg.topic}: {type(e).__name__}: {e}"])
             return
-        changed: dict[str, ObjectState] = {}
-        folded: dict[str, int] = {}  # per CRDT type: metrics once per message, not per operation
-        duplicates = 0
-        newest = 0
-        for op, dot in zip(vb.ops, vb.dots, strict=True):
-            oid = op.object_id
-            st = changed.get(oid) or state.load(oid) or state.create(oid, op.crdt_type)
-            try:
-                applied = apply(st, op, dot)
-            except (FoldError, ValueError, KeyError, TypeError) as e:
-                await reject(event, [f"fold cannot apply {op.kind} to {oid}: {e}"], op)
-                continue
-            if applied:
-                changed[oid] = st
-                folded[st.crdt_type] = folded.get(st.crdt_type, 0) + 1
-                if op.hlc > newest:
-                    newest = op.hlc
-            else:
-                duplicates += 1
-        for crdt_type, n in folded.items():
+        done = RunFolded()
+        for run in runs:
+            fold_run(run, state_of, done)
+        if done.failed:
+            # Rare: the operations themselves (ids for the rejected records) are decoded only now.
+            vb = decode_verified(event.value or b"")
+            by_index = dict(zip(vb.indexes, vb.ops, strict=True))
+            for index, reason in done.failed:
+                await reject(event, [reason], by_index.get(index))
+        for crdt_type, n in done.folded.items():
             FOLDED.labels(region, crdt_type).inc(n)
-        if duplicates:
-            DUPLICATES.labels(region).inc(duplicates)
-        for oid, st in changed.items():
+        if done.duplicates:
+            DUPLICATES.labels(region).inc(done.duplicates)
+        for oid, st in done.changed.items():
             state.changed(oid, msg.partition, st)
         if len(state.unwritten) >= UNWRITTEN_LIMIT:
             state.write_unwritten()
         await state.ebb()
-        if newest:
-            LATENCY.labels(region).observe(max(0.0, time.time() - (newest >> 16) / 1000))
+        if done.newest_hlc:
+            LATENCY.labels(region).observe(max(0.0, time.time() - (done.newest_hlc >> 16) / 1000))
 
     @app.agent(ops_in)
     async def fold(stream: faust.StreamT) -> None:

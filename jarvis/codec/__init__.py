@@ -6,6 +6,7 @@ from jarvis.codec.records import (
     decode_op,
     decode_rejected,
     decode_verified,
+    decode_verified_runs,
     encode_batch,
     encode_op,
     encode_rejected,
@@ -18,5 +19,5 @@ from jarvis.codec.store import SchemaStore, store
 __all__ = [
     "CodecError", "NotSingleObject", "TooLarge", "TruncatedBody", "UnknownSchema", "SchemaStore", "store",
     "encode", "decode", "encode_op", "decode_op", "encode_batch", "decode_batch", "encode_verified",
-    "decode_verified", "encode_rejected", "decode_rejected", "op_content",
+    "decode_verified", "decode_verified_runs", "encode_rejected", "decode_rejected", "op_content",
 ]  # fmt: skip

@@ -11,7 +11,16 @@ from fastavro import schemaless_writer
 from jarvis.codec.errors import CodecError
 from jarvis.codec.single_object import decode, encode
 from jarvis.codec.store import store
-from jarvis.ops import Dot, Operation, OperationBatch, OperationError, RejectedOperation, VerifiedBatch
+from jarvis.ops import (
+    Dot,
+    DotRun,
+    Operation,
+    OperationBatch,
+    OperationError,
+    RejectedOperation,
+    VerifiedBatch,
+    validate,
+)
 
 
 def canonical_args(args: dict[str, Any]) -> str:
@@ -209,7 +218,9 @@ def batch_from_record(r: dict[str, Any]) -> OperationBatch:
 BATCH_COLUMNS = ("op_ids", "object_ids", "crdt_types", "kinds", "args_json", "node_ids", "regions", "hlcs")
 
 
-def _ops_from_columns(r: dict[str, Any]) -> list[Operation]:
+def _column_args(r: dict[str, Any]) -> list[dict[str, Any]]:
+    """Check that every column of an OperationBatch v2 record holds one item per operation, and
+    return each operation's parsed args."""
     n = len(r["op_ids"])
     md, ef = r["metadata"], r["encrypted_fields"]
     lengths = {c: len(r[c]) for c in BATCH_COLUMNS}
@@ -217,15 +228,23 @@ def _ops_from_columns(r: dict[str, Any]) -> list[Operation]:
         raise CodecError(
             f"OperationBatch columns differ in length: {lengths}, metadata {len(md)}, encrypted {len(ef)}"
         )
+    if len(r["op_digests"]) != 32 * n:
+        raise CodecError(f"op_digests holds {len(r['op_digests'])} bytes for {n} operations")
     try:
         args = list(map(orjson.loads, r["args_json"]))
     except orjson.JSONDecodeError as e:
         raise CodecError(f"an operation's args_json is not JSON: {e}") from None
     if not all(type(x) is dict for x in args):
         raise CodecError("an operation's args must be a JSON object")
+    return args
+
+
+def _ops_from_columns(r: dict[str, Any]) -> list[Operation]:
+    args = _column_args(r)
+    n = len(args)
     # Each operation gets its own (empty) metadata and encrypted-field list: they are mutable.
-    mds = md or [{} for _ in range(n)]
-    efs = ef or [[] for _ in range(n)]
+    mds = r["metadata"] or [{} for _ in range(n)]
+    efs = r["encrypted_fields"] or [[] for _ in range(n)]
     try:
         return list(
             map(
@@ -298,6 +317,46 @@ def decode_verified(data: bytes) -> VerifiedBatch:
         b.batch_id, b.node_id, b.key_id, region, b.op_digests, b.signature, indexes,
         [Dot(region, partition, offset, i) for i in indexes], list(r.get("confidences") or []), ops,
     )  # fmt: skip
+
+
+def decode_verified_runs(data: bytes) -> list[DotRun]:
+    """A jarvis.ops message as the fold reads it: rows taken from the batch's columns, without an
+    Operation per operation (building them was ~1.2 µs of the fold's ~8 µs per operation). Rejects
+    exactly what decode_verified rejects; a shape it does not read by column goes through it."""
+    name, r = decode(data)
+    if not name.endswith("VerifiedBatch"):
+        raise CodecError(f"expected a VerifiedBatch, got a {name}")
+    if "batch" in r:
+        bname, b = decode(r["batch"])
+        if not bname.endswith("OperationBatch"):
+            raise CodecError(f"expected an OperationBatch, got a {bname}")
+        if "op_ids" in b:
+            return [_run_from_columns(r, b)]
+    vb = decode_verified(data)
+    runs: list[DotRun] = []
+    for op, d in zip(vb.ops, vb.dots, strict=True):
+        if not runs or (runs[-1].origin_region, runs[-1].partition, runs[-1].offset) != d[:3]:
+            runs.append(DotRun(d.origin_region, d.partition, d.offset, []))
+        runs[-1].rows.append((d.index, op.object_id, op.crdt_type, op.kind, op.args, op.node_id, op.hlc))
+    return runs
+
+
+def _run_from_columns(r: dict[str, Any], b: dict[str, Any]) -> DotRun:
+    args = _column_args(b)
+    n = len(args)
+    oids, types, kinds = b["object_ids"], b["crdt_types"], b["kinds"]
+    try:
+        for triple in set(zip(oids, types, kinds, strict=True)):
+            validate(*triple)
+    except OperationError as e:
+        raise CodecError(f"invalid operation in the batch: {e}") from None
+    indexes = list(r["indexes"])
+    if any(not 0 <= i < n for i in indexes):
+        raise CodecError(f"VerifiedBatch: an accepted index is outside the batch of {n} operations")
+    cols = (oids, types, kinds, args, b["node_ids"], b["hlcs"])
+    if len(indexes) != n:
+        cols = tuple([c[i] for i in indexes] for c in cols)
+    return DotRun(r["origin_region"], r["partition"], r["offset"], list(zip(indexes, *cols, strict=True)))
 
 
 def _verified_v1(r: dict[str, Any]) -> VerifiedBatch:

@@ -20,6 +20,7 @@ from jarvis.codec import (
     decode_batch,
     decode_op,
     decode_verified,
+    decode_verified_runs,
     encode,
     encode_batch,
     encode_op,
@@ -252,3 +253,60 @@ def test_batch_of_the_first_version_is_still_read() -> None:
         "ops": [op_record(o) for o in ops], "op_digests": b"\x01" * 64, "signature": b"s",
     })  # fmt: skip
     assert decode_batch(buf.getvalue()) == OperationBatch("b1", "n1", "k1", "eu", 7, ops, b"\x01" * 64, b"s")
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    kinds=st.lists(st.sampled_from([(t, k) for t, ks in KINDS_BY_TYPE.items() for k in ks]), min_size=1, max_size=12),
+    data=st.data(),
+)
+def test_the_folds_rows_are_the_operations_decode_verified_reads(kinds: list[tuple[str, str]], data) -> None:
+    ops = [make_op(t, k, object_id=f"obj:{i % 3}", metadata={}, hlc=(1 << 40) + i) for i, (t, k) in enumerate(kinds)]
+    indexes = sorted(data.draw(st.sets(st.integers(0, len(ops) - 1), min_size=1)))
+    original = encode_batch(OperationBatch("b1", "n1", "k1", "eu", 7, ops, b"\x01" * 32 * len(ops), b"sig"))
+    value = encode_verified("us", 3, 41, indexes, [1.0] * len(indexes), original)
+    vb = decode_verified(value)
+    (run,) = decode_verified_runs(value)
+    assert (run.origin_region, run.partition, run.offset) == ("us", 3, 41)
+    assert run.rows == [
+        (d.index, o.object_id, o.crdt_type, o.kind, o.args, o.node_id, o.hlc) for o, d in zip(vb.ops, vb.dots)
+    ]
+
+
+def test_the_folds_rows_of_a_first_version_message_keep_each_dot() -> None:
+    from fastavro import schemaless_writer
+
+    old = store().writer(_fingerprint_of(SCHEMA_DIR / "history" / "VerifiedBatch.v1.avsc"))
+    ops = [make_op(), make_op(), make_op()]
+    places = [(5, 0), (5, 1), (6, 0)]
+    buf = io.BytesIO()
+    buf.write(b"\xc3\x01" + old.fingerprint)
+    schemaless_writer(buf, old.parsed, {
+        "batch_id": "b1", "node_id": "n1", "key_id": "k1", "origin_region": "eu",
+        "op_digests": b"\x02" * 96, "signature": b"s", "indexes": [0, 1, 2],
+        "dots": [{"origin_region": "eu", "partition": 1, "offset": o, "index": i} for o, i in places],
+        "confidences": [1.0] * 3, "ops": [op_record(o) for o in ops],
+    })  # fmt: skip
+    runs = decode_verified_runs(buf.getvalue())
+    assert [(r.offset, [row[0] for row in r.rows]) for r in runs] == [(5, [0, 1]), (6, [0])]
+    assert runs[1].rows[0][1:] == (ops[2].object_id, "pncounter", "increment", {"n": 3}, "n1", ops[2].hlc)
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        ({"kinds": ["increment", "jump"]}, "has no operation 'jump'"),
+        ({"object_ids": ["obj:1", "no prefix"]}, "must look like"),
+        ({"args_json": ['{"n":1}', "[1]"]}, "must be a JSON object"),
+        ({"args_json": ['{"n":1}', "{"]}, "is not JSON"),
+        ({"hlcs": [1]}, "columns differ in length"),
+        ({"op_digests": b"\x01" * 32}, "op_digests holds 32 bytes for 2 operations"),
+    ],
+)
+def test_the_folds_rows_reject_what_decode_verified_rejects(change: dict, problem: str) -> None:
+    ops = [make_op(metadata={}), make_op(metadata={})]
+    record = batch_record(OperationBatch("b1", "n1", "k1", "eu", 7, ops, b"\x01" * 64, b"sig")) | change
+    value = encode_verified("us", 3, 41, [0, 1], [1.0, 1.0], encode("OperationBatch", record))
+    for decoder in (decode_verified, decode_verified_runs):
+        with pytest.raises(CodecError, match=problem):
+            decoder(value)
