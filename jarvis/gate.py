@@ -26,19 +26,13 @@ from typing import Any, Protocol
 import orjson
 
 from jarvis.codec import CodecError
+from jarvis.codec.batch_columns import BatchColumns
 from jarvis.codec.column_digests import decode_batch_checked
 from jarvis.codec.registry import RegistryUnavailable, explain_unframed
-from jarvis.ops import Operation, OperationBatch
+from jarvis.ops import Operation
 from jarvis.security.replay_window import check_window
 from jarvis.security.signing import SignatureError, verify_batch
 from pipelines.loader import Pipelines, PrefixRule
-
-
-@dataclass(slots=True)
-class Accepted:
-    index: int  # in the batch: with the ingress partition and offset, the operation's dot
-    op: Operation
-    confidence: float
 
 
 @dataclass(slots=True)
@@ -50,8 +44,11 @@ class Rejected:
 
 @dataclass(slots=True)
 class GateResult:
-    batch: OperationBatch | None
-    accepted: list[Accepted] = field(default_factory=list)
+    batch: BatchColumns | None
+    # Indexes in the batch of the accepted operations (with the ingress partition and offset, each
+    # one's dot), and the confidence of each.
+    accepted: list[int] = field(default_factory=list)
+    confidences: list[float] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
     message: bytes = b""  # the checked message in single-object form: what jarvis.ops carries
 
@@ -63,11 +60,19 @@ class OpVerifier(Protocol):
 
     def check(self, op: Operation, rule: PrefixRule) -> tuple[list[str], float]: ...
 
+    # Optional: True when, under `rule`, check's outcome depends on nothing but the operation's CRDT
+    # type, kind, args and encrypted fields (not its object, time or what came before). The gate
+    # then checks each distinct such operation once per batch instead of every operation.
+    # def content_only(self, rule: PrefixRule) -> bool: ...
+
 
 class RuleVerifier:
     """Pipeline rules: prefix, type, kind, payload size, number ranges, encryption."""
 
     name = "rules"
+
+    def content_only(self, rule: PrefixRule) -> bool:
+        return True
 
     def check(self, op: Operation, rule: PrefixRule) -> tuple[list[str], float]:
         reasons: list[str] = []
@@ -117,6 +122,9 @@ class TelemetryVerifier:
         self.window = window
         self.max_objects = max_objects
         self._recent: dict[str, deque[float]] = {}
+
+    def content_only(self, rule: PrefixRule) -> bool:
+        return not rule.telemetry  # then every operation passes with confidence 1.0
 
     def check(self, op: Operation, rule: PrefixRule) -> tuple[list[str], float]:
         if not rule.telemetry or op.kind != "append":
@@ -180,6 +188,7 @@ class Gate:
         # RegistryCodec.to_single_object when a registry is configured. Its RegistryUnavailable is
         # not the message's fault, so it is not a rejection: it reaches the caller, which retries.
         self.framing = framing
+        self._split: dict[str, tuple[list[OpVerifier], list[OpVerifier]]] = {}  # by rule prefix
         windows = [(r.replay_window_s, r.max_future_s) for r in pipelines.rules.values()]
         self._narrowest_window = (
             min(w for w, _ in [*windows, UNKNOWN_PREFIX_WINDOW]),
@@ -190,7 +199,7 @@ class Gate:
         try:
             if self.framing is not None:
                 data = self.framing(data)
-            batch, hashed, noncanonical = decode_batch_checked(data)
+            cols, hashed, noncanonical = decode_batch_checked(data)
         except CodecError as e:
             why = explain_unframed(data) if self.framing is None else None
             return GateResult(None, rejected=[Rejected([f"undecodable message: {why or e}"])])
@@ -198,57 +207,81 @@ class Gate:
             raise
         except Exception as e:  # noqa: BLE001 - any decoder failure is a rejection, never a crash
             return GateResult(None, rejected=[Rejected([f"undecodable message: {type(e).__name__}: {e}"])])
-        if not batch.ops:
-            return GateResult(batch, rejected=[Rejected(["empty batch"])], message=data)
-        key = self.trust.public_key(batch.key_id) if hasattr(self.trust, "public_key") else None
-        if key is None or not self.trust.is_trusted(self.region, batch.node_id, batch.key_id):
-            reason = f"unknown or untrusted key {batch.key_id!r} for node {batch.node_id!r} in region {self.region}"
-            return GateResult(batch, rejected=[Rejected([reason], i, op) for i, op in enumerate(batch.ops)])
+        n = len(cols)
+        if not n:
+            return GateResult(cols, rejected=[Rejected(["empty batch"])], message=data)
+        key = self.trust.public_key(cols.key_id) if hasattr(self.trust, "public_key") else None
+        if key is None or not self.trust.is_trusted(self.region, cols.node_id, cols.key_id):
+            reason = (
+                f"unknown or untrusted key {cols.key_id!r} for node {cols.node_id!r} in region {self.region}"
+            )
+            return GateResult(cols, rejected=[Rejected([reason], i, cols.op(i)) for i in range(n)])
         try:
-            verify_batch(batch.op_digests, batch.signature, key)
+            verify_batch(cols.op_digests, cols.signature, key)
         except SignatureError as e:
             return GateResult(
-                batch, rejected=[Rejected([f"bad signature: {e}"], i, op) for i, op in enumerate(batch.ops)]
+                cols, rejected=[Rejected([f"bad signature: {e}"], i, cols.op(i)) for i in range(n)]
             )
-        result = GateResult(batch, message=data)
-        ops = batch.ops
+        result = GateResult(cols, message=data)
         # Checks that hold for a whole batch are made once; an operation is examined on its own only
         # in a batch that fails one of them (or for an object no pipeline knows).
-        signed = batch.op_digests
+        signed = cols.op_digests
         altered = (
             set()
             if hashed == signed
-            else {i for i in range(len(ops)) if hashed[i * 32 : (i + 1) * 32] != signed[i * 32 : (i + 1) * 32]}
+            else {i for i in range(n) if hashed[i * 32 : (i + 1) * 32] != signed[i * 32 : (i + 1) * 32]}
         )
         odd_args = set(noncanonical)
         suspect = bool(
             altered
             or odd_args
-            or {op.node_id for op in ops} != {batch.node_id}
-            or not self._in_window(min(op.hlc for op in ops), max(op.hlc for op in ops), now_ms)
+            or set(cols.node_ids) != {cols.node_id}
+            or not self._in_window(min(cols.hlcs), max(cols.hlcs), now_ms)
         )
-        verifiers = self.verifiers
         rule_for = self.pipelines.rule_for
-        for i, op in enumerate(ops):
-            rule = rule_for(op.object_id)
+        efs = cols.encrypted_fields
+        by_content: dict[tuple[str, ...], tuple[list[str], float]] = {}  # verdicts of this batch
+        accepted, confidences = result.accepted, result.confidences
+        columns = zip(cols.object_ids, cols.crdt_types, cols.kinds, cols.args_json, strict=True)
+        for i, (object_id, crdt_type, kind, args_json) in enumerate(columns):
+            rule = rule_for(object_id)
             reasons = (
-                self._check_op(i, batch.node_id, op, rule, now_ms, i in altered, i in odd_args)
+                self._check_op(i, cols, rule, now_ms, i in altered, i in odd_args)
                 if suspect or rule is None
                 else []
             )
             confidence = 1.0
             if not reasons and rule is not None:
-                for v in verifiers:
-                    r, c = v.check(op, rule)
-                    if r:
-                        reasons += r
-                    if c < confidence:
-                        confidence = c
+                content_only, per_op = self._verifiers_for(rule)
+                if content_only:
+                    content = (rule.prefix, crdt_type, kind, args_json, *(efs[i] if efs else ()))
+                    verdict = by_content.get(content)
+                    if verdict is None:
+                        verdict = by_content[content] = _verdict(content_only, cols.op(i), rule)
+                    reasons, confidence = list(verdict[0]), verdict[1]
+                if per_op:
+                    more, c = _verdict(per_op, cols.op(i), rule)
+                    reasons += more
+                    confidence = min(confidence, c)
             if reasons:
-                result.rejected.append(Rejected(reasons, i, op))
+                result.rejected.append(Rejected(reasons, i, cols.op(i)))
             else:
-                result.accepted.append(Accepted(i, op, confidence))
+                accepted.append(i)
+                confidences.append(confidence)
         return result
+
+    def _verifiers_for(self, rule: PrefixRule) -> tuple[list[OpVerifier], list[OpVerifier]]:
+        """The verifiers whose verdict under `rule` depends only on an operation's content, and the
+        others (run for every operation)."""
+        split = self._split.get(rule.prefix)
+        if split is None:
+            content_only: list[OpVerifier] = []
+            per_op: list[OpVerifier] = []
+            for v in self.verifiers:
+                decides_by_content = getattr(v, "content_only", None)
+                (content_only if decides_by_content and decides_by_content(rule) else per_op).append(v)
+            split = self._split[rule.prefix] = (content_only, per_op)
+        return split
 
     def _in_window(self, oldest_hlc: int, newest_hlc: int, now_ms: int) -> bool:
         """Every timestamp between these two lies in the narrowest replay window of any pipeline."""
@@ -261,8 +294,7 @@ class Gate:
     @staticmethod
     def _check_op(
         i: int,
-        node_id: str,
-        op: Operation,
+        cols: BatchColumns,
         rule: PrefixRule | None,
         now_ms: int,
         altered: bool,
@@ -276,15 +308,26 @@ class Gate:
                 f"args_json of op {i} is not canonical JSON (sorted keys, no spaces): its digest could "
                 "not be checked again in an audit"
             )
-        if op.node_id != node_id:
-            reasons.append(f"op node {op.node_id!r} differs from the batch signer {node_id!r}")
+        if cols.node_ids[i] != cols.node_id:
+            reasons.append(f"op node {cols.node_ids[i]!r} differs from the batch signer {cols.node_id!r}")
         if rule is None:
-            prefix = op.object_id.partition(":")[0]
+            prefix = cols.object_ids[i].partition(":")[0]
             reasons.append(f"unknown object prefix {prefix!r} (no pipeline defines it)")
             window_s, future_s = UNKNOWN_PREFIX_WINDOW
         else:
             window_s, future_s = rule.replay_window_s, rule.max_future_s
-        why = check_window(op.hlc, now_ms, max_age_s=window_s, max_future_s=future_s)
+        why = check_window(cols.hlcs[i], now_ms, max_age_s=window_s, max_future_s=future_s)
         if why:
             reasons.append(why)
         return reasons
+
+
+def _verdict(verifiers: Sequence[OpVerifier], op: Operation, rule: PrefixRule) -> tuple[list[str], float]:
+    """Every verifier's reasons to reject the operation, and the lowest confidence."""
+    reasons: list[str] = []
+    confidence = 1.0
+    for v in verifiers:
+        r, c = v.check(op, rule)
+        reasons += r
+        confidence = min(confidence, c)
+    return reasons, confidence

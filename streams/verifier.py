@@ -86,8 +86,8 @@ def build(settings: Settings, region: str, instance: int = 0) -> faust.App:
                     region,
                     msg.partition,
                     msg.offset,
-                    [a.index for a in result.accepted],
-                    [a.confidence for a in result.accepted],
+                    result.accepted,
+                    result.confidences,
                     result.message,
                 )
                 await ops_out.send(key=event.key, value=value, partition=msg.partition)

@@ -19,10 +19,10 @@ from typing import Any
 
 import orjson
 
+from jarvis.codec.batch_columns import BatchColumns, batch_columns
 from jarvis.codec.errors import CodecError
-from jarvis.codec.records import SHORT_LENGTHS, HlcVarints, avro_long, avro_str, batch_from_record, op_content
+from jarvis.codec.records import SHORT_LENGTHS, HlcVarints, avro_long, avro_str, op_content
 from jarvis.codec.single_object import decode
-from jarvis.ops import OperationBatch
 
 _NO_METADATA_NO_ENCRYPTION = b"\x00\x00"
 
@@ -76,15 +76,15 @@ def column_digests(r: dict[str, Any]) -> bytes | None:
     return b"".join([sha256(c).digest() for c in contents])
 
 
-def decode_batch_checked(data: bytes) -> tuple[OperationBatch, bytes, list[int]]:
-    """Decode an OperationBatch message for the verifier: the batch, the digests its operations'
-    contents hash to (end to end, as `op_digests` should be), and the indexes of operations whose
-    args text is not canonical."""
+def decode_batch_checked(data: bytes) -> tuple[BatchColumns, bytes, list[int]]:
+    """Decode an OperationBatch message for the verifier: the batch by column, the digests its
+    operations' contents hash to (end to end, as `op_digests` should be), and the indexes of
+    operations whose args text is not canonical."""
     name, r = decode(data)
     if not name.endswith("OperationBatch"):
         raise CodecError(f"expected an OperationBatch, got a {name}")
-    batch = batch_from_record(r)  # checks the columns' lengths, which zip below relies on
+    cols = batch_columns(r)  # checks the columns' lengths, which zip below relies on
     digests = column_digests(r)
     if digests is None:
-        return batch, b"".join([sha256(op_content(op)).digest() for op in batch.ops]), []
-    return batch, digests, noncanonical_args(r["args_json"])
+        return cols, b"".join([sha256(op_content(op)).digest() for op in cols.ops()]), []
+    return cols, digests, noncanonical_args(r["args_json"])

@@ -218,9 +218,9 @@ def batch_from_record(r: dict[str, Any]) -> OperationBatch:
 BATCH_COLUMNS = ("op_ids", "object_ids", "crdt_types", "kinds", "args_json", "node_ids", "regions", "hlcs")
 
 
-def _column_args(r: dict[str, Any]) -> list[dict[str, Any]]:
-    """Check that every column of an OperationBatch v2 record holds one item per operation, and
-    return each operation's parsed args."""
+def column_args(r: dict[str, Any]) -> list[dict[str, Any]]:
+    """Check an OperationBatch v2 record's columns (one item per operation in each, every object id,
+    type and kind valid) and return each operation's parsed args."""
     n = len(r["op_ids"])
     md, ef = r["metadata"], r["encrypted_fields"]
     lengths = {c: len(r[c]) for c in BATCH_COLUMNS}
@@ -236,11 +236,16 @@ def _column_args(r: dict[str, Any]) -> list[dict[str, Any]]:
         raise CodecError(f"an operation's args_json is not JSON: {e}") from None
     if not all(type(x) is dict for x in args):
         raise CodecError("an operation's args must be a JSON object")
+    try:
+        for triple in set(zip(r["object_ids"], r["crdt_types"], r["kinds"], strict=True)):
+            validate(*triple)
+    except OperationError as e:
+        raise CodecError(f"invalid operation in the batch: {e}") from None
     return args
 
 
 def _ops_from_columns(r: dict[str, Any]) -> list[Operation]:
-    args = _column_args(r)
+    args = column_args(r)
     n = len(args)
     # Each operation gets its own (empty) metadata and encrypted-field list: they are mutable.
     mds = r["metadata"] or [{} for _ in range(n)]
@@ -342,18 +347,12 @@ def decode_verified_runs(data: bytes) -> list[DotRun]:
 
 
 def _run_from_columns(r: dict[str, Any], b: dict[str, Any]) -> DotRun:
-    args = _column_args(b)
+    args = column_args(b)
     n = len(args)
-    oids, types, kinds = b["object_ids"], b["crdt_types"], b["kinds"]
-    try:
-        for triple in set(zip(oids, types, kinds, strict=True)):
-            validate(*triple)
-    except OperationError as e:
-        raise CodecError(f"invalid operation in the batch: {e}") from None
     indexes = list(r["indexes"])
     if any(not 0 <= i < n for i in indexes):
         raise CodecError(f"VerifiedBatch: an accepted index is outside the batch of {n} operations")
-    cols = (oids, types, kinds, args, b["node_ids"], b["hlcs"])
+    cols = (b["object_ids"], b["crdt_types"], b["kinds"], args, b["node_ids"], b["hlcs"])
     if len(indexes) != n:
         cols = tuple([c[i] for i in indexes] for c in cols)
     return DotRun(r["origin_region"], r["partition"], r["offset"], list(zip(indexes, *cols, strict=True)))

@@ -11,11 +11,11 @@ import pytest
 
 from jarvis.codec import encode_batch
 from jarvis.codec.batch_builder import BatchBuilder, Head
-from jarvis.gate import Gate
+from jarvis.gate import Gate, RuleVerifier
 from jarvis.ops import Operation, OperationBatch
 from jarvis.security.keys import Signer, TrustStore, ensure_node_key
 from jarvis.security.signing import sign_batch, sign_digests
-from pipelines.loader import pipelines
+from pipelines.loader import PrefixRule, pipelines
 
 NOW_MS = int(time.time() * 1000)
 
@@ -49,7 +49,8 @@ def test_good_batch_is_accepted_whole(gate: Gate, signer: Signer) -> None:
     ops = [op(f"ctr:{i}") for i in range(20)]
     result = gate.check(signed(ops, signer), 3, 7, NOW_MS)
     assert not result.rejected
-    assert [(a.index, a.op, a.confidence) for a in result.accepted] == [(i, o, 1.0) for i, o in enumerate(ops)]
+    assert result.accepted == list(range(20)) and result.confidences == [1.0] * 20
+    assert result.batch.ops() == ops
 
 
 @pytest.mark.parametrize(
@@ -71,7 +72,7 @@ def test_a_bad_operation_is_rejected_alone_with_its_reason(
 ) -> None:
     ops = [op(), bad, op()]
     result = gate.check(signed(ops, signer), 0, 0, NOW_MS)
-    assert [a.index for a in result.accepted] == [0, 2]
+    assert result.accepted == [0, 2]
     assert len(result.rejected) == 1 and result.rejected[0].index == 1
     assert any(reason in r for r in result.rejected[0].reasons), result.rejected[0].reasons
 
@@ -80,7 +81,7 @@ def test_content_altered_after_signing_is_caught_per_operation(gate: Gate, signe
     ops = [op(), op(), op()]
     forged = dataclasses.replace(ops[1], args={"n": 1000})
     result = gate.check(signed(ops, signer, tamper={1: forged}), 0, 0, NOW_MS)
-    assert [a.index for a in result.accepted] == [0, 2]
+    assert result.accepted == [0, 2]
     assert "digest mismatch for op 1" in result.rejected[0].reasons[0]
 
 
@@ -102,6 +103,60 @@ def test_args_text_that_is_not_canonical_is_rejected_alone(gate: Gate, signer: S
         b.add(uuid.uuid4().hex, head, args, NOW_MS << 16)
     wire = b.encode("b", signer.key_id, NOW_MS << 16, sign_digests(bytes(b.digests), signer))
     result = gate.check(wire, 0, 0, NOW_MS)
-    assert [a.index for a in result.accepted] == [0, 2]
+    assert result.accepted == [0, 2]
     assert [r.index for r in result.rejected] == [1]
     assert "args_json of op 1 is not canonical JSON" in result.rejected[0].reasons[0]
+
+
+class CountingRules(RuleVerifier):
+    """The built-in rules, counting how often the gate asks them."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def check(self, op: Operation, rule: PrefixRule) -> tuple[list[str], float]:
+        self.calls += 1
+        return super().check(op, rule)
+
+
+class EveryOperation:
+    """A plugged-in verifier that says nothing about itself: the gate must ask it for every operation."""
+
+    name = "every"
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def check(self, op: Operation, rule: PrefixRule) -> tuple[list[str], float]:
+        self.seen.append(op.op_id)
+        return ([f"op {op.op_id} refused"], 0.0) if op.op_id.endswith("!") else ([], 0.5)
+
+
+def test_rules_run_once_per_distinct_operation_content_and_other_verifiers_per_operation(
+    signer: Signer, tmp_path: Path
+) -> None:
+    rules, every = CountingRules(), EveryOperation()
+    gate = Gate("eu", pipelines(), TrustStore(tmp_path), verifiers=[rules, every])
+    too_big = {"n": 1e13}
+    ops = [op(f"ctr:{i % 3}", op_id=f"o{i}") for i in range(6)]
+    ops += [op("ctr:7", args=too_big, op_id="big1"), op("ctr:8", args=too_big, op_id="big2"), op(op_id="last!")]
+    result = gate.check(signed(ops, signer), 0, 0, NOW_MS)
+    assert rules.calls == 2  # {"n": 1} and {"n": 1e13}
+    assert every.seen == [o.op_id for o in ops]  # every operation, for every reason
+    assert result.accepted == list(range(6)) and result.confidences == [0.5] * 6
+    assert [(r.index, r.op.op_id) for r in result.rejected] == [(6, "big1"), (7, "big2"), (8, "last!")]
+    big1, big2, last = (r.reasons for r in result.rejected)
+    assert big1 == big2 and big1[0] == "number 10000000000000.0 at args.n is out of range (|x| <= 1e+12)"
+    assert big1 is not big2 and last == ["op last! refused"]
+
+
+def test_telemetry_is_judged_per_operation(signer: Signer, tmp_path: Path) -> None:
+    gate = Gate("eu", pipelines(), TrustStore(tmp_path))
+    points = [
+        op("sensor:1", "append", {"timestamp": i, "value": 20.0 + i % 3 / 10}, crdt_type="timeseries") for i in range(30)
+    ]
+    spike = op("sensor:1", "append", {"timestamp": 99, "value": 5000.0}, crdt_type="timeseries")
+    # The same content twice: first with no history to judge it by, then after thirty usual values.
+    result = gate.check(signed([spike, *points, spike], signer), 0, 0, NOW_MS)
+    assert result.accepted == list(range(31))
+    assert [r.index for r in result.rejected] == [31] and "telemetry outlier" in result.rejected[0].reasons[0]

@@ -113,9 +113,9 @@ def test_column_digests_equal_the_digests_operation_by_operation(ops, node, regi
     ]
     digests, signature = sign_batch(model, SIGNER)
     wire = encode_batch(OperationBatch("b", node, SIGNER.key_id, region, 1, model, digests, signature))
-    batch, hashed, noncanonical = decode_batch_checked(wire)
+    cols, hashed, noncanonical = decode_batch_checked(wire)
     assert hashed == digests and noncanonical == []
-    assert batch.ops == model
+    assert cols.ops() == model
 
 
 def test_column_digests_leave_batches_with_metadata_to_the_general_path() -> None:

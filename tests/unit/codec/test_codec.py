@@ -269,7 +269,7 @@ def test_the_folds_rows_are_the_operations_decode_verified_reads(kinds: list[tup
     (run,) = decode_verified_runs(value)
     assert (run.origin_region, run.partition, run.offset) == ("us", 3, 41)
     assert run.rows == [
-        (d.index, o.object_id, o.crdt_type, o.kind, o.args, o.node_id, o.hlc) for o, d in zip(vb.ops, vb.dots)
+        (d.index, o.object_id, o.crdt_type, o.kind, o.args, o.node_id, o.hlc) for o, d in zip(vb.ops, vb.dots, strict=True)
     ]
 
 
