@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from functools import partial
 from typing import Any
 
 import faust
@@ -33,16 +34,25 @@ def _error(web: faust.web.Web, status: int, message: str) -> faust.web.Response:
     return web.json({"error": message}, status=status)
 
 
-def _until_ready(view: Any) -> Any:
-    """Answer 503 (JSON, retryable) while the table router has no partition assignment yet."""
+def _until_ready(view: Any, changelog: str) -> Any:
+    """Answer 503 (JSON, retryable) while the table router has no partition assignment yet.
+
+    The router finds an object's partition through the producer's cached metadata, which can lack
+    the table's changelog topic while the partitions are already assigned: in the second region of
+    a fresh stack every routed read failed that way for ~4 minutes, until aiokafka's 5-minute
+    metadata refresh. Then the metadata of that topic is fetched and the read tried once more."""
 
     async def guarded(web: faust.web.Web, request: Any, **kwargs: Any) -> faust.web.Response:
         try:
             return await view(web, request, **kwargs)
         except (TypeError, KeyError, AttributeError) as e:
-            if web.app.rebalancing or not web.app.assignor.assigned_actives():
+            app = web.app
+            if app.rebalancing or not app.assignor.assigned_actives():
                 return _error(web, 503, f"the fold is starting (partitions not assigned yet): {e}; retry")
-            raise
+            if not isinstance(e, TypeError):
+                raise
+            await app.producer._ensure_producer().partitions_for(changelog)  # Faust has no public way
+            return await view(web, request, **kwargs)
 
     guarded.__name__ = view.__name__
     return guarded
@@ -51,6 +61,7 @@ def _until_ready(view: Any) -> Any:
 def install_query_views(app: faust.App, state: Any) -> None:
     table = state.table
     region = state.region
+    until_ready = partial(_until_ready, changelog=table.changelog_topic.get_topic_name())
 
     def lookup(web: faust.web.Web, object_id: str) -> tuple[Any, faust.web.Response | None]:
         st = state.peek(object_id)
@@ -59,7 +70,7 @@ def install_query_views(app: faust.App, state: Any) -> None:
         return st, None
 
     @app.page("/v1/objects/{object_id}")
-    @_until_ready
+    @until_ready
     @app.table_route(table=table, match_info="object_id")
     async def get_object(web: faust.web.Web, request: Any, object_id: str) -> faust.web.Response:
         st, err = lookup(web, object_id)
@@ -82,7 +93,7 @@ def install_query_views(app: faust.App, state: Any) -> None:
         return web.json({"region": region, "prefix": prefix, "objects": views, "next": nxt})
 
     @app.page("/v1/objects/{object_id}/range")
-    @_until_ready
+    @until_ready
     @app.table_route(table=table, match_info="object_id")
     async def ts_range(web: faust.web.Web, request: Any, object_id: str) -> faust.web.Response:
         st, err = lookup(web, object_id)
@@ -104,7 +115,7 @@ def install_query_views(app: faust.App, state: Any) -> None:
             return _error(web, 400, str(e))
 
     @app.page("/v1/objects/{object_id}/path")
-    @_until_ready
+    @until_ready
     @app.table_route(table=table, match_info="object_id")
     async def graph_path(web: faust.web.Web, request: Any, object_id: str) -> faust.web.Response:
         st, err = lookup(web, object_id)
