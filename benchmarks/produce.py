@@ -21,6 +21,7 @@ from confluent_kafka import Producer
 from benchmarks.idle import wait_idle
 from benchmarks.pipeline import signed_batches
 from connectors.sdk import Client
+from jarvis import topics
 from jarvis.config import settings
 from jarvis.stack.workers import worker_procs
 
@@ -49,7 +50,7 @@ def raw_rate(n: int, ids: list[str], batch_size: int) -> float:
             "compression.type": "lz4",
             "linger.ms": 20,
             "batch.size": 1_000_000,
-            "message.max.bytes": 8_000_000,
+            "message.max.bytes": topics.PRODUCER_REQUEST_MAX_BYTES,
         }
     )
     t0 = time.perf_counter()

@@ -93,7 +93,7 @@ class Client:
             "compression.type": "lz4",
             "linger.ms": linger_ms,
             "batch.size": 1_000_000,
-            "message.max.bytes": 8_000_000,
+            "message.max.bytes": topics.PRODUCER_REQUEST_MAX_BYTES,
             "queue.buffering.max.messages": 200_000,
         }
         conf.update(producer_conf or {})

@@ -8,6 +8,11 @@ TASKS_DEAD = "jarvis.tasks.dead"  # tasks that failed every attempt, with their 
 AGENTS = "jarvis.agents"  # compacted: live agent workers, their capabilities and pool
 TASK_POOL_PREFIX = "jarvis.tasks.pool."  # routed tasks, one topic per worker capability set
 
+# The largest record batch a broker takes (its message.max.bytes; jarvis/stack/kafka.py sets it).
+# Producers keep a request a little under it, for the request's own framing.
+BROKER_MESSAGE_MAX_BYTES = 8 * 1024 * 1024
+PRODUCER_REQUEST_MAX_BYTES = BROKER_MESSAGE_MAX_BYTES - 350_000
+
 MIRRORED_OPS_PATTERN = r"^([A-Za-z0-9_-]+\.)?jarvis\.ops$"  # local and <region>.jarvis.ops
 
 

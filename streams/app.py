@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import faust
 
+from jarvis import topics
 from jarvis.config import Settings
 
 # The verifier and other non-query roles expose /metrics on these ports (+ region index + 100 * instance).
@@ -47,7 +48,7 @@ def make_app(settings: Settings, role: str, region: str, instance: int = 0, **ov
         # until it is acknowledged: with 16 KB batches a verifier message (~130 KB) waited for the one
         # before it on its partition, and a settle's changelog records for several round trips.
         producer_max_batch_size=1_000_000,
-        producer_max_request_size=8_000_000,
+        producer_max_request_size=topics.PRODUCER_REQUEST_MAX_BYTES,
         # Events, not bytes: a jarvis.ops message carries up to ~1,000 operations (~100 KB), and with
         # 8,192 of them buffered a fold behind its input held ~800 MB of messages it had not read yet.
         stream_buffer_maxsize=256,

@@ -34,7 +34,7 @@ def _strings(column: list[str]) -> list[bytes]:
     ]
 
 
-def _repeated(column: list[str]) -> list[bytes]:
+def _encoded_once(column: list[str]) -> list[bytes]:
     """Avro strings of a column of few distinct values: each encoded once."""
     encoded = {s: avro_str(s) for s in set(column)}
     return list(map(encoded.__getitem__, column))
@@ -63,12 +63,12 @@ def column_digests(r: dict[str, Any]) -> bytes | None:
         b"".join,
         zip(
             _strings(r["op_ids"]),
-            _repeated(r["object_ids"]),
-            _repeated(r["crdt_types"]),
-            _repeated(r["kinds"]),
+            _encoded_once(r["object_ids"]),
+            _encoded_once(r["crdt_types"]),
+            _encoded_once(r["kinds"]),
             _strings(r["args_json"]),
-            _repeated(r["node_ids"]),
-            _repeated(r["regions"]),
+            _encoded_once(r["node_ids"]),
+            _encoded_once(r["regions"]),
             map(HlcVarints(), r["hlcs"]),
             repeat(_NO_METADATA_NO_ENCRYPTION),
         ),

@@ -74,7 +74,7 @@ def op_content(op: Operation) -> bytes:
     verifier and every audit; a property test holds it byte-equal to fastavro's schemaless_writer.
     """
     s = avro_str
-    c = _repeated
+    c = _avro_str_cached
     parts = [
         s(op.op_id), c(op.object_id), c(op.crdt_type), c(op.kind), avro_utf8(canonical_args_utf8(op.args)),
         c(op.node_id), c(op.region), avro_long(op.hlc),
@@ -150,18 +150,18 @@ def avro_utf8(b: bytes) -> bytes:
     return (SHORT_LENGTHS[n] if n < 64 else avro_long(n)) + b
 
 
-_REPEATED: dict[str, bytes] = {}
-_REPEATED_MAX = 50_000
+_AVRO_STR_CACHE: dict[str, bytes] = {}
+_AVRO_STR_CACHE_MAX = 50_000
 
 
-def _repeated(s: str) -> bytes:
+def _avro_str_cached(s: str) -> bytes:
     """avro_str for fields that repeat from one operation to the next (type, kind, node, region,
     object): encoded once. The verifier re-encodes every operation to check its digest."""
-    b = _REPEATED.get(s)
+    b = _AVRO_STR_CACHE.get(s)
     if b is None:
-        if len(_REPEATED) >= _REPEATED_MAX:
-            _REPEATED.clear()
-        b = _REPEATED[s] = avro_str(s)
+        if len(_AVRO_STR_CACHE) >= _AVRO_STR_CACHE_MAX:
+            _AVRO_STR_CACHE.clear()
+        b = _AVRO_STR_CACHE[s] = avro_str(s)
     return b
 
 

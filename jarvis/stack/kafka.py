@@ -6,6 +6,7 @@ import subprocess
 import uuid
 from pathlib import Path
 
+from jarvis import topics
 from jarvis.config import REPO_ROOT, RegionConfig, Settings
 from jarvis.stack.kafka_dist import classpath, java_bin
 from jarvis.stack.procs import Proc, StackError
@@ -51,7 +52,7 @@ def broker_properties(region: RegionConfig, settings: Settings, data_dir: Path) 
             "auto.create.topics.enable=true",
             "log.retention.hours=168",
             "log.segment.bytes=268435456",
-            "message.max.bytes=8388608",
+            f"message.max.bytes={topics.BROKER_MESSAGE_MAX_BYTES}",
             "",
         ]
     )
