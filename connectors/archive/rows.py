@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from jarvis.codec import CodecError, decode, decode_verified
-from jarvis.codec.records import BATCH_COLUMNS, canonical_args
+from jarvis.codec.records import BATCH_COLUMNS, canonical_args, decode_batch_record
 from jarvis.ops import OperationError, validate
 
 # COPY's column order: per-operation columns first, then the ones a whole message shares, so those
@@ -89,9 +89,7 @@ def message_rows(value: bytes) -> MessageRows:
 
 
 def _v2(r: dict[str, Any]) -> tuple[Batch, list[_Group]]:
-    bname, b = decode(r["batch"])
-    if not bname.endswith("OperationBatch"):
-        raise CodecError(f"expected an OperationBatch, got a {bname}")
+    b = decode_batch_record(r["batch"])
     cols = _columns(b["ops"]) if "ops" in b else _batch_columns(b)
     digests = b["op_digests"]
     n = len(cols[0])

@@ -1,8 +1,8 @@
 """An OperationBatch written straight into its Avro columns as operations arrive.
 
 The SDK's hot path. Every operation's digest covers the schemaless Avro encoding of its record
-(`op_content`), and an OperationBatch v2 stores operations by column: each column is the same
-encoded strings laid end to end. So each field is encoded once and serves both the digest and the
+(`op_content`), and an OperationBatch stores operations by column: op ids and timestamps laid end
+to end, the other fields as references to each distinct encoded value (v3). So each field is encoded once and serves both the digest and the
 batch body, and the batch needs no Operation objects, no record dict and no generic Avro writer.
 The output is byte-for-byte what `encode_batch` writes for the same operations (a property test
 holds the two equal); operations with metadata or encrypted fields take that general path instead.
@@ -11,15 +11,15 @@ holds the two equal); operations with metadata or encrypted fields take that gen
 from __future__ import annotations
 
 from hashlib import sha256
-from operator import itemgetter
 from typing import NamedTuple
 
-from jarvis.codec.records import HlcVarints, avro_long, avro_str, avro_utf8
+from jarvis.codec.records import SHORT_LENGTHS, HlcVarints, avro_long, avro_str, avro_utf8
 from jarvis.codec.single_object import MAGIC
 from jarvis.codec.store import store
 from jarvis.ops import validate
 
 _NO_METADATA_NO_ENCRYPTION = b"\x00\x00"  # two empty arrays, in an operation and in a batch
+_SIX_EMPTY_COLUMNS = b"\x00" * 6  # object_ids .. regions, given by reference instead
 
 
 class Head(NamedTuple):
@@ -38,9 +38,6 @@ class Head(NamedTuple):
         return cls(o, t, k, o + t + k, object_id.encode())
 
 
-_OBJECT_ID, _CRDT_TYPE, _KIND = itemgetter(0), itemgetter(1), itemgetter(2)
-
-
 def _array(n: int, items: bytes | bytearray) -> bytes:
     # fastavro writes a non-empty array as one block: count, items, then the 0 that ends it.
     return avro_long(n) + items + b"\x00" if n else b"\x00"
@@ -50,7 +47,8 @@ class BatchBuilder:
     """One partition's pending operations, as Avro columns and a digest per operation."""
 
     __slots__ = (
-        "_node", "_region", "_node_region", "n", "heads", "op_ids", "args_json", "hlcs", "digests", "_hlc",
+        "_node", "_region", "_node_region", "n", "heads", "op_ids", "hlcs", "digests", "_hlc", "_refs_of",
+        "strings", "refs",
     )  # fmt: skip
 
     def __init__(self, node_id: str, region: str) -> None:
@@ -60,10 +58,22 @@ class BatchBuilder:
         self.n = 0
         self.heads: list[Head] = []
         self.op_ids = bytearray()
-        self.args_json = bytearray()
         self.hlcs = bytearray()
         self.digests = bytearray()
         self._hlc = HlcVarints()
+        # The repetitive columns by reference (OperationBatch v3): each distinct encoded value once in
+        # `strings`, in order of first use; `refs` six indexes per operation.
+        self._refs_of: dict[bytes, bytes] = {}  # encoded value -> its index as an Avro int
+        self.strings = bytearray()
+        self.refs = bytearray()
+
+    def _ref(self, encoded: bytes) -> bytes:
+        ref = self._refs_of.get(encoded)
+        if ref is None:
+            i = len(self._refs_of)
+            ref = self._refs_of[encoded] = SHORT_LENGTHS[i] if i < 64 else avro_long(i)
+            self.strings += encoded
+        return ref
 
     def add(self, op_id: str, head: Head, args_json: bytes, hlc: int) -> None:
         """Append one operation; `args_json` must be `canonical_args_utf8(args)`."""
@@ -74,7 +84,10 @@ class BatchBuilder:
         self.digests += sha256(content).digest()
         self.heads.append(head)
         self.op_ids += oid
-        self.args_json += args
+        ref = self._ref
+        self.refs += b"".join(
+            (ref(head.object_id), ref(head.crdt_type), ref(head.kind), ref(args), ref(self._node), ref(self._region))
+        )
         self.hlcs += ts
         self.n += 1
 
@@ -94,17 +107,14 @@ class BatchBuilder:
                 self._region,
                 avro_long(created_hlc),
                 _array(n, self.op_ids),
-                _array(n, b"".join(map(_OBJECT_ID, self.heads))),
-                _array(n, b"".join(map(_CRDT_TYPE, self.heads))),
-                _array(n, b"".join(map(_KIND, self.heads))),
-                _array(n, self.args_json),
-                _array(n, self._node * n),
-                _array(n, self._region * n),
+                _SIX_EMPTY_COLUMNS,
                 _array(n, self.hlcs),
                 _NO_METADATA_NO_ENCRYPTION,
                 avro_long(len(self.digests)),
                 self.digests,
                 avro_long(len(signature)),
                 signature,
+                _array(len(self._refs_of), self.strings),
+                _array(6 * n, self.refs),
             )
         )

@@ -20,9 +20,14 @@ from typing import Any
 import orjson
 
 from jarvis.codec.batch_columns import BatchColumns, batch_columns
-from jarvis.codec.errors import CodecError
-from jarvis.codec.records import SHORT_LENGTHS, HlcVarints, avro_long, avro_str, op_content
-from jarvis.codec.single_object import decode
+from jarvis.codec.records import (
+    SHORT_LENGTHS,
+    HlcVarints,
+    avro_long,
+    avro_str,
+    decode_batch_record,
+    op_content,
+)
 
 _NO_METADATA_NO_ENCRYPTION = b"\x00\x00"
 
@@ -80,9 +85,7 @@ def decode_batch_checked(data: bytes) -> tuple[BatchColumns, bytes, list[int]]:
     """Decode an OperationBatch message for the verifier: the batch by column, the digests its
     operations' contents hash to (end to end, as `op_digests` should be), and the indexes of
     operations whose args text is not canonical."""
-    name, r = decode(data)
-    if not name.endswith("OperationBatch"):
-        raise CodecError(f"expected an OperationBatch, got a {name}")
+    r = decode_batch_record(data)
     cols = batch_columns(r)  # checks the columns' lengths, which zip below relies on
     digests = column_digests(r)
     if digests is None:

@@ -179,9 +179,20 @@ def decode_op(data: bytes) -> Operation:
     return op_from_record(decode(data, "Operation")[1])
 
 
+# The columns an OperationBatch v3 gives by reference, in the order of each operation's six refs.
+REF_COLUMNS = ("object_ids", "crdt_types", "kinds", "args_json", "node_ids", "regions")
+
+
 def batch_record(batch: OperationBatch) -> dict[str, Any]:
-    """The OperationBatch record: operations by column (schemas/OperationBatch.avsc)."""
+    """The OperationBatch record: operations by column, the repetitive ones by reference
+    (schemas/OperationBatch.avsc)."""
     ops = batch.ops
+    index: dict[str, int] = {}
+    refs = [
+        index.setdefault(v, len(index))
+        for o in ops
+        for v in (o.object_id, o.crdt_type, o.kind, canonical_args(o.args), o.node_id, o.region)
+    ]
     return {
         "batch_id": batch.batch_id,
         "node_id": batch.node_id,
@@ -189,19 +200,44 @@ def batch_record(batch: OperationBatch) -> dict[str, Any]:
         "region": batch.region,
         "created_hlc": batch.created_hlc,
         "op_ids": [o.op_id for o in ops],
-        "object_ids": [o.object_id for o in ops],
-        "crdt_types": [o.crdt_type for o in ops],
-        "kinds": [o.kind for o in ops],
-        "args_json": [canonical_args(o.args) for o in ops],
-        "node_ids": [o.node_id for o in ops],
-        "regions": [o.region for o in ops],
+        **dict.fromkeys(REF_COLUMNS, []),
         "hlcs": [o.hlc for o in ops],
         # Empty columns stand for "empty for every operation", the usual case.
         "metadata": [o.metadata for o in ops] if any(o.metadata for o in ops) else [],
         "encrypted_fields": [o.encrypted_fields for o in ops] if any(o.encrypted_fields for o in ops) else [],
         "op_digests": batch.op_digests,
         "signature": batch.signature,
+        "strings": list(index),
+        "refs": refs,
     }
+
+
+def decode_batch_record(data: bytes) -> dict[str, Any]:
+    """Decode an OperationBatch message into its record, every column written out (as in v2)."""
+    name, r = decode(data)
+    if not name.endswith("OperationBatch"):
+        raise CodecError(f"expected an OperationBatch, got a {name}")
+    return expand_refs(r)
+
+
+def expand_refs(r: dict[str, Any]) -> dict[str, Any]:
+    """Write out the columns an OperationBatch v3 record gives by reference (in place)."""
+    refs = r.get("refs")
+    if not refs:
+        return r
+    n = len(r["op_ids"])
+    if len(refs) != 6 * n:
+        raise CodecError(f"OperationBatch refs holds {len(refs)} indexes for {n} operations (6 each)")
+    if any(r[c] for c in REF_COLUMNS):
+        raise CodecError("OperationBatch gives columns both by reference and written out")
+    strings = r["strings"]
+    if min(refs) < 0 or max(refs) >= len(strings):
+        raise CodecError(f"OperationBatch refs point outside its {len(strings)} strings")
+    at = strings.__getitem__
+    for k, column in enumerate(REF_COLUMNS):
+        r[column] = list(map(at, refs[k::6]))
+    r["refs"], r["strings"] = [], []  # written out now: a second call changes nothing
+    return r
 
 
 def batch_from_record(r: dict[str, Any]) -> OperationBatch:
@@ -221,6 +257,7 @@ BATCH_COLUMNS = ("op_ids", "object_ids", "crdt_types", "kinds", "args_json", "no
 def column_args(r: dict[str, Any]) -> list[dict[str, Any]]:
     """Check an OperationBatch v2 record's columns (one item per operation in each, every object id,
     type and kind valid) and return each operation's parsed args."""
+    expand_refs(r)
     n = len(r["op_ids"])
     md, ef = r["metadata"], r["encrypted_fields"]
     lengths = {c: len(r[c]) for c in BATCH_COLUMNS}
@@ -275,10 +312,7 @@ def encode_batch(batch: OperationBatch, *, compress: bool = False) -> bytes:
 
 
 def decode_batch(data: bytes) -> OperationBatch:
-    name, r = decode(data)
-    if not name.endswith("OperationBatch"):
-        raise CodecError(f"expected an OperationBatch, got a {name}")
-    return batch_from_record(r)
+    return batch_from_record(decode_batch_record(data))
 
 
 def encode_verified(
@@ -332,9 +366,7 @@ def decode_verified_runs(data: bytes) -> list[DotRun]:
     if not name.endswith("VerifiedBatch"):
         raise CodecError(f"expected a VerifiedBatch, got a {name}")
     if "batch" in r:
-        bname, b = decode(r["batch"])
-        if not bname.endswith("OperationBatch"):
-            raise CodecError(f"expected an OperationBatch, got a {bname}")
+        b = decode_batch_record(r["batch"])
         if "op_ids" in b:
             return [_run_from_columns(r, b)]
     vb = decode_verified(data)

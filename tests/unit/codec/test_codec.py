@@ -28,7 +28,7 @@ from jarvis.codec import (
     store,
 )
 from jarvis.codec.fingerprint import crc64_avro
-from jarvis.codec.records import batch_record, op_record
+from jarvis.codec.records import batch_record, expand_refs, op_record
 from jarvis.codec.store import SCHEMA_DIR
 from jarvis.ops import KINDS_BY_TYPE, Dot, Operation, OperationBatch, VerifiedBatch
 
@@ -241,6 +241,47 @@ def test_batch_whose_columns_differ_in_length_is_rejected() -> None:
         decode_batch(encode("OperationBatch", record))
 
 
+def test_repetitive_columns_travel_by_reference_each_value_once() -> None:
+    ops = [make_op(object_id=f"obj:{i % 2}", metadata={}) for i in range(5)]
+    record = batch_record(OperationBatch("b1", "n1", "k1", "eu", 7, ops, b"\x01" * 32 * 5, b"sig"))
+    assert record["object_ids"] == record["kinds"] == []
+    assert sorted(record["strings"]) == sorted(["obj:0", "obj:1", "pncounter", "increment", '{"n":3}', "n1", "eu"])
+    assert len(record["refs"]) == 30
+    written_out = len(encode("OperationBatch", expand_refs(dict(record))))
+    assert len(encode("OperationBatch", record)) < written_out * 0.8
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        (lambda r: r.update(refs=r["refs"][:-1]), "refs holds 11 indexes for 2 operations"),
+        (lambda r: r["refs"].__setitem__(3, 99), "refs point outside its 6 strings"),
+        (lambda r: r["refs"].__setitem__(3, -1), "refs point outside its 6 strings"),
+        (lambda r: r.update(kinds=["increment", "increment"]), "both by reference and written out"),
+    ],
+)
+def test_references_that_do_not_fit_reject_the_batch(change, problem: str) -> None:
+    record = batch_record(
+        OperationBatch("b1", "n1", "k1", "eu", 7, [make_op(metadata={}), make_op(metadata={})], b"\x01" * 64, b"s")
+    )
+    change(record)
+    with pytest.raises(CodecError, match=problem):
+        decode_batch(encode("OperationBatch", record))
+
+
+def test_batch_of_the_second_version_is_still_read() -> None:
+    from fastavro import schemaless_writer
+
+    old = store().writer(_fingerprint_of(SCHEMA_DIR / "history" / "OperationBatch.v2.avsc"))
+    ops = [make_op(metadata={}), make_op(kind="decrement", metadata={})]
+    record = expand_refs(batch_record(OperationBatch("b1", "n1", "k1", "eu", 7, ops, b"\x01" * 64, b"sig")))
+    del record["refs"], record["strings"]
+    buf = io.BytesIO()
+    buf.write(b"\xc3\x01" + old.fingerprint)
+    schemaless_writer(buf, old.parsed, record)
+    assert decode_batch(buf.getvalue()).ops == ops
+
+
 def test_batch_of_the_first_version_is_still_read() -> None:
     from fastavro import schemaless_writer
 
@@ -305,7 +346,7 @@ def test_the_folds_rows_of_a_first_version_message_keep_each_dot() -> None:
 )
 def test_the_folds_rows_reject_what_decode_verified_rejects(change: dict, problem: str) -> None:
     ops = [make_op(metadata={}), make_op(metadata={})]
-    record = batch_record(OperationBatch("b1", "n1", "k1", "eu", 7, ops, b"\x01" * 64, b"sig")) | change
+    record = expand_refs(batch_record(OperationBatch("b1", "n1", "k1", "eu", 7, ops, b"\x01" * 64, b"sig"))) | change
     value = encode_verified("us", 3, 41, [0, 1], [1.0, 1.0], encode("OperationBatch", record))
     for decoder in (decode_verified, decode_verified_runs):
         with pytest.raises(CodecError, match=problem):
