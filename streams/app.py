@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
 import faust
 
 from jarvis import topics
 from jarvis.config import Settings
+
+log = logging.getLogger(__name__)
 
 # The verifier and other non-query roles expose /metrics on these ports (+ region index + 100 * instance).
 METRICS_BASE_PORT = 9181
@@ -59,4 +63,24 @@ def make_app(settings: Settings, role: str, region: str, instance: int = 0, **ov
         web_cors_options=None,
     )
     conf.update(overrides)
-    return faust.App(f"jarvis-{role}-{region}", **conf)
+    app = faust.App(f"jarvis-{role}-{region}", **conf)
+    app.on_partitions_assigned.connect(_shorten_fetch_wait)
+    return app
+
+
+# Faust builds its Kafka consumer with fetch_max_wait_ms=1500, fixed. aiokafka keeps one fetch
+# request in flight per broker, and a partition whose fetched records run out waits for that request
+# to return; when it holds only partitions with nothing new, the broker keeps it the full 1.5 s. A
+# verifier catching up stood idle ~40% of the time, 0.75-1 s at a time with records waiting in its
+# partitions (/proc sampled every 0.25 s): 76,000 ops/s one region; with 100 ms, 144,000.
+FETCH_MAX_WAIT_MS = 100
+
+
+async def _shorten_fetch_wait(app: faust.App, assigned: object, **kwargs: object) -> None:
+    # aiokafka reads the value for every fetch request it builds, so setting it on the running
+    # fetcher takes effect at the next one. Faust offers no setting for it; the path is private.
+    fetcher = getattr(getattr(getattr(app.consumer, "_thread", None), "_consumer", None), "_fetcher", None)
+    if fetcher is None or not hasattr(fetcher, "_fetch_max_wait_ms"):
+        log.warning("%s: cannot shorten the consumer's fetch wait (Faust or aiokafka changed)", app.conf.id)
+        return
+    fetcher._fetch_max_wait_ms = FETCH_MAX_WAIT_MS
