@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from jarvis.codec import CodecError, decode, decode_verified
-from jarvis.codec.records import BATCH_COLUMNS, canonical_args, decode_batch_record
+from jarvis.codec.records import BATCH_COLUMNS, accepted_indexes, canonical_args, decode_batch_record
 from jarvis.ops import OperationError, validate
 
 # COPY's column order: per-operation columns first, then the ones a whole message shares, so those
@@ -95,9 +95,7 @@ def _v2(r: dict[str, Any]) -> tuple[Batch, list[_Group]]:
     n = len(cols[0])
     if len(digests) != 32 * n:
         raise CodecError(f"op_digests holds {len(digests)} bytes for {n} operations")
-    indexes = r["indexes"]
-    if any(not 0 <= i < n for i in indexes):
-        raise CodecError(f"VerifiedBatch: an accepted index is outside the batch of {n} operations")
+    indexes = accepted_indexes(r, n)
     if indexes != list(range(n)):
         cols = tuple(None if c is None else [c[i] for i in indexes] for c in cols)
     batch = (b["batch_id"], b["node_id"], b["key_id"], b["signature"], digests)

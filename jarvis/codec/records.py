@@ -241,10 +241,12 @@ def expand_refs(r: dict[str, Any]) -> dict[str, Any]:
 
 
 def batch_from_record(r: dict[str, Any]) -> OperationBatch:
-    # Version 1 (schemas/history) carried an array of Operation records.
-    ops = [op_from_record(o) for o in r["ops"]] if "ops" in r else _ops_from_columns(r)
-    if len(r["op_digests"]) != 32 * len(ops):
-        raise CodecError(f"op_digests holds {len(r['op_digests'])} bytes for {len(ops)} operations")
+    if "ops" in r:  # version 1 (schemas/history): an array of Operation records
+        ops = [op_from_record(o) for o in r["ops"]]
+        if len(r["op_digests"]) != 32 * len(ops):
+            raise CodecError(f"op_digests holds {len(r['op_digests'])} bytes for {len(ops)} operations")
+    else:
+        ops = _ops_from_columns(r)  # checks the digests' length with the columns
     return OperationBatch(
         r["batch_id"], r["node_id"], r["key_id"], r["region"], r["created_hlc"], ops, r["op_digests"], r["signature"]
     )  # fmt: skip
@@ -346,10 +348,8 @@ def decode_verified(data: bytes) -> VerifiedBatch:
     if "batch" not in r:
         return _verified_v1(r)
     b = decode_batch(r["batch"])
-    indexes = list(r["indexes"])
     n = len(b.ops)
-    if any(not 0 <= i < n for i in indexes):
-        raise CodecError(f"VerifiedBatch: an accepted index is outside the batch of {n} operations")
+    indexes = accepted_indexes(r, n)
     region, partition, offset = r["origin_region"], r["partition"], r["offset"]
     ops = b.ops if len(indexes) == n else [b.ops[i] for i in indexes]
     return VerifiedBatch(
@@ -381,13 +381,19 @@ def decode_verified_runs(data: bytes) -> list[DotRun]:
 def _run_from_columns(r: dict[str, Any], b: dict[str, Any]) -> DotRun:
     args = column_args(b)
     n = len(args)
-    indexes = list(r["indexes"])
-    if any(not 0 <= i < n for i in indexes):
-        raise CodecError(f"VerifiedBatch: an accepted index is outside the batch of {n} operations")
+    indexes = accepted_indexes(r, n)
     cols = (b["object_ids"], b["crdt_types"], b["kinds"], args, b["node_ids"], b["hlcs"])
     if len(indexes) != n:
         cols = tuple([c[i] for i in indexes] for c in cols)
     return DotRun(r["origin_region"], r["partition"], r["offset"], list(zip(indexes, *cols, strict=True)))
+
+
+def accepted_indexes(r: dict[str, Any], n: int) -> list[int]:
+    """A VerifiedBatch v2 record's accepted indexes, each checked to lie in its batch of n."""
+    indexes = list(r["indexes"])
+    if any(not 0 <= i < n for i in indexes):
+        raise CodecError(f"VerifiedBatch: an accepted index is outside the batch of {n} operations")
+    return indexes
 
 
 def _verified_v1(r: dict[str, Any]) -> VerifiedBatch:
