@@ -271,15 +271,6 @@ def build(settings: Settings, region: str, instance: int = 0) -> faust.App:
         state.order.reset()
         state.read.clear()
 
-    @app.on_rebalance_complete.connect
-    async def _stop_reading_own_changelog(app: faust.App, **kwargs: Any) -> None:
-        # Faust pauses the changelog partitions it recovered a table from, but not after an
-        # assignment with nothing to recover (a fresh table): then its recovery loop read back every
-        # record the fold wrote, for as long as the worker ran (py-spy: ~10% of the fold's time).
-        # A later assignment that needs recovery resumes them itself.
-        changelogs = {t.changelog_topic.get_topic_name() for t in app.tables.values()}
-        app.consumer.pause_partitions({tp for tp in app.consumer.assignment() if tp.topic in changelogs})
-
     async def reject(event: faust.EventT, reasons: list[str], op: Any = None) -> None:
         msg = event.message
         record = RejectedOperation.from_gate(
