@@ -39,7 +39,7 @@ from pipelines.loader import Pipelines, object_factory, pipelines
 from streams.app import make_app
 from streams.metrics import install_metrics_page
 from streams.recovery_watchdog import install_recovery_watchdog, restart_worker
-from streams.source_order import SourceOrder, Step
+from streams.source_order import RESEEK_S, SourceOrder, Step
 
 FOLDED = Counter("jarvis_fold_ops_total", "Operations folded into state", ["region", "type"])
 DUPLICATES = Counter("jarvis_fold_duplicates_total", "Duplicate operations skipped by their dots", ["region"])
@@ -374,6 +374,15 @@ def build(settings: Settings, region: str, instance: int = 0) -> faust.App:
         dirty = state.take_dirty(CACHE_BATCH)
         await state.cache.put_many({oid: state.view_bytes(st) for oid, st in dirty.items()})
         OBJECTS.labels(region).set(len(state.live))
+
+    @app.timer(RESEEK_S)
+    async def seek_again() -> None:
+        for (topic, partition), target in state.order.overdue(time.monotonic()):
+            log.warning("fold %s: %s[%d] offset %d still missing: going back again", region, topic, partition, target)
+            try:
+                await app.consumer.seek(faust.types.TP(topic, partition), target)
+            except Exception as e:  # noqa: BLE001 - revoked meanwhile: the next owner starts from the changelog
+                log.warning("fold %s: cannot seek %s[%d]: %r", region, topic, partition, e)
 
     @app.timer(2.0)
     async def measure_lag() -> None:

@@ -66,6 +66,17 @@ class SourceOrder:
         self._sought[tp] = now
         return Step.SEEK
 
+    def overdue(self, now: float) -> list[tuple[Partition, int]]:
+        """Partitions sent back more than RESEEK_S ago whose missing offset has still not come, with
+        that offset; each counts as sent back again now. Without this a lost redelivery waited for
+        the partition's next new message: Faust drops a fetched message below the offset it last
+        read, and the messages after the missing one may all have been read before the seek (a
+        clean-clone CI run waited 3 minutes, until the next message, and failed)."""
+        due = [(tp, self.expected[tp]) for tp, last in self._sought.items() if now - last >= RESEEK_S]
+        for tp, _ in due:
+            self._sought[tp] = now
+        return due
+
     def folded(self, tp: Partition, offset: int) -> None:
         """The message at `offset` is folded (its effect is among the fold's held-back changes)."""
         self.expected[tp] = offset + 1

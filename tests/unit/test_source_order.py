@@ -85,3 +85,17 @@ def test_any_consumer_behaviour_yields_each_offset_once_in_order(n: int, data: s
         elif step is Step.SEEK:
             position = order.expected[TP]
     assert folded == list(range(recorded, n))
+
+
+def test_a_seek_whose_missing_offset_never_comes_is_made_again() -> None:
+    order = SourceOrder()
+    tp = ("jarvis.ops", 3)
+    assert order.step(tp, 260, lambda _: None, now=0.0) is Step.FOLD
+    order.folded(tp, 260)
+    assert order.step(tp, 265, lambda _: None, now=1.0) is Step.SEEK  # 261..264 missing
+    assert order.overdue(now=1.0 + RESEEK_S / 2) == []  # give the first seek its time
+    assert order.overdue(now=1.0 + RESEEK_S) == [(tp, 261)]  # nothing came: send it back again
+    assert order.overdue(now=1.0 + RESEEK_S + 0.1) == []  # counted as sent back just now
+    assert order.step(tp, 261, lambda _: None, now=1.5 + RESEEK_S) is Step.FOLD
+    order.folded(tp, 261)
+    assert order.overdue(now=100.0) == []  # the missing offset came: nothing is overdue
