@@ -115,19 +115,15 @@ def apply(state: ObjectState, op: Operation, dot: Dot) -> bool:
     origin = f"{dot.origin_region}/{dot.partition}"  # looked up once: this runs per operation
     if _behind(state.context.get(origin), dot.offset, dot.index):
         return False
-    if op.crdt_type != state.crdt_type:
-        raise FoldError(f"{op.object_id} is a {state.crdt_type}, not a {op.crdt_type}")
-    _fold(state, op.kind, op.args, op.hlc, op.node_id, *dot, origin)
+    _fold(state, op.crdt_type, op.kind, op.args, op.hlc, op.node_id, *dot, origin)
     return True
 
 
 def mutate(state: ObjectState, op: Operation, dot: Dot) -> None:
     """Fold one operation the caller knows is new (replay deduplicates by dot itself)."""
-    if op.crdt_type != state.crdt_type:
-        raise FoldError(f"{op.object_id} is a {state.crdt_type}, not a {op.crdt_type}")
     origin = f"{dot.origin_region}/{dot.partition}"
     newest = not _behind(state.context.get(origin), dot.offset, dot.index)
-    _fold(state, op.kind, op.args, op.hlc, op.node_id, *dot, origin, newest=newest)
+    _fold(state, op.crdt_type, op.kind, op.args, op.hlc, op.node_id, *dot, origin, newest=newest)
 
 
 @dataclass(slots=True)
@@ -159,9 +155,7 @@ def fold_run(
             if _behind(st.context.get(origin), offset, index):
                 out.duplicates += 1
                 continue
-            if t != st.crdt_type:
-                raise FoldError(f"{oid} is a {st.crdt_type}, not a {t}")
-            _fold(st, kind, args, hlc, node, region, partition, offset, index, origin)
+            _fold(st, t, kind, args, hlc, node, region, partition, offset, index, origin)
         except (FoldError, ValueError, KeyError, TypeError) as e:
             out.failed.append((index, f"fold cannot apply {kind} to {oid}: {e}"))
             continue
@@ -179,6 +173,7 @@ def _behind(last: list[int] | None, offset: int, index: int) -> bool:
 
 def _fold(
     state: ObjectState,
+    crdt_type: str,
     kind: str,
     args: dict[str, Any],
     hlc: int,
@@ -190,6 +185,8 @@ def _fold(
     origin: str,  # "region/partition": the context's key for this dot
     newest: bool = True,
 ) -> None:
+    if crdt_type != state.crdt_type:
+        raise FoldError(f"{state.object_id} is a {state.crdt_type}, not a {crdt_type}")
     _mutate(state.value, state.crdt_type, kind, args, hlc, node_id, region, partition, offset, index)
     if newest:
         state.context[origin] = [offset, index]

@@ -50,12 +50,6 @@ class BatchColumns:
     def ops(self) -> list[Operation]:
         return [self.op(i) for i in range(len(self))]
 
-    def batch(self) -> OperationBatch:
-        return OperationBatch(
-            self.batch_id, self.node_id, self.key_id, self.region, self.created_hlc, self.ops(),
-            self.op_digests, self.signature,
-        )  # fmt: skip
-
 
 def batch_columns(r: dict[str, Any]) -> BatchColumns:
     """The columns of a decoded OperationBatch record; raises CodecError where decode_batch would."""
