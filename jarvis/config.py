@@ -1,4 +1,5 @@
-"""The one configuration object: every `JARVIS_*` environment variable is read here, once.
+"""The one configuration object: every `JARVIS_*` environment variable is read here, once, except
+JARVIS_PIPELINES (pipelines/loader.py) and JARVIS_WORKER_INSTANCE (jarvis/worker_cli.py).
 
 Everything else receives a `Settings` (or calls `settings()`, which caches the first read), so a
 test can build its own `Settings(...)` without touching the environment.
