@@ -1,6 +1,7 @@
 """MirrorMaker 2 configuration, generated from one list of regions.
 
-Every ordered pair of regions gets an enabled flow that mirrors `jarvis.ops` only. The default
+Every ordered pair of regions gets an enabled flow that mirrors `jarvis.ops` and `jarvis.ops.seen`
+(the verifiers' accepted batches, so no region accepts a re-sent batch another region accepted). The default
 replication policy prefixes the source alias (`eu.jarvis.ops` in us) and never re-mirrors a topic
 that already carries a region prefix, so N regions in a full mesh cannot loop.
 
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-MIRRORED_TOPICS = r"jarvis\.ops"
+MIRRORED_TOPICS = r"jarvis\.ops,jarvis\.ops\.seen"  # MirrorMaker 2 takes a list of full-match regexes
 
 LOW_LATENCY = {
     "consumer.fetch.min.bytes": "1",

@@ -31,6 +31,7 @@ from jarvis.codec.column_digests import decode_batch_checked
 from jarvis.codec.registry import RegistryUnavailable, explain_unframed
 from jarvis.ops import Operation
 from jarvis.security.replay_window import check_window
+from jarvis.security.seen_batches import Acceptance, SeenBatches, batch_key
 from jarvis.security.signing import SignatureError, verify_batch
 from pipelines.loader import Pipelines, PrefixRule
 
@@ -51,6 +52,10 @@ class GateResult:
     confidences: list[float] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
     message: bytes = b""  # the checked message in single-object form: what jarvis.ops carries
+    # Set when operations were accepted and re-send protection is on: the batch's identity and when
+    # it leaves the replay window, for the verifier to record durably (jarvis.ops.seen).
+    seen_key: bytes | None = None
+    seen_expires_ms: int = 0
 
 
 class OpVerifier(Protocol):
@@ -180,8 +185,11 @@ class Gate:
         trust: Any,
         verifiers: Sequence[OpVerifier] | None = None,
         framing: Callable[[bytes], bytes] | None = None,
+        seen: SeenBatches | None = None,
     ) -> None:
         self.region = region
+        # Batches accepted within the window, here and (fed by the verifier) in every other region.
+        self.seen = seen
         self.pipelines = pipelines
         self.trust = trust
         self.verifiers = list(verifiers) if verifiers is not None else [RuleVerifier(), TelemetryVerifier()]
@@ -194,6 +202,7 @@ class Gate:
             min(w for w, _ in [*windows, UNKNOWN_PREFIX_WINDOW]),
             min(f for _, f in [*windows, UNKNOWN_PREFIX_WINDOW]),
         )
+        self.widest_window_ms = int(max(w for w, _ in [*windows, UNKNOWN_PREFIX_WINDOW]) * 1000)
 
     def check(self, data: bytes, partition: int, offset: int, now_ms: int) -> GateResult:
         try:
@@ -222,6 +231,13 @@ class Gate:
             return GateResult(
                 cols, rejected=[Rejected([f"bad signature: {e}"], i, cols.op(i)) for i in range(n)]
             )
+        seen_key = None
+        if self.seen is not None:
+            seen_key = batch_key(cols.op_digests)
+            prior = self.seen.duplicate_of(seen_key, Acceptance(self.region, partition, offset), now_ms)
+            if prior is not None:
+                reason = f"duplicate of batch {cols.batch_id} accepted at {prior} (same signed operations)"
+                return GateResult(cols, rejected=[Rejected([reason], i, cols.op(i)) for i in range(n)])
         result = GateResult(cols, message=data)
         # Checks that hold for a whole batch are made once; an operation is examined on its own only
         # in a batch that fails one of them (or for an object no pipeline knows).
@@ -268,6 +284,11 @@ class Gate:
             else:
                 accepted.append(i)
                 confidences.append(confidence)
+        if seen_key is not None and accepted and self.seen is not None:
+            result.seen_key = seen_key
+            result.seen_expires_ms = (max(cols.hlcs) >> 16) + self.widest_window_ms
+            self.seen.record(seen_key, Acceptance(self.region, partition, offset), result.seen_expires_ms)
+            self.seen.expire(now_ms)
         return result
 
     def _verifiers_for(self, rule: PrefixRule) -> tuple[list[OpVerifier], list[OpVerifier]]:

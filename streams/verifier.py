@@ -4,7 +4,9 @@ Accepted operations leave as one VerifiedBatch per ingress message, on the same 
 (partition = murmur2(object id) everywhere): the message itself, untouched, with the indexes of the
 accepted operations; operation i's dot is (region, ingress partition, ingress offset, i).
 Reprocessing an ingress record after a crash yields the same dots, so the fold recognises the
-duplicate. Every rejected operation is written with all its reasons; nothing is dropped silently.
+duplicate. A re-sent batch (the same signed operations in a new ingress record, here, in another
+partition or in another region) is rejected: every accepted batch is noted in jarvis.ops.seen, which
+every verifier of every region reads (connectors/seen_feed.py) before it judges a message. Every rejected operation is written with all its reasons; nothing is dropped silently.
 
 With JARVIS_SCHEMA_REGISTRY_URL set, ingress messages may also come in the Confluent wire format:
 they are forwarded as single-object messages (same Avro body, header swapped), because schema ids
@@ -21,13 +23,16 @@ import time
 import faust
 from prometheus_client import Counter
 
+from connectors.seen_feed import SeenFeed
 from jarvis import topics
 from jarvis.codec import encode_rejected, encode_verified
 from jarvis.codec.registry import RegistryCodec, RegistryUnavailable
+from jarvis.codec.seen import SeenRecord, encode_seen
 from jarvis.config import Settings
 from jarvis.gate import Gate, GateResult
 from jarvis.ops import RejectedOperation
 from jarvis.security.keys import TrustStore
+from jarvis.security.seen_batches import Acceptance, SeenBatches
 from pipelines.loader import pipelines
 from streams.app import make_app
 from streams.metrics import install_metrics_page
@@ -52,14 +57,29 @@ def build(settings: Settings, region: str, instance: int = 0) -> faust.App:
     ingress = app.topic(topics.INGRESS, key_type=bytes, value_type=bytes)
     ops_out = app.topic(topics.OPS, key_type=bytes, value_type=bytes)
     rejected_out = app.topic(topics.REJECTED, key_type=bytes, value_type=bytes)
+    seen_out = app.topic(topics.SEEN, key_type=bytes, value_type=bytes)
+    seen = SeenBatches()
+    feed = SeenFeed(settings.bootstrap(region), region, settings.region_names)
     registry = RegistryCodec(settings.schema_registry_url) if settings.schema_registry_url else None
     gate = Gate(
         region,
         pipelines(),
         TrustStore(settings.keys_dir),
         framing=registry.to_single_object if registry else None,
+        seen=seen,
     )
     install_metrics_page(app)
+
+    @app.task
+    async def follow_seen() -> None:
+        feed.start()
+
+    async def until_caught_up() -> None:
+        # A message judged before every acceptance of the window is known could be a re-send.
+        started = time.monotonic()
+        while not feed.caught_up.is_set():
+            await asyncio.sleep(0.05)
+        log.info("verifier %s: read %s in %.1f s", region, ", ".join(feed.topics), time.monotonic() - started)
 
     async def check_when_registry_answers(data: bytes, partition: int, offset: int) -> GateResult:
         # Only a schema id this worker has not seen yet asks the registry (the client caches every
@@ -77,11 +97,19 @@ def build(settings: Settings, region: str, instance: int = 0) -> faust.App:
     async def verify(stream: faust.StreamT) -> None:
         async for event in stream.events():
             msg = event.message
+            if not feed.caught_up.is_set():
+                await until_caught_up()
+            for rec in feed.drain():
+                seen.record(rec.key, rec.where, rec.expires_ms)
             try:
                 result = gate.check(event.value or b"", msg.partition, msg.offset, int(time.time() * 1000))
             except RegistryUnavailable:
                 result = await check_when_registry_answers(event.value or b"", msg.partition, msg.offset)
             if result.accepted:
+                if result.seen_key is not None and result.batch is not None:
+                    where = Acceptance(region, msg.partition, msg.offset)
+                    note = SeenRecord(result.seen_key, result.batch.batch_id, where, result.seen_expires_ms)
+                    await seen_out.send(key=result.seen_key, value=encode_seen(note), partition=msg.partition)
                 value = encode_verified(
                     region,
                     msg.partition,

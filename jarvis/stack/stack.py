@@ -277,6 +277,7 @@ def ensure_topics(bootstrap: str, partitions: int) -> None:
     wanted = {
         topics.INGRESS: {"compression.type": "producer"},
         topics.OPS: {"compression.type": "producer"},
+        topics.SEEN: {"retention.ms": str(topics.SEEN_RETENTION_MS), "segment.ms": str(3600 * 1000)},
         topics.REJECTED: {"retention.ms": str(30 * 24 * 3600 * 1000)},
         topics.TASKS: {},
         topics.TASKS_DEAD: {"retention.ms": str(30 * 24 * 3600 * 1000)},
