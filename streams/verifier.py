@@ -76,9 +76,12 @@ def build(settings: Settings, region: str, instance: int = 0) -> faust.App:
 
     async def until_caught_up() -> None:
         # A message judged before every acceptance of the window is known could be a re-send.
-        started = time.monotonic()
+        started = last_said = time.monotonic()
         while not feed.caught_up.is_set():
             await asyncio.sleep(0.05)
+            if time.monotonic() - last_said > 10:
+                last_said = time.monotonic()
+                log.warning("verifier %s: still reading %s before judging any message", region, ", ".join(feed.topics))
         log.info("verifier %s: read %s in %.1f s", region, ", ".join(feed.topics), time.monotonic() - started)
 
     async def check_when_registry_answers(data: bytes, partition: int, offset: int) -> GateResult:
