@@ -4,12 +4,19 @@
     client.counter("inventory:sku-42").decrement(3)
     client.orset("members:team-a").add("ada")
     client.flush()                       # raises DeliveryError if Kafka refused anything
+    client.flush(wait=True)              # also waits for the verifier: RejectedError lists the reasons
     client.read("inventory:sku-42")      # live value from the region's query API
 
 Operations are grouped per partition (partition = murmur2(object id), as everywhere in the
 pipeline), signed a batch at a time with the node's Ed25519 key, and produced to
 jarvis.ops.ingress by an idempotent confluent-kafka producer (acks=all, lz4). Sensitive fields that
 the object's pipeline lists are encrypted before they leave the process.
+
+With `track_verdicts=True` the client remembers where each batch landed, and `verdicts()` (or
+`flush(wait=True)`, or the future of `verdicts_async()`) reads what the verifier decided about every
+operation sent since the last call, and whether the fold applied each workflow transition
+(connectors/verdicts.py). Object ids longer than 1 KB of UTF-8 are refused here (ObjectError), as
+the verifier would.
 
 Batches are Avro single-object messages, or, with JARVIS_SCHEMA_REGISTRY_URL set, the Confluent wire
 format (schema id from that registry, subject jarvis.ops.ingress-value). The signature covers the
@@ -26,10 +33,20 @@ import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import KafkaException, Producer
 
+from connectors.verdicts import RejectedError as RejectedError  # raised by flush(wait=True)
+from connectors.verdicts import (
+    SentBatch,
+    Transition,
+    VerdictReport,
+    await_verdicts,
+    transition_outcomes,
+)
+from connectors.verdicts import VerdictTimeout as VerdictTimeout
 from jarvis import topics
 from jarvis.codec import encode_batch
 from jarvis.codec.batch_builder import BatchBuilder, Head
@@ -37,7 +54,7 @@ from jarvis.codec.records import canonical_args_utf8
 from jarvis.config import Settings
 from jarvis.config import settings as default_settings
 from jarvis.crdt import HLC
-from jarvis.ops import Operation, OperationBatch
+from jarvis.ops import Operation, OperationBatch, object_id_too_long
 from jarvis.partitioning import partition_for
 from jarvis.security.crypto import DataKeyring, encrypt_fields
 from jarvis.security.keys import ensure_node_key
@@ -76,6 +93,7 @@ class Client:
         linger_ms: float = 5.0,
         producer_conf: dict[str, Any] | None = None,
         on_op: Callable[[Operation], None] | None = None,
+        track_verdicts: bool = False,
     ) -> None:
         self.settings = s = settings or default_settings()
         self.region = region or s.region
@@ -116,6 +134,11 @@ class Client:
         self._routes: dict[str, _Route] = {}  # per object: partition, encryption rule, encoded heads
         self._builders: dict[int, BatchBuilder] = {}  # per partition: the batch being filled
         self.on_op = on_op  # sees every operation as built (before encryption): audit logs, tests
+        # Verdict tracking costs a list of op ids per batch, kept until verdicts() is called: opt-in.
+        self.track_verdicts = track_verdicts
+        self._tracked: dict[int, list[str]] = {}  # per partition: op ids of the fast path's builder
+        self._sent: list[SentBatch] = []  # delivered batches whose verdicts nobody asked for yet
+        self._transitions: dict[str, Transition] = {}  # by op id, likewise
 
     # -- object handles ---------------------------------------------------------------------------
     def counter(self, object_id: str) -> CounterHandle:
@@ -165,6 +188,8 @@ class Client:
         if route is None or route.crdt_type != crdt_type:
             route = self._route(object_id, crdt_type)
         head = route.heads.get(kind) or route.head(kind)  # also validates object id, type and kind
+        if self.track_verdicts and crdt_type == "workflow":
+            self._transitions[op_id] = Transition(object_id, hlc, self.node_id, str(args.get("to_state")))
         if self.on_op is not None or route.general:
             op = Operation(op_id, object_id, crdt_type, kind, args, self.node_id, self.region, hlc, {}, [])
             if self.on_op is not None:
@@ -178,6 +203,8 @@ class Client:
             if b is None:
                 b = self._builders[p] = BatchBuilder(self.node_id, self.region)
             b.add(op_id, head, args_json, hlc)
+            if self.track_verdicts:
+                self._tracked.setdefault(p, []).append(op_id)
             full = b.n >= self.batch_size
         if full:
             self._send(p)
@@ -199,6 +226,9 @@ class Client:
         return op.op_id
 
     def _route(self, object_id: str, crdt_type: str) -> _Route:
+        too_long = object_id_too_long(object_id)
+        if too_long:
+            raise ObjectError(f"{too_long}: {object_id[:40]!r}...")
         rule = self.pipelines.rule_for(object_id)
         if len(self._routes) > 100_000:
             self._routes.clear()
@@ -211,8 +241,15 @@ class Client:
         )
         return route
 
-    def flush(self, timeout: float = 30.0) -> int:
-        """Send every queued operation and wait for Kafka's acknowledgement. Returns ops sent."""
+    def flush(self, timeout: float = 30.0, *, wait: bool = False) -> int:
+        """Send every queued operation and wait for Kafka's acknowledgement. Returns ops sent.
+
+        With `wait`, also wait (up to `timeout` more) for the verifier's verdict on every operation
+        sent since the last verdicts: RejectedError if any was rejected or, a transition, not applied
+        (its `report` holds every verdict), VerdictTimeout if some verdict did not come."""
+        if wait:
+            self.verdicts(timeout).raise_if_refused()
+            return self.sent_ops
         with self._lock:
             partitions = {*self._pending, *self._builders}
         for p in partitions:
@@ -225,15 +262,47 @@ class Client:
             raise DeliveryError(failures)
         return self.sent_ops
 
+    def verdicts(self, timeout: float = 30.0) -> VerdictReport:
+        """Flush, then what the verifier decided about every operation sent since the last call."""
+        return self._judge(*self._take_sent(timeout), timeout)
+
+    def verdicts_async(self, timeout: float = 30.0) -> Future[VerdictReport]:
+        """Flush now; a future of the verdicts on everything sent so far (resolved by a thread)."""
+        sent, transitions = self._take_sent(timeout)
+        pool = ThreadPoolExecutor(1, thread_name_prefix="jarvis-verdicts")
+        future = pool.submit(self._judge, sent, transitions, timeout)
+        pool.shutdown(wait=False)
+        return future
+
+    def _take_sent(self, timeout: float) -> tuple[list[SentBatch], dict[str, Transition]]:
+        if not self.track_verdicts:
+            raise RuntimeError(
+                "verdicts need Client(track_verdicts=True): it remembers where each batch landed"
+            )
+        self.flush(timeout)
+        with self._lock:
+            sent, self._sent = self._sent, []
+            transitions, self._transitions = self._transitions, {}
+        return sent, transitions
+
+    def _judge(
+        self, sent: list[SentBatch], transitions: dict[str, Transition], timeout: float
+    ) -> VerdictReport:
+        verdicts = await_verdicts(self.bootstrap, self.region, sent, timeout)
+        transition_outcomes(self.read, transitions, verdicts, timeout)
+        return VerdictReport(self.region, verdicts)
+
     def _send(self, partition: int) -> None:
         with self._lock:
             builder = self._builders.pop(partition, None)
             ops = self._pending.pop(partition, None)
+            tracked = self._tracked.pop(partition, None)
         if builder is not None and builder.n:
             signature = sign_digests(bytes(builder.digests), self.signer)
             value = builder.encode(uuid.uuid4().hex, self.signer.key_id, self.hlc.now(), signature)
             ids = builder.object_ids_list
-            self._produce(partition, builder.heads[0].key, value, self._on_delivery(ids))
+            sent = SentBatch(partition, tracked, ids()) if tracked is not None else None
+            self._produce(partition, builder.heads[0].key, value, self._on_delivery(ids, sent))
             self.sent_ops += builder.n
         if not ops:
             return
@@ -250,7 +319,8 @@ class Client:
         )
         value = self._encode_batch(batch)
         ids = [op.object_id for op in ops]
-        self._produce(partition, ops[0].object_id.encode(), value, self._on_delivery(ids))
+        sent = SentBatch(partition, [op.op_id for op in ops], ids) if self.track_verdicts else None
+        self._produce(partition, ops[0].object_id.encode(), value, self._on_delivery(ids, sent))
         self.sent_ops += len(ops)
 
     def _produce(self, partition: int, key: bytes, value: bytes, cb: Callable[..., None]) -> None:
@@ -266,10 +336,17 @@ class Client:
                 raise DeliveryError([([], str(e))]) from e
         self._producer.poll(0)
 
-    def _on_delivery(self, object_ids: list[str] | Callable[[], list[str]]) -> Callable[[Any, Any], None]:
+    def _on_delivery(
+        self, object_ids: list[str] | Callable[[], list[str]], sent: SentBatch | None = None
+    ) -> Callable[[Any, Any], None]:
         def done(err: Any, msg: Any) -> None:
             if err is not None:
                 self._failures.append((object_ids() if callable(object_ids) else object_ids, str(err)))
+            elif sent is not None:
+                sent.offset = msg.offset()
+                sent.sent_ms = msg.timestamp()[1]
+                with self._lock:
+                    self._sent.append(sent)
 
         return done
 

@@ -2,7 +2,7 @@
 
 Checks, in order: the bytes decode as an OperationBatch (schema); the batch signature verifies
 against the region's trust store; then every operation: its content digest matches the signed one,
-its timestamp lies in the replay window, and the pipeline's rules hold (known prefix, CRDT type and
+its object id is at most 1 KB (jarvis.ops.MAX_OBJECT_ID_BYTES), its timestamp lies in the replay window, and the pipeline's rules hold (known prefix, CRDT type and
 kind, payload size, number ranges, encrypted fields really encrypted). Verifiers are pluggable: each
 returns reasons (reject) and a confidence in [0, 1]; the rule-based and statistical ones are built
 in, and an LLM-backed one can be plugged in (off by default).
@@ -29,7 +29,7 @@ from jarvis.codec import CodecError
 from jarvis.codec.batch_columns import BatchColumns
 from jarvis.codec.column_digests import decode_batch_checked
 from jarvis.codec.registry import RegistryUnavailable, explain_unframed
-from jarvis.ops import Operation
+from jarvis.ops import SURELY_SHORT_OBJECT_ID_CHARS, Operation, object_id_too_long
 from jarvis.security.replay_window import check_window
 from jarvis.security.seen_batches import Acceptance, SeenBatches, batch_key
 from jarvis.security.signing import SignatureError, verify_batch
@@ -252,6 +252,7 @@ class Gate:
             altered
             or odd_args
             or set(cols.node_ids) != {cols.node_id}
+            or max(map(len, set(cols.object_ids))) > SURELY_SHORT_OBJECT_ID_CHARS
             or not self._in_window(min(cols.hlcs), max(cols.hlcs), now_ms)
         )
         rule_for = self.pipelines.rule_for
@@ -329,6 +330,9 @@ class Gate:
                 f"args_json of op {i} is not canonical JSON (sorted keys, no spaces): its digest could "
                 "not be checked again in an audit"
             )
+        too_long = object_id_too_long(cols.object_ids[i])
+        if too_long:
+            reasons.append(too_long)
         if cols.node_ids[i] != cols.node_id:
             reasons.append(f"op node {cols.node_ids[i]!r} differs from the batch signer {cols.node_id!r}")
         if rule is None:

@@ -40,9 +40,26 @@ KINDS_BY_TYPE: dict[str, tuple[str, ...]] = {
 
 OBJECT_ID = re.compile(r"^[a-z0-9_-]+:.+$")
 
+# An object id travels in URLs and HTTP request lines: past a few KB, HTTP servers refuse the
+# request line (aiohttp: "Got more than 8190 bytes"), so a longer id could be written but never read.
+MAX_OBJECT_ID_BYTES = 1024
+# No id of at most this many characters can exceed MAX_OBJECT_ID_BYTES in UTF-8 (4 bytes a character
+# at most): a cheap length check that needs no encoding in the usual case.
+SURELY_SHORT_OBJECT_ID_CHARS = MAX_OBJECT_ID_BYTES // 4
+
 
 class OperationError(ValueError):
     """An operation that does not fit the model (bad object id, unknown type or kind)."""
+
+
+def object_id_too_long(object_id: str) -> str | None:
+    """Why `object_id` is too long to be stored (None if it is fine)."""
+    if len(object_id) <= SURELY_SHORT_OBJECT_ID_CHARS:
+        return None
+    size = len(object_id.encode("utf-8", "surrogatepass"))
+    if size <= MAX_OBJECT_ID_BYTES:
+        return None
+    return f"object id of {size} bytes exceeds the limit of {MAX_OBJECT_ID_BYTES} bytes (UTF-8)"
 
 
 _VALID_KINDS = frozenset((t, k) for t, ks in KINDS_BY_TYPE.items() for k in ks)

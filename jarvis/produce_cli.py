@@ -3,11 +3,17 @@
 Each line: {"object_id": "inventory:sku-42", "kind": "decrement", "args": {"n": 3}}. The CRDT type
 comes from the object's pipeline ("type" in a line is checked against it). A malformed line is
 reported with its line number and skipped; the final count says how many were sent and skipped.
+
+Sent is not accepted: the verifier may still reject an operation (jarvis.ops.rejected). With
+--wait the command reads the verifier's verdict on every operation it sent (and the fold's on each
+workflow transition), prints a summary with every reason, and exits 1 if anything was refused or
+skipped, 2 if some verdict did not come in time.
 """
 
 from __future__ import annotations
 
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +21,10 @@ import orjson
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 console = Console(stderr=True)
+SHOWN_REFUSALS = 50  # lines listed one by one; the per-reason counts cover the rest
 
 
 def parse_line(line: str, pipes: Any) -> tuple[str, str, str, dict[str, Any]]:
@@ -41,18 +49,23 @@ def produce(
     file: Path = typer.Argument(None, help="JSON-lines file; stdin when omitted or '-'."),
     region: str = typer.Option(None, "--region", "-r"),
     node_id: str = typer.Option(None, "--node-id", help="Signing node (default JARVIS_NODE_ID)."),
+    wait: bool = typer.Option(
+        False, "--wait", help="Wait for the verifier's verdicts; exit 1 if any operation was refused."
+    ),
+    timeout: float = typer.Option(60.0, "--timeout", help="Seconds to wait for the verdicts (with --wait)."),
 ) -> None:
     """Produce operations from JSON lines, with a progress bar and a final count."""
-    from connectors.sdk import Client, DeliveryError
+    from connectors.sdk import Client, DeliveryError, ObjectError, VerdictTimeout
     from jarvis.ops import KINDS_BY_TYPE
 
-    client = Client(region=region, node_id=node_id)
+    client = Client(region=region, node_id=node_id, track_verdicts=wait)
     stream = sys.stdin if file is None or str(file) == "-" else open(file)  # noqa: SIM115
     total = None
     if stream is not sys.stdin:
         with open(file) as f:
             total = sum(1 for _ in f)
     sent = skipped = 0
+    line_of: dict[str, int] = {}  # op id -> its line, to name the lines the verifier refused
     with Progress(
         TextColumn("[bold]producing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
     ) as progress:
@@ -66,9 +79,11 @@ def produce(
                     raise ValueError(
                         f"{ctype} has no operation {kind!r} (it has {', '.join(KINDS_BY_TYPE[ctype])})"
                     )
-                client.emit(oid, ctype, kind, args)
+                op_id = client.emit(oid, ctype, kind, args)
+                if wait:
+                    line_of[op_id] = n
                 sent += 1
-            except ValueError as e:
+            except ValueError as e:  # ObjectError (an id over 1 KB) is one
                 skipped += 1
                 console.print(f"[yellow]line {n} skipped:[/] {e}")
             progress.advance(task)
@@ -77,6 +92,40 @@ def produce(
     except DeliveryError as e:
         console.print(f"[red]delivery failed:[/] {e}")
         raise typer.Exit(1) from None
-    console.print(f"[green]{sent} operation(s) sent[/] to {client.region}, {skipped} skipped")
-    if skipped and not sent:
+    if not wait:
+        console.print(
+            f"[green]{sent} operation(s) sent[/] to {client.region}, {skipped} skipped "
+            "[dim](sent, not yet verified: --wait reports what the verifier decided)[/]"
+        )
+        if skipped and not sent:
+            raise typer.Exit(1)
+        return
+    try:
+        report = client.verdicts(timeout)
+    except VerdictTimeout as e:
+        console.print(f"[red]no verdict:[/] {e}")
+        raise typer.Exit(2) from None
+    except (DeliveryError, ObjectError) as e:
+        console.print(f"[red]{e}[/]")
+        raise typer.Exit(1) from None
+    refused = report.refused
+    accepted = len(report.verdicts) - len(refused)
+    if refused:
+        reasons = Counter(r for v in refused for r in v.reasons)
+        t = Table(title=f"refused in {report.region}")
+        for col in ("line", "object", "reasons"):
+            t.add_column(col, overflow="fold")
+        for v in sorted(refused, key=lambda v: line_of.get(v.op_id, 0))[:SHOWN_REFUSALS]:
+            t.add_row(str(line_of.get(v.op_id, "?")), v.object_id, "; ".join(v.reasons))
+        console.print(t)
+        if len(refused) > SHOWN_REFUSALS:
+            console.print(f"[dim]... and {len(refused) - SHOWN_REFUSALS} more; by reason:[/]")
+            for reason, count in reasons.most_common(20):
+                console.print(f"  {count} x {reason}")
+    colour = "red" if refused or skipped else "green"
+    console.print(
+        f"[{colour}]{accepted} accepted, {len(refused)} refused[/] by {report.region} "
+        f"({sent} sent, {skipped} skipped)"
+    )
+    if refused or skipped:  # with --wait, exit 0 means every line became an accepted operation
         raise typer.Exit(1)

@@ -16,6 +16,10 @@ from jarvis.config import settings
 task_app = typer.Typer(no_args_is_help=True, help="Agent tasks (capability-routed, Workflow CRDT lifecycle).")
 console = Console(stderr=True)
 FINAL = ("succeeded", "dead", "timed-out")
+FAILED = ("dead", "timed-out")
+# Exit codes of `get`: 0 succeeded (or, without --wait, any state it is in), 1 dead or timed out,
+# 2 unknown task, 3 --wait ran out before a final state.
+EXIT_FAILED, EXIT_UNKNOWN, EXIT_STILL_RUNNING = 1, 2, 3
 
 
 @task_app.command()
@@ -93,7 +97,9 @@ def get(
     as_json: bool = typer.Option(False, "--json", help="Print JSON on stdout."),
     wait: float = typer.Option(0.0, "--wait", help="Seconds to wait for a final state."),
 ) -> None:
-    """A task's state, result, attempts and full lifecycle."""
+    """A task's state, result, attempts and full lifecycle.
+
+    Exits 1 for a dead or timed-out task, 2 for an unknown one, 3 if --wait ran out first."""
     deadline = time.monotonic() + wait
     while True:
         view = task_view(task_id, region)
@@ -101,13 +107,18 @@ def get(
             break
         if view is None and time.monotonic() >= deadline:
             console.print(f"[red]unknown task {task_id!r}[/] (not folded yet, or never submitted)")
-            raise typer.Exit(2)
+            raise typer.Exit(EXIT_UNKNOWN)
         time.sleep(0.25)
     info = summary(view)
+    code = 0
+    if info["state"] in FAILED:
+        code = EXIT_FAILED
+    elif wait and info["state"] not in FINAL:
+        code = EXIT_STILL_RUNNING
     if as_json:
         json.dump(info, sys.stdout, default=str)
         sys.stdout.write("\n")
-        return
+        raise typer.Exit(code)
     c = Console()
     c.print(
         f"task [bold]{task_id}[/]: [bold]{info['state']}[/] after {info['attempts']} attempt(s) on {', '.join(info['workers']) or '-'}"
@@ -122,3 +133,6 @@ def get(
     for h in info["history"]:
         t.add_row(h["from"], h["to"], h["node"], "yes" if h["applied"] else "[dim]ignored[/]")
     c.print(t)
+    if code == EXIT_STILL_RUNNING:
+        console.print(f"[yellow]still {info['state']} after waiting {wait:g} s[/]")
+    raise typer.Exit(code)

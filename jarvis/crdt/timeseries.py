@@ -20,6 +20,43 @@ from jarvis.crdt.pointlog import PointLog, Row
 
 PointKey = tuple[float, str, int]
 AGGREGATES = ("count", "sum", "min", "max", "mean", "p50", "p90", "p95", "p99")
+# The most windows an aggregation may span (between its first and last point in range): bounds the
+# work and the answer, and keeps every bucket index an exact float.
+MAX_BUCKETS = 100_000
+_EXACT = 2.0**53  # floats count integers exactly up to here: bucket starts stay distinct
+
+
+class RangeQueryError(ValueError):
+    """A range or aggregation the arguments make unanswerable; the message says why (HTTP 400)."""
+
+
+def check_bounds(frm: float, to: float) -> None:
+    """`from` and `to` of a range: numbers (infinite means unbounded), from not after to."""
+    if math.isnan(frm) or math.isnan(to):
+        raise RangeQueryError("from and to must be numbers, not NaN")
+    if frm > to:
+        raise RangeQueryError(f"from ({frm:g}) is after to ({to:g})")
+
+
+def check_window(window: float, first: float | None = None, last: float | None = None) -> None:
+    """A window of finite, positive seconds that cuts the points' span [first, last] (the first and
+    last timestamps in range, None when there are none) into at most MAX_BUCKETS windows."""
+    if not math.isfinite(window) or window <= 0:
+        raise RangeQueryError(f"window must be a finite number of seconds above 0, got {window!r}")
+    if first is None or last is None:
+        return
+    lo, hi = first / window, last / window
+    if max(abs(lo), abs(hi)) >= _EXACT:  # also catches an overflow to infinity
+        raise RangeQueryError(
+            f"window {window:g} s is too small for timestamps like {max(abs(first), abs(last)):g}: "
+            f"timestamp / window must stay below 2^53"
+        )
+    n = math.floor(hi) - math.floor(lo) + 1
+    if n > MAX_BUCKETS:
+        raise RangeQueryError(
+            f"window {window:g} s cuts the points from {first:g} to {last:g} into {n} windows; "
+            f"at most {MAX_BUCKETS} (widen the window or narrow from/to)"
+        )
 
 
 class TimeSeries:
@@ -111,6 +148,7 @@ class TimeSeries:
         self._evict()
 
     def range(self, frm: float = -math.inf, to: float = math.inf) -> list[dict[str, Any]]:
+        check_bounds(frm, to)
         return [
             {"timestamp": t, "value": v, "node": node, "metadata": meta}
             for t, node, _, v, meta in self._points().rows()
@@ -121,12 +159,14 @@ class TimeSeries:
         """Windowed aggregation: one bucket per `window` seconds, aligned to multiples of it."""
         if agg not in AGGREGATES:
             raise ValueError(f"unknown aggregate {agg!r}; one of {', '.join(AGGREGATES)}")
-        if window <= 0:
-            raise ValueError("window must be positive")
+        check_bounds(frm, to)
+        check_window(window)
+        points = [(t, v) for t, _, _, v, _ in self._points().rows() if frm <= t <= to]  # sorted by t
+        if points:
+            check_window(window, points[0][0], points[-1][0])
         buckets: dict[float, list[float]] = {}
-        for t, _, _, v, _ in self._points().rows():
-            if frm <= t <= to:
-                buckets.setdefault(math.floor(t / window) * window, []).append(v)
+        for t, v in points:
+            buckets.setdefault(math.floor(t / window) * window, []).append(v)
         return [
             {"start": start, "value": _agg(vals, agg), "count": len(vals)}
             for start, vals in sorted(buckets.items())

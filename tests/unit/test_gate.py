@@ -160,3 +160,17 @@ def test_telemetry_is_judged_per_operation(signer: Signer, tmp_path: Path) -> No
     result = gate.check(signed([spike, *points, spike], signer), 0, 0, NOW_MS)
     assert result.accepted == list(range(31))
     assert [r.index for r in result.rejected] == [31] and "telemetry outlier" in result.rejected[0].reasons[0]
+
+
+def test_an_object_id_over_1_kb_of_utf8_is_rejected_alone_with_its_size(gate: Gate, signer: Signer) -> None:
+    exactly = "ctr:" + "x" * (1024 - 4)
+    many_chars_few_bytes = "ctr:" + "é" * 500  # 504 characters, 1,004 bytes: fine
+    multibyte = "ctr:" + "€" * 341  # 345 characters, 1,027 bytes
+    huge = "ctr:" + "x" * 100_000
+    ops = [op(), op(exactly), op(many_chars_few_bytes), op(multibyte), op(huge)]
+    result = gate.check(signed(ops, signer), 0, 0, NOW_MS)
+    assert result.accepted == [0, 1, 2]
+    assert [(r.index, r.reasons) for r in result.rejected] == [
+        (3, ["object id of 1027 bytes exceeds the limit of 1024 bytes (UTF-8)"]),
+        (4, ["object id of 100004 bytes exceeds the limit of 1024 bytes (UTF-8)"]),
+    ]
