@@ -240,11 +240,19 @@ def worker_container(deployment: Doc) -> Doc:
     return next(c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == "worker")
 
 
+POD_IP = "10.1.2.3"  # what the kubelet puts in a variable taken from status.podIP
+
+
 def deployment_settings(container: Doc, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    """The Settings a worker gets from its container's plain environment values."""
+    """The Settings a worker gets from its container's environment."""
     for e in container["env"]:
-        if e["name"].startswith("JARVIS_"):
+        if not e["name"].startswith("JARVIS_"):
+            continue
+        if "value" in e:
             monkeypatch.setenv(e["name"], e["value"])
+        else:
+            assert e["valueFrom"] == {"fieldRef": {"fieldPath": "status.podIP"}}, e["name"]
+            monkeypatch.setenv(e["name"], POD_IP)
     return Settings.from_env()
 
 
@@ -262,7 +270,8 @@ def test_every_role_has_a_deployment_its_env_read_and_its_probes_on_its_web_port
         assert names - read - LIBRARY_ENV == set(), f"{role} sets variables nothing reads"
         s = deployment_settings(c, monkeypatch)
         assert s.region == region and region in s.region_names
-        assert s.host == "0.0.0.0"  # reachable by the kubelet's probes and the query Service
+        # Bound where the kubelet's probes and the query Service reach it, and a routable canonical URL.
+        assert s.host == POD_IP
         assert s.kafka_bootstrap == f"{STRIMZI_CLUSTER}-kafka-bootstrap:9093"
         assert s.partitions == Settings().partitions
         ports = {p["name"]: p["containerPort"] for p in c["ports"]}
@@ -274,7 +283,8 @@ def test_every_role_has_a_deployment_its_env_read_and_its_probes_on_its_web_port
 
 @pytest.mark.parametrize("region", REGIONS)
 def test_sidecars_forward_to_where_config_points(region: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The DSN and Redis URL config.py builds from JARVIS_HOST lead to the socat sidecar's port."""
+    """The DSN and Redis URL config.py builds from JARVIS_HOST (the pod's IP) lead to a socat sidecar
+    listening on the pod's addresses and forwarding to the ExternalName Service."""
     docs = rendered(region)
     deployments = of_kind(docs, "Deployment")
     for role, port_of, service in (
@@ -285,7 +295,7 @@ def test_sidecars_forward_to_where_config_points(region: str, monkeypatch: pytes
         s = deployment_settings(worker_container(deployments[role]), monkeypatch)
         proxy = next(c for c in pod["containers"] if c["name"] == f"{service}-proxy")
         listen, target = proxy["args"]
-        assert listen.startswith(f"TCP-LISTEN:{getattr(s, port_of)},")
+        assert listen.split(",")[0] == f"TCP-LISTEN:{getattr(s, port_of)}" and "bind=" not in listen
         assert target.split(":")[1] == service
         assert of_kind(docs, "Service")[service]["spec"]["type"] == "ExternalName"
 
@@ -379,6 +389,8 @@ def test_scaling_budgets_and_network_policies(region: str) -> None:
     outside: set[str] = set()
     for p in of_kind(docs, "NetworkPolicy").values():
         for rule in p["spec"].get("ingress", []):
+            # Never the sidecars' ports, which listen on the pod's IP.
+            assert [x["port"] for x in rule.get("ports", [])] == ["web"], p["metadata"]["name"]
             peers = rule.get("from")
             if not peers or any("namespaceSelector" in x or "ipBlock" in x for x in peers):
                 outside |= pods_of(p["spec"]["podSelector"], deployments)
