@@ -5,9 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install system-deps demo test test-unit lint stack-up stack-down bench clean
+.PHONY: install k8s-schemas system-deps demo test test-unit lint stack-up stack-down bench clean
 
-install: $(STAMP)
+install: $(STAMP) k8s-schemas
 
 $(STAMP): pyproject.toml
 	@bash deploy/install-system-deps.sh
@@ -15,6 +15,14 @@ $(STAMP): pyproject.toml
 	@$(BIN)/pip install -q --upgrade pip
 	@$(BIN)/pip install -q -e '.[dev]'
 	@touch $(STAMP)
+
+# The schemas and kustomize that tests/unit/test_k8s_manifests.py checks deploy/k8s with.
+K8S_SCHEMAS := $(VENV)/k8s-schemas
+k8s-schemas: $(K8S_SCHEMAS)/.installed
+
+$(K8S_SCHEMAS)/.installed: $(STAMP) deploy/k8s/schemas/install.sh deploy/k8s/schemas/pom.xml
+	@bash deploy/k8s/schemas/install.sh $(K8S_SCHEMAS) $(BIN)
+	@touch $@
 
 system-deps:
 	@bash deploy/install-system-deps.sh
