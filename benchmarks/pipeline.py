@@ -36,12 +36,12 @@ from pathlib import Path
 import orjson
 import redis
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient, NewTopic
 
 from benchmarks.idle import wait_idle
 from connectors.kafka_io import tail_consumer
 from connectors.redis_cache import obj_key
 from connectors.sdk import Client
+from connectors.topics_admin import admin_client, ensure_topics
 from jarvis import topics
 from jarvis.codec import encode_batch
 from jarvis.config import settings
@@ -54,6 +54,7 @@ from jarvis.stack.kafka_dist import ensure_libs
 from jarvis.stack.mirrormaker import mm2_proc
 from jarvis.stack.procs import Proc
 from jarvis.stack.workers import ROLES, worker_proc
+from jarvis.topics import TopicSpec
 from tests.integration.pipeline_helpers import read_value
 
 REGION = "eu"
@@ -168,8 +169,8 @@ def raw_ceiling(values: list[bytes]) -> float:
     """The same bytes produced and consumed through the same broker with no processing: messages/s."""
     s = settings()
     topic = f"bench.raw.{uuid.uuid4().hex[:6]}"
-    admin = AdminClient({"bootstrap.servers": s.bootstrap(REGION)})
-    admin.create_topics([NewTopic(topic, s.partitions, 1)])[topic].result()
+    admin = admin_client(s.bootstrap(REGION))
+    ensure_topics(admin, [TopicSpec(topic, "raw-ceiling scratch")], s.partitions)
     time.sleep(1)
     consumer = tail_consumer(s.bootstrap(REGION), topic)
     p = Producer(
@@ -217,9 +218,8 @@ def naive_faust(n_ops: int, objects: int) -> float:
     s = settings()
     run = uuid.uuid4().hex[:6]
     topic = f"bench.naive.{run}"
-    admin = AdminClient({"bootstrap.servers": s.bootstrap(REGION)})
-    for t in (topic, f"{topic}.done"):
-        admin.create_topics([NewTopic(t, s.partitions, 1)])[t].result()
+    admin = admin_client(s.bootstrap(REGION))
+    ensure_topics(admin, [TopicSpec(t, "naive-fold scratch") for t in (topic, f"{topic}.done")], s.partitions)
     workdir = Path(s.home) / "bench-naive"
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / f"naive_{run}.py").write_text(
