@@ -48,12 +48,13 @@ from jarvis.config import settings
 from jarvis.crdt import HLC
 from jarvis.ops import Operation, OperationBatch
 from jarvis.partitioning import partition_for
+from jarvis.roles import ROLES
 from jarvis.security.keys import ensure_node_key
 from jarvis.security.signing import sign_batch
 from jarvis.stack.kafka_dist import ensure_libs
 from jarvis.stack.mirrormaker import mm2_proc
 from jarvis.stack.procs import Proc
-from jarvis.stack.workers import ROLES, worker_proc
+from jarvis.stack.workers import worker_proc
 from jarvis.topics import TopicSpec
 from tests.integration.pipeline_helpers import read_value
 
@@ -350,10 +351,11 @@ def pause_other_workers() -> list[Proc]:
     for the same CPU (us folds every mirrored op again, the archivers write it to PostgreSQL twice)."""
     s = settings()
     others = [
-        worker_proc(s, role, r)
+        worker_proc(s, role.name, r, i)
         for r in s.region_names
         for role in ROLES
-        if not (r == REGION and role in ("verifier", "fold"))
+        for i in range(role.instances)
+        if not (r == REGION and role.name in ("verifier", "fold"))
     ]
     others.append(mm2_proc(s, ensure_libs(s.home)))
     stopped = [p for p in others if p.running()]

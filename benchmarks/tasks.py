@@ -31,12 +31,12 @@ from connectors.redis_cache import obj_key
 from connectors.sdk import Client
 from connectors.topics_admin import admin_client, ensure_topics
 from jarvis.config import Settings, settings
+from jarvis.roles import web_port
 from jarvis.stack.procs import Proc, port_open
 from jarvis.task_cli import summary, task_view
 from jarvis.tasks import TERMINAL
 from jarvis.topics import TopicSpec
 from streams.agent import Presence
-from streams.app import web_port
 
 REGION = "eu"
 INSTANCE = 7

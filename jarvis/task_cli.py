@@ -15,7 +15,6 @@ from jarvis.config import settings
 
 task_app = typer.Typer(no_args_is_help=True, help="Agent tasks (capability-routed, Workflow CRDT lifecycle).")
 console = Console(stderr=True)
-FINAL = ("succeeded", "dead", "timed-out")
 
 
 @task_app.command()
@@ -94,10 +93,13 @@ def get(
     wait: float = typer.Option(0.0, "--wait", help="Seconds to wait for a final state."),
 ) -> None:
     """A task's state, result, attempts and full lifecycle."""
+    # Imported here: jarvis.tasks loads the Avro codec, which no other `jarvis` command needs at startup.
+    from jarvis.tasks import TERMINAL
+
     deadline = time.monotonic() + wait
     while True:
         view = task_view(task_id, region)
-        if view is not None and (view["value"]["state"] in FINAL or time.monotonic() >= deadline):
+        if view is not None and (view["value"]["state"] in TERMINAL or time.monotonic() >= deadline):
             break
         if view is None and time.monotonic() >= deadline:
             console.print(f"[red]unknown task {task_id!r}[/] (not folded yet, or never submitted)")

@@ -38,8 +38,8 @@ from connectors.topics_admin import ensure_topics
 from jarvis import topics
 from jarvis.agents import HandlerError, TaskContext, discover
 from jarvis.config import Settings
+from jarvis.roles import web_port
 from jarvis.tasks import Task, TaskError, choose_pool, decode_task, encode_task, pool_name, pool_topic
-from streams.app import web_port
 
 console = Console(stderr=True)
 

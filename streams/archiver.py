@@ -32,9 +32,9 @@ from connectors.replay_sources import SignatureChecker
 from jarvis import topics
 from jarvis.codec import CodecError, UnknownSchema
 from jarvis.config import Settings
+from jarvis.roles import web_port
 from jarvis.security.keys import TrustStore
 from pipelines.loader import object_factory, pipelines
-from streams.app import web_port
 
 ARCHIVED = Counter("jarvis_archiver_rows_total", "Operations newly archived", ["region"])
 SNAPSHOTS = Counter("jarvis_archiver_snapshots_total", "Snapshots written to the archive", ["region"])
