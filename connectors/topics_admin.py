@@ -6,8 +6,9 @@ configs is an operator's decision, so differences from the spec are reported, no
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
@@ -69,18 +70,21 @@ def ensure_topics(
                 if "TOPIC_ALREADY_EXISTS" not in str(e):
                     raise TopicsError(f"could not create topic {name}: {e}") from e
                 result.existing.append(name)
-    old = [t for t in wanted if t.name in present]
-    result.existing += [t.name for t in old]
+    result.existing += [t.name for t in wanted if t.name in present]
+    old = [t for t in wanted if t.name in result.existing]
     result.differences = _differences(admin, old, present, partitions, timeout)
     return result
 
 
 def _differences(
-    admin: AdminClient, specs: list[TopicSpec], present: dict, partitions: int, timeout: float
+    admin: AdminClient, specs: list[TopicSpec], present: Mapping[str, Any], partitions: int, timeout: float
 ) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for t in specs:
-        have = len(present[t.name].partitions)
+        md = present.get(t.name)
+        if md is None:  # created by another process since we listed: ask for this one
+            md = admin.list_topics(t.name, timeout=timeout).topics[t.name]
+        have = len(md.partitions)
         if have != t.partition_count(partitions):
             out.setdefault(t.name, []).append(f"partitions {have}, defined {t.partition_count(partitions)}")
     with_configs = [t for t in specs if t.configs]

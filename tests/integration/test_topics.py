@@ -40,7 +40,8 @@ def scratch(stack) -> Iterator[tuple[str, AdminClient, list[TopicSpec]]]:
         TopicSpec(f"test.topics.{run}.fixed", partitions=2),
     ]
     yield bootstrap, admin, specs
-    for fut in admin.delete_topics([t.name for t in specs], operation_timeout=30).values():
+    made = [t.name for t in specs if t.name in admin.list_topics(timeout=10).topics]
+    for fut in admin.delete_topics(made, operation_timeout=30).values() if made else ():
         fut.result()
 
 
