@@ -6,6 +6,7 @@ configs is an operator's decision, so differences from the spec are reported, no
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -79,26 +80,48 @@ def ensure_topics(
 def _differences(
     admin: AdminClient, specs: list[TopicSpec], present: Mapping[str, Any], partitions: int, timeout: float
 ) -> dict[str, list[str]]:
+    """What differs from each spec. A topic another process has just created may be unknown to the
+    broker for a moment (its metadata follows the controller's): that is waited out, within timeout."""
+    deadline = time.monotonic() + timeout
     out: dict[str, list[str]] = {}
     for t in specs:
-        md = present.get(t.name)
-        if md is None:  # created by another process since we listed: ask for this one
-            md = admin.list_topics(t.name, timeout=timeout).topics[t.name]
-        have = len(md.partitions)
-        if have != t.partition_count(partitions):
-            out.setdefault(t.name, []).append(f"partitions {have}, defined {t.partition_count(partitions)}")
-    with_configs = [t for t in specs if t.configs]
-    if not with_configs:
+        while True:
+            try:
+                diffs = _compare(admin, t, present.get(t.name), partitions, timeout)
+                break
+            except _NotKnownYet as e:
+                if time.monotonic() > deadline:
+                    raise TopicsError(f"{t.name} exists, but the broker still does not know it: {e}") from None
+                time.sleep(0.2)
+                # The whole listing, not the one topic: a metadata request naming a topic makes a
+                # broker with auto.create.topics.enable create it, with none of the spec's configs.
+                present = admin.list_topics(timeout=timeout).topics
+        if diffs:
+            out[t.name] = diffs
+    return out
+
+
+class _NotKnownYet(Exception):
+    pass
+
+
+def _compare(admin: AdminClient, t: TopicSpec, md: Any, partitions: int, timeout: float) -> list[str]:
+    if md is None or md.error is not None:
+        raise _NotKnownYet("no metadata yet")
+    out = []
+    if len(md.partitions) != t.partition_count(partitions):
+        out.append(f"partitions {len(md.partitions)}, defined {t.partition_count(partitions)}")
+    if not t.configs:
         return out
-    resources = [ConfigResource(ConfigResource.Type.TOPIC, t.name) for t in with_configs]
-    futures = admin.describe_configs(resources, request_timeout=timeout)
-    for t, res in zip(with_configs, resources, strict=True):
-        try:
-            entries = futures[res].result()
-        except Exception as e:  # noqa: BLE001 - as above
-            raise TopicsError(f"cannot read the configs of {t.name}: {e}") from e
-        for key, value in t.configs.items():
-            have_value = entries[key].value if key in entries else None
-            if have_value != value:
-                out.setdefault(t.name, []).append(f"{key} {have_value}, defined {value}")
+    res = ConfigResource(ConfigResource.Type.TOPIC, t.name)
+    try:
+        entries = admin.describe_configs([res], request_timeout=timeout)[res].result()
+    except Exception as e:  # noqa: BLE001 - librdkafka raises KafkaException with the cause
+        if "UNKNOWN_TOPIC_OR_PART" in str(e):
+            raise _NotKnownYet(str(e)) from None
+        raise TopicsError(f"cannot read the configs of {t.name}: {e}") from e
+    for key, value in t.configs.items():
+        have = entries[key].value if key in entries else None
+        if have != value:
+            out.append(f"{key} {have}, defined {value}")
     return out
