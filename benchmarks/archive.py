@@ -31,14 +31,12 @@ import redis
 
 from benchmarks.idle import wait_idle
 from connectors.archive.sink import OPS_COLUMNS
-from connectors.archive.snapshots import take_snapshot
 from connectors.redis_cache import obj_key
-from connectors.replay_sources import SignatureChecker, live_view
+from connectors.replay_sources import live_view
+from connectors.replayer import Replayer
 from connectors.sdk import Client
 from jarvis.config import settings
 from jarvis.replay_cli import Source, run_replay
-from jarvis.security.keys import TrustStore
-from pipelines.loader import object_factory, pipelines
 
 REGION = "eu"
 OBJECTS = 100
@@ -320,7 +318,7 @@ def replay_speed(dsn: str, client: Client, run: str, m: int) -> list[tuple[str, 
     print(f"(b) {oid}: {m} increments produced, all archived after {archived_s:.1f} s, live value {m}")
 
     results: list[tuple[str, float, Any]] = []
-    create, checker = object_factory(pipelines()), SignatureChecker(TrustStore(s.keys_dir))
+    replayer = Replayer.from_settings(s)
     with psycopg.connect(dsn) as conn:
         settle_snapshots(conn, oid)
         records = RecordCount()
@@ -330,7 +328,7 @@ def replay_speed(dsn: str, client: Client, run: str, m: int) -> list[tuple[str, 
         results.append((f"archive, no snapshot{f' ({retries} retried)' if retries else ''}", secs, rep))
         delete_snapshots(conn, oid)  # take_snapshot then folds all M operations
         t0 = time.perf_counter()
-        covered = take_snapshot(conn, oid, REGION, create, checker)
+        covered = replayer.snapshot(conn, oid, REGION)
         conn.commit()
         print(
             f"(b) take_snapshot: {time.perf_counter() - t0:.2f} s, "

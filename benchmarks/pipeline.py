@@ -36,24 +36,26 @@ from pathlib import Path
 import orjson
 import redis
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient, NewTopic
 
 from benchmarks.idle import wait_idle
 from connectors.kafka_io import tail_consumer
 from connectors.redis_cache import obj_key
 from connectors.sdk import Client
+from connectors.topics_admin import admin_client, ensure_topics
 from jarvis import topics
 from jarvis.codec import encode_batch
 from jarvis.config import settings
 from jarvis.crdt import HLC
 from jarvis.ops import Operation, OperationBatch
 from jarvis.partitioning import partition_for
+from jarvis.roles import ROLES
 from jarvis.security.keys import ensure_node_key
 from jarvis.security.signing import sign_batch
 from jarvis.stack.kafka_dist import ensure_libs
 from jarvis.stack.mirrormaker import mm2_proc
 from jarvis.stack.procs import Proc
-from jarvis.stack.workers import ROLES, worker_proc
+from jarvis.stack.workers import worker_proc
+from jarvis.topics import TopicSpec
 from tests.integration.pipeline_helpers import read_value
 
 REGION = "eu"
@@ -168,8 +170,8 @@ def raw_ceiling(values: list[bytes]) -> float:
     """The same bytes produced and consumed through the same broker with no processing: messages/s."""
     s = settings()
     topic = f"bench.raw.{uuid.uuid4().hex[:6]}"
-    admin = AdminClient({"bootstrap.servers": s.bootstrap(REGION)})
-    admin.create_topics([NewTopic(topic, s.partitions, 1)])[topic].result()
+    admin = admin_client(s.bootstrap(REGION))
+    ensure_topics(admin, [TopicSpec(topic, "raw-ceiling scratch")], s.partitions)
     time.sleep(1)
     consumer = tail_consumer(s.bootstrap(REGION), topic)
     p = Producer(
@@ -217,9 +219,8 @@ def naive_faust(n_ops: int, objects: int) -> float:
     s = settings()
     run = uuid.uuid4().hex[:6]
     topic = f"bench.naive.{run}"
-    admin = AdminClient({"bootstrap.servers": s.bootstrap(REGION)})
-    for t in (topic, f"{topic}.done"):
-        admin.create_topics([NewTopic(t, s.partitions, 1)])[t].result()
+    admin = admin_client(s.bootstrap(REGION))
+    ensure_topics(admin, [TopicSpec(t, "naive-fold scratch") for t in (topic, f"{topic}.done")], s.partitions)
     workdir = Path(s.home) / "bench-naive"
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / f"naive_{run}.py").write_text(
@@ -350,10 +351,11 @@ def pause_other_workers() -> list[Proc]:
     for the same CPU (us folds every mirrored op again, the archivers write it to PostgreSQL twice)."""
     s = settings()
     others = [
-        worker_proc(s, role, r)
+        worker_proc(s, role.name, r, i)
         for r in s.region_names
         for role in ROLES
-        if not (r == REGION and role in ("verifier", "fold"))
+        for i in range(role.instances)
+        if not (r == REGION and role.name in ("verifier", "fold"))
     ]
     others.append(mm2_proc(s, ensure_libs(s.home)))
     stopped = [p for p in others if p.running()]

@@ -24,18 +24,19 @@ from typing import Any
 import orjson
 import redis
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient, NewTopic
 
 from benchmarks.idle import wait_idle
 from connectors.kafka_io import tail_consumer
 from connectors.redis_cache import obj_key
 from connectors.sdk import Client
+from connectors.topics_admin import admin_client, ensure_topics
 from jarvis.config import Settings, settings
+from jarvis.roles import web_port
 from jarvis.stack.procs import Proc, port_open
 from jarvis.task_cli import summary, task_view
 from jarvis.tasks import TERMINAL
+from jarvis.topics import TopicSpec
 from streams.agent import Presence
-from streams.app import web_port
 
 REGION = "eu"
 INSTANCE = 7
@@ -219,8 +220,8 @@ def main() -> None:
     run = uuid.uuid4().hex[:8]
 
     topic = f"bench.tasks.{run}"
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    admin.create_topics([NewTopic(topic, s.partitions, 1)])[topic].result()
+    admin = admin_client(bootstrap)
+    ensure_topics(admin, [TopicSpec(topic, "bare round-trip scratch")], s.partitions)
     try:
         time.sleep(1)
         rt = bare_round_trips(bootstrap, topic, n_rt)

@@ -28,6 +28,9 @@ def _mount() -> None:
     from jarvis.task_cli import task_app
 
     app.add_typer(task_app, name="task")
+    from jarvis.topics_cli import topics_app
+
+    app.add_typer(topics_app, name="topics")
 
     app.add_typer(regions_app, name="regions")
     try:

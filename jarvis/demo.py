@@ -30,6 +30,7 @@ from jarvis.ops import Operation, OperationBatch
 from jarvis.partitioning import partition_for
 from jarvis.security.keys import create_key
 from jarvis.security.signing import sign_batch
+from jarvis.tasks import TERMINAL
 
 console = Console()
 
@@ -172,7 +173,7 @@ def show_audit(app: Client, run: str) -> None:
     view = None
     while time.monotonic() < deadline:
         view = task_view(task_id, app.region)
-        if view and view["value"]["state"] in ("succeeded", "dead", "timed-out"):
+        if view and view["value"]["state"] in TERMINAL:
             break
         time.sleep(0.5)
     info = summary(view) if view else {"state": "unknown", "result": None, "workers": []}

@@ -41,20 +41,13 @@ def parse_time(value: str | None) -> dt.datetime | None:
 
 def run_replay(object_id: str, at: dt.datetime | None, source: Source, region: str, progress: Any = None):
     """Replay one object; returns the report (with the live view attached when there is no --at)."""
-    from connectors.replay_sources import (
-        SignatureChecker,
-        kafka_ops,
-        live_view,
-        replay_from_archive,
-    )
-    from jarvis.replay import hlc_at, replay
-    from jarvis.security.keys import TrustStore
-    from pipelines.loader import object_factory, pipelines
+    from connectors.replay_sources import live_view
+    from connectors.replayer import Replayer
+    from jarvis.replay import hlc_at
 
     s = settings()
     at_hlc = hlc_at(at) if at else None
-    create = object_factory(pipelines())
-    checker = SignatureChecker(TrustStore(s.keys_dir))
+    replayer = Replayer.from_settings(s)
     if source is Source.kafka:
         task = progress.add_task(f"reading {region} partitions", total=None) if progress else None
 
@@ -62,16 +55,9 @@ def run_replay(object_id: str, at: dt.datetime | None, source: Source, region: s
             if progress is not None:
                 progress.update(task, completed=done, total=total)
 
-        report = replay(
-            object_id,
-            kafka_ops(s, region, object_id, at_hlc, on_records=on_records),
-            source=f"kafka ({region})",
-            at_hlc=at_hlc,
-            create=create,
-            verify=checker,
-        )
+        report = replayer.from_kafka(region, object_id, at_hlc, on_records=on_records)
     else:
-        report = replay_from_archive(s, object_id, at_hlc, create, checker)
+        report = replayer.from_archive(object_id, at_hlc)
     if at is None:
         report.live = live_view(s, region, object_id) or {}
     return report

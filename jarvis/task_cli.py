@@ -15,8 +15,7 @@ from jarvis.config import settings
 
 task_app = typer.Typer(no_args_is_help=True, help="Agent tasks (capability-routed, Workflow CRDT lifecycle).")
 console = Console(stderr=True)
-FINAL = ("succeeded", "dead", "timed-out")
-FAILED = ("dead", "timed-out")
+FAILED = ("dead", "timed-out")  # the final states (jarvis.tasks.TERMINAL) that are failures
 # Exit codes of `get`: 0 succeeded (or, without --wait, any state it is in), 1 dead or timed out,
 # 2 unknown task, 3 --wait ran out before a final state.
 EXIT_FAILED, EXIT_UNKNOWN, EXIT_STILL_RUNNING = 1, 2, 3
@@ -100,10 +99,13 @@ def get(
     """A task's state, result, attempts and full lifecycle.
 
     Exits 1 for a dead or timed-out task, 2 for an unknown one, 3 if --wait ran out first."""
+    # Imported here: jarvis.tasks loads the Avro codec, which no other `jarvis` command needs at startup.
+    from jarvis.tasks import TERMINAL
+
     deadline = time.monotonic() + wait
     while True:
         view = task_view(task_id, region)
-        if view is not None and (view["value"]["state"] in FINAL or time.monotonic() >= deadline):
+        if view is not None and (view["value"]["state"] in TERMINAL or time.monotonic() >= deadline):
             break
         if view is None and time.monotonic() >= deadline:
             console.print(f"[red]unknown task {task_id!r}[/] (not folded yet, or never submitted)")
@@ -113,7 +115,7 @@ def get(
     code = 0
     if info["state"] in FAILED:
         code = EXIT_FAILED
-    elif wait and info["state"] not in FINAL:
+    elif wait and info["state"] not in TERMINAL:
         code = EXIT_STILL_RUNNING
     if as_json:
         json.dump(info, sys.stdout, default=str)

@@ -21,6 +21,8 @@ from jarvis import topics
 from jarvis.codec import decode, encode
 
 TASK_PREFIX = "task"
+# The lifecycle states a task is final in, for whoever waits on it (`jarvis task get --wait`, the demo,
+# the benchmarks). The workflow in pipelines/default.yaml defines the transitions; this, the outcome.
 TERMINAL = frozenset({"succeeded", "dead", "timed-out"})
 
 

@@ -1,4 +1,14 @@
-"""Kafka topic names: the pipeline's contract between roles."""
+"""Kafka topics: the pipeline's contract between roles, and the one table of how each is created.
+
+Adding a topic is one entry in PIPELINE_TOPICS; `jarvis stack up`, `jarvis topics ensure`, the agent
+worker and the benchmarks all create topics through connectors/topics_admin.py from these specs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
 
 INGRESS = "jarvis.ops.ingress"  # signed batches from producers, before verification
 OPS = "jarvis.ops"  # verified batches, stamped with dots; mirrored between regions
@@ -20,7 +30,57 @@ SEEN_RETENTION_MS = 2 * 24 * 3600 * 1000
 
 MIRRORED_OPS_PATTERN = r"^([A-Za-z0-9_-]+\.)?jarvis\.ops$"  # local and <region>.jarvis.ops
 
+_30_DAYS_MS = str(30 * 24 * 3600 * 1000)
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    """How one topic is created. `partitions=None` means the deployment's partition count
+    (JARVIS_PARTITIONS): an object's partition is a function of its id and that count, so every topic
+    keyed by object id, in every region, must have the same number."""
+
+    name: str
+    purpose: str = ""
+    configs: Mapping[str, str] = field(default_factory=dict)
+    partitions: int | None = None
+
+    def partition_count(self, default: int) -> int:
+        return self.partitions if self.partitions is not None else default
+
+
+# Every topic a region's pipeline needs before its workers start. Mirrored copies (<region>.jarvis.ops)
+# are MirrorMaker 2's to create; pool topics are created by the agent worker that serves the pool.
+PIPELINE_TOPICS: tuple[TopicSpec, ...] = (
+    # Producers send lz4 batches; "producer" keeps them as sent instead of recompressing on the broker.
+    TopicSpec(INGRESS, "signed batches, before verification", {"compression.type": "producer"}),
+    TopicSpec(OPS, "verified batches stamped with dots; mirrored", {"compression.type": "producer"}),
+    TopicSpec(
+        SEEN,
+        "batches the verifiers accepted (re-send protection); mirrored",
+        {"retention.ms": str(SEEN_RETENTION_MS), "segment.ms": str(3600 * 1000)},
+    ),
+    TopicSpec(REJECTED, "rejected operations and messages, with reasons", {"retention.ms": _30_DAYS_MS}),
+    TopicSpec(TASKS, "agent tasks as submitted, before routing"),
+    TopicSpec(TASKS_DEAD, "tasks that failed every attempt", {"retention.ms": _30_DAYS_MS}),
+    # Compacted, short segments: a presence reader replays little beyond each worker's last heartbeat.
+    TopicSpec(AGENTS, "live agent workers (heartbeats)", {"cleanup.policy": "compact", "segment.ms": "60000"}),
+)
+
+BY_NAME: Mapping[str, TopicSpec] = MappingProxyType({t.name: t for t in PIPELINE_TOPICS})
+
+
+def task_pool(pool_topic: str) -> TopicSpec:
+    """The spec of one pool's topic (its name from jarvis.tasks.pool_topic)."""
+    if not pool_topic.startswith(TASK_POOL_PREFIX):
+        raise ValueError(f"{pool_topic!r} is not a task pool topic ({TASK_POOL_PREFIX}<pool>)")
+    return TopicSpec(pool_topic, "routed tasks of one agent pool")
+
 
 def mirrored(region: str, topic: str = OPS) -> str:
     """Name MirrorMaker 2's DefaultReplicationPolicy gives `topic` mirrored from `region`."""
     return f"{region}.{topic}"
+
+
+def ops_sources(region: str, region_names: Iterable[str]) -> list[str]:
+    """What a region folds and archives: its own jarvis.ops and every other region's mirrored copy."""
+    return [OPS, *(mirrored(r) for r in region_names if r != region)]

@@ -13,17 +13,15 @@ from enum import StrEnum
 
 import typer
 
+from jarvis import roles
 from jarvis.config import settings
 
 GC_YOUNG_THRESHOLD = 50_000  # CPython's default: 700
 CRASH_RESTART_S = 5.0  # a crashed worker starts again after this long (fixed: a crash loop stays slow)
 
 
-class Role(StrEnum):
-    verifier = "verifier"
-    fold = "fold"
-    archiver = "archiver"
-    agent = "agent"
+# Typer offers a role's name as a choice only through an Enum, so this one is built from the registry.
+Role = StrEnum("Role", {r.name: r.name for r in roles.ROLES})
 
 
 def worker(
@@ -57,17 +55,18 @@ def worker(
         s.region_config(region)
     except KeyError as e:
         raise typer.BadParameter(str(e.args[0])) from None
+    spec = roles.role(role.value)
     try:
-        module = importlib.import_module(f"streams.{role.value}")
-    except ModuleNotFoundError:
-        raise typer.BadParameter(f"the {role.value} worker is not built yet") from None
-    with restarting_after_a_crash(f"{role.value} {region}", enabled=restart):
-        if role is Role.agent:
-            caps = [c.strip() for c in capabilities.split(",")] if capabilities else None
-            module.run(s, region, instance, capabilities=caps, concurrency=concurrency, name=name)
-            return
-        if hasattr(module, "run"):  # a plain consumer-group worker, not a Faust app
-            module.run(s, region, instance)
+        module = importlib.import_module(spec.module)
+    except ModuleNotFoundError as e:
+        if e.name != spec.module:  # the role's module is there; something it imports is not
+            raise
+        raise typer.BadParameter(f"the {spec.name} worker is not built yet") from None
+    given = {"capabilities": _listed(capabilities), "concurrency": concurrency, "name": name}
+    options = {k: v for k, v in given.items() if k in spec.options}
+    with restarting_after_a_crash(f"{spec.name} {region}", enabled=restart):
+        if spec.entry is roles.Entry.run:  # a plain consumer-group worker, not a Faust app
+            module.run(s, region, instance, **options)
             return
         app = module.build(s, region, instance)
         from faust import Worker
@@ -84,6 +83,10 @@ def worker(
         # the handler drops. py-spy put that at 7% of the fold's time. Workers log to files: no spinner.
         w.spinner = None
         w.execute_from_commandline()
+
+
+def _listed(csv: str | None) -> list[str] | None:
+    return [c.strip() for c in csv.split(",")] if csv else None
 
 
 @contextmanager

@@ -29,16 +29,17 @@ from typing import Any
 
 import orjson
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 from rich.console import Console
 
 from connectors.sdk import Client
+from connectors.topics_admin import ensure_topics
 from jarvis import topics
 from jarvis.agents import HandlerError, TaskContext, discover
 from jarvis.config import Settings
+from jarvis.roles import web_port
 from jarvis.tasks import Task, TaskError, choose_pool, decode_task, encode_task, pool_name, pool_topic
-from streams.app import web_port
 
 console = Console(stderr=True)
 
@@ -57,18 +58,6 @@ PARKED = Gauge("jarvis_agent_router_parked", "Tasks no live pool can run yet", [
 HEARTBEAT_S = 2.0
 STALE_S = 15.0
 MAX_RESULT_BYTES = 8_000  # results ride in a workflow transition; the verifier caps payloads
-
-
-def ensure_topic(bootstrap: str, name: str, partitions: int) -> None:
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    if name in admin.list_topics(timeout=10).topics:
-        return
-    fut = admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])[name]
-    try:
-        fut.result()
-    except Exception as e:  # noqa: BLE001 - a concurrent worker may have created it
-        if "TOPIC_ALREADY_EXISTS" not in str(e):
-            raise
 
 
 class Presence:
@@ -331,8 +320,8 @@ def run(
     conc = concurrency or settings.agent_concurrency
     worker = name or f"agent-{region}-{socket.gethostname()}-{instance}"
     bootstrap = settings.bootstrap(region)
-    for t in (pool_topic(pool), topics.TASKS, topics.TASKS_DEAD):
-        ensure_topic(bootstrap, t, settings.partitions)
+    wanted = [topics.task_pool(pool_topic(pool)), topics.BY_NAME[topics.TASKS], topics.BY_NAME[topics.TASKS_DEAD]]
+    ensure_topics(bootstrap, wanted, settings.partitions)
     start_http_server(web_port(settings, "agent", region, instance), addr=settings.host)
     client = Client(region=region, node_id=worker, settings=settings, batch_size=200, linger_ms=2)
     router_client = Client(region=region, node_id=worker, settings=settings, batch_size=200, linger_ms=2)

@@ -6,26 +6,13 @@ import logging
 
 import faust
 
-from jarvis import topics
+from jarvis import roles, topics
 from jarvis.config import Settings
 
 log = logging.getLogger(__name__)
 
-# The verifier and other non-query roles expose /metrics on these ports (+ region index + 100 * instance).
-METRICS_BASE_PORT = 9181
-
-
-def web_port(settings: Settings, role: str, region: str, instance: int) -> int:
-    r = settings.region_config(region)
-    base = r.query_port if role == "fold" else METRICS_BASE_PORT + r.index + 20 * ROLE_ORDER.index(role)
-    return base + 100 * instance
-
-
-ROLE_ORDER = ("fold", "verifier", "archiver", "agent")
-
-
 def make_app(settings: Settings, role: str, region: str, instance: int = 0, **overrides: object) -> faust.App:
-    port = web_port(settings, role, region, instance)
+    port = roles.web_port(settings, role, region, instance)
     datadir = settings.home / "faust" / f"{role}-{region}-{instance}"
     datadir.mkdir(parents=True, exist_ok=True)
     conf: dict[str, object] = dict(

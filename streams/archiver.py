@@ -27,14 +27,12 @@ from rich.console import Console
 from connectors.archive.migrate import migrate
 from connectors.archive.rows import MessageRows, message_rows
 from connectors.archive.sink import ArchiveSink
-from connectors.archive.snapshots import SnapshotPolicy, take_snapshot
-from connectors.replay_sources import SignatureChecker
+from connectors.archive.snapshots import SnapshotPolicy
+from connectors.replayer import Replayer
 from jarvis import topics
 from jarvis.codec import CodecError, UnknownSchema
 from jarvis.config import Settings
-from jarvis.security.keys import TrustStore
-from pipelines.loader import object_factory, pipelines
-from streams.app import web_port
+from jarvis.roles import web_port
 
 ARCHIVED = Counter("jarvis_archiver_rows_total", "Operations newly archived", ["region"])
 SNAPSHOTS = Counter("jarvis_archiver_snapshots_total", "Snapshots written to the archive", ["region"])
@@ -169,8 +167,7 @@ def run(settings: Settings, region: str, instance: int = 0, max_batch: int = 200
         console.print(f"archive migrations applied: {', '.join(applied)}")
     start_http_server(web_port(settings, "archiver", region, instance), addr=settings.host)
     policy = SnapshotPolicy(settings.snapshot_every_ops)
-    create = object_factory(pipelines())
-    checker = SignatureChecker(TrustStore(settings.keys_dir))
+    replayer = Replayer.from_settings(settings)
 
     def snapshot(sink: ArchiveSink, rows: list[MessageRows]) -> None:
         # Each region's archiver snapshots for the operations that originate in it, so the two
@@ -180,7 +177,7 @@ def run(settings: Settings, region: str, instance: int = 0, max_batch: int = 200
                 policy.saw(m.object_ids)
         for oid in policy.due():
             try:
-                if take_snapshot(sink.conn, oid, region, create, checker) is not None:
+                if replayer.snapshot(sink.conn, oid, region) is not None:
                     SNAPSHOTS.labels(region).inc()
             except Exception as e:  # noqa: BLE001 - a snapshot is an optimisation; never stop archiving
                 console.print(f"[yellow]snapshot of {oid} failed:[/] {e}")
@@ -194,7 +191,7 @@ def run(settings: Settings, region: str, instance: int = 0, max_batch: int = 200
             "fetch.wait.max.ms": 100,
         }
     )
-    sources = [topics.OPS, *(topics.mirrored(r) for r in settings.region_names if r != region)]
+    sources = topics.ops_sources(region, settings.region_names)
     consumer.subscribe(sources)
     archiver = Archiver(lambda: ArchiveSink(settings.postgres_dsn), region, consumer, snapshot)
     stopping = False

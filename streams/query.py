@@ -194,12 +194,7 @@ def install_query_views(app: faust.App, state: Any) -> None:
 
 
 def _archive_replay(object_id: str, at_hlc: int | None) -> Any:
-    from connectors.replay_sources import SignatureChecker, replay_from_archive
+    from connectors.replayer import Replayer
     from jarvis.config import settings
-    from jarvis.security.keys import TrustStore
-    from pipelines.loader import object_factory, pipelines
 
-    s = settings()
-    return replay_from_archive(
-        s, object_id, at_hlc, object_factory(pipelines()), SignatureChecker(TrustStore(s.keys_dir))
-    )
+    return Replayer.from_settings(settings()).from_archive(object_id, at_hlc)

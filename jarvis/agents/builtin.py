@@ -45,17 +45,14 @@ class DataVerification:
     capabilities = frozenset({"verify"})
 
     def run(self, ctx: TaskContext) -> Any:
-        from connectors.replay_sources import SignatureChecker, live_view, replay_from_archive
-        from jarvis.security.keys import TrustStore
-        from pipelines.loader import object_factory, pipelines
+        from connectors.replay_sources import live_view
+        from connectors.replayer import Replayer
 
         oid = ctx.payload.get("object_id")
         if not oid:
             raise HandlerError("payload needs object_id", retryable=False)
         s = ctx.settings
-        report = replay_from_archive(
-            s, oid, None, object_factory(pipelines()), SignatureChecker(TrustStore(s.keys_dir))
-        )
+        report = Replayer.from_settings(s).from_archive(oid)
         report.live = live_view(s, ctx.payload.get("region", s.region), oid) or {}
         return {
             "object_id": oid,

@@ -95,7 +95,7 @@ class Stack:
             report(f"kafka {region.name} answers metadata")
         for region in s.regions:
             ensure_topics(region.bootstrap, s.partitions)
-        report("topics ready: " + ", ".join([topics.INGRESS, topics.OPS, topics.REJECTED, topics.TASKS]))
+        report("topics ready: " + ", ".join(t.name for t in topics.PIPELINE_TOPICS))
 
         mm = self.mm2()
         if not mm.running():
@@ -270,29 +270,12 @@ def cluster_metadata(bootstrap: str, timeout: float = 3.0) -> Any:
 
 def ensure_topics(bootstrap: str, partitions: int) -> None:
     """Create the pipeline topics if missing (same partition count everywhere: partition = f(object))."""
-    from confluent_kafka.admin import AdminClient, NewTopic
+    # Imported here, as cluster_metadata's AdminClient is: every `jarvis` command imports this module,
+    # and only `stack up` needs librdkafka loaded.
+    from connectors.topics_admin import TopicsError
+    from connectors.topics_admin import ensure_topics as create
 
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    existing = admin.list_topics(timeout=10).topics
-    wanted = {
-        topics.INGRESS: {"compression.type": "producer"},
-        topics.OPS: {"compression.type": "producer"},
-        topics.SEEN: {"retention.ms": str(topics.SEEN_RETENTION_MS), "segment.ms": str(3600 * 1000)},
-        topics.REJECTED: {"retention.ms": str(30 * 24 * 3600 * 1000)},
-        topics.TASKS: {},
-        topics.TASKS_DEAD: {"retention.ms": str(30 * 24 * 3600 * 1000)},
-        topics.AGENTS: {"cleanup.policy": "compact", "segment.ms": "60000"},
-    }
-    new = [
-        NewTopic(name, num_partitions=partitions, replication_factor=1, config=conf)
-        for name, conf in wanted.items()
-        if name not in existing
-    ]
-    if not new:
-        return
-    for name, fut in admin.create_topics(new, request_timeout=30).items():
-        try:
-            fut.result()
-        except Exception as e:  # noqa: BLE001
-            if "TOPIC_ALREADY_EXISTS" not in str(e):
-                raise StackError(f"could not create topic {name} on {bootstrap}: {e}") from e
+    try:
+        create(bootstrap, topics.PIPELINE_TOPICS, partitions)
+    except TopicsError as e:
+        raise StackError(f"{e} (on {bootstrap})") from e

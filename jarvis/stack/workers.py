@@ -1,6 +1,5 @@
-"""The pipeline's worker processes that `jarvis stack up` starts per region (verifier, fold, ...).
-
-Roles register here as they land; `--no-workers` leaves them all out.
+"""The pipeline's worker processes that `jarvis stack up` starts per region (jarvis/roles.py lists
+the roles, their start order and instance counts); `--no-workers` leaves them all out.
 """
 
 from __future__ import annotations
@@ -12,12 +11,10 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 
+from jarvis import roles
 from jarvis.config import Settings
 from jarvis.stack import schema_registry
 from jarvis.stack.procs import Proc
-
-# Roles started per region by `jarvis stack up`, in start order.
-ROLES: tuple[str, ...] = ("verifier", "fold", "archiver", "agent")
 
 
 def worker_proc(settings: Settings, role: str, region: str, instance: int = 0) -> Proc:
@@ -45,7 +42,12 @@ def worker_proc(settings: Settings, role: str, region: str, instance: int = 0) -
 
 
 def worker_procs(settings: Settings) -> list[Proc]:
-    return [worker_proc(settings, role, r.name) for r in settings.regions for role in ROLES]
+    return [
+        worker_proc(settings, role.name, r.name, i)
+        for r in settings.regions
+        for role in roles.ROLES
+        for i in range(role.instances)
+    ]
 
 
 def start_workers(settings: Settings, report: Callable[[str], None]) -> None:

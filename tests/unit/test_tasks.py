@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from jarvis.tasks import (
+    TERMINAL,
     Task,
     TaskError,
     choose_pool,
@@ -18,6 +19,7 @@ from jarvis.tasks import (
     pool_topic,
     retry_delay_ms,
 )
+from pipelines.loader import pipelines
 
 CAPS = st.frozensets(st.sampled_from(["a", "b", "c", "gpu", "noop"]), min_size=1, max_size=4)
 
@@ -72,3 +74,12 @@ def test_task_round_trips_through_avro_and_knows_its_deadline() -> None:
     back = decode_task(encode_task(t))
     assert back == t and back.object_id == "task:t-9"
     assert t.expired(2_001) and not t.expired(1_999)
+
+
+def test_final_states_are_states_of_the_task_workflow() -> None:
+    rule = pipelines().rule_for("task:t-1")
+    assert rule is not None and rule.workflow is not None
+    assert set(rule.workflow.states) >= TERMINAL
+    assert rule.workflow.initial not in TERMINAL
+    # succeeded and dead end a task: nothing leads out of them.
+    assert not rule.workflow.transitions.get("succeeded") and not rule.workflow.transitions.get("dead")
