@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from jarvis import crdt
+from jarvis.crdt import registry
 from jarvis.ops import Dot, DotRun, Operation
 
 
@@ -66,7 +66,7 @@ class ObjectState:
         return {
             "object_id": self.object_id,
             "type": self.crdt_type,
-            "value": self.value.value(),
+            "value": registry.SPECS[self.crdt_type].view(self.value),
             "region": region,
             "ops": self.ops,
             "updated_hlc": self.updated_hlc,
@@ -74,16 +74,10 @@ class ObjectState:
         }
 
 
-CRDT_CLASSES: dict[str, Any] = {
-    "gcounter": crdt.GCounter,
-    "pncounter": crdt.PNCounter,
-    "gset": crdt.GSet,
-    "orset": crdt.ORSet,
-    "lww": crdt.LWWRegister,
-    "timeseries": crdt.TimeSeries,
-    "graph": crdt.Graph,
-    "workflow": crdt.Workflow,
-}
+# Per type, its CRDT class: the registry's live table (connectors/replay_sources.py loads with it).
+CRDT_CLASSES: dict[str, Any] = registry.CLASSES
+# Per type, how an operation is folded into its value; one lookup per operation, no chain of tests.
+_MUTATORS = registry.MUTATORS
 
 
 def new_state(
@@ -95,18 +89,13 @@ def new_state(
     resolver: str | None = None,
 ) -> ObjectState:
     """An empty object. The fold is a replica named "fold"; per-op metadata names the real origin."""
-    if crdt_type == "workflow":
-        if workflow is None:
-            raise FoldError(f"{object_id}: a workflow object needs its definition")
-        value = crdt.Workflow("fold", workflow)
-    elif crdt_type == "timeseries":
-        value = crdt.TimeSeries("fold", max_points=max_points)
-    elif crdt_type == "lww" and resolver == "category":
-        value = crdt.LWWRegister("fold", resolver=crdt.category_resolver)
-    elif crdt_type in CRDT_CLASSES:
-        value = CRDT_CLASSES[crdt_type]("fold")
-    else:
+    spec = registry.SPECS.get(crdt_type)
+    if spec is None:
         raise FoldError(f"{object_id}: unknown CRDT type {crdt_type!r}")
+    try:
+        value = spec.new("fold", workflow=workflow, max_points=max_points, resolver=resolver)
+    except registry.ShapeError as e:
+        raise FoldError(f"{object_id}: {e}") from None
     return ObjectState(object_id, crdt_type, value)
 
 
@@ -187,61 +176,9 @@ def _fold(
 ) -> None:
     if crdt_type != state.crdt_type:
         raise FoldError(f"{state.object_id} is a {state.crdt_type}, not a {crdt_type}")
-    _mutate(state.value, state.crdt_type, kind, args, hlc, node_id, region, partition, offset, index)
+    _MUTATORS[crdt_type](state.value, kind, args, hlc, node_id, region, partition, offset, index)
     if newest:
         state.context[origin] = [offset, index]
     state.ops += 1
     if hlc > state.updated_hlc:
         state.updated_hlc = hlc
-
-
-def _mutate(
-    value: Any,
-    t: str,
-    kind: str,
-    a: dict[str, Any],
-    hlc: int,
-    node_id: str,
-    origin: str,
-    partition: int,
-    offset: int,
-    index: int,
-) -> None:
-    if t in ("gcounter", "pncounter"):
-        n = int(a.get("n", 1))
-        if kind == "increment":
-            value.increment(n, node=origin)
-        else:
-            value.decrement(n, node=origin)
-    elif t == "gset":
-        value.add(a["element"])
-    elif t == "orset":
-        if kind == "add":
-            value.add(a["element"], timestamp=hlc, node=origin)
-        else:
-            value.remove(a["element"], before=hlc)
-    elif t == "lww":
-        v = a.get("value")
-        if "category" in a:
-            v = {"category": a["category"], "value": v}
-        value.write(v, timestamp=hlc, node=node_id)
-    elif t == "timeseries":
-        # The point is named by its dot: the same on every region, whatever the folding order.
-        value.append_data_point(
-            a["timestamp"], a["value"], a.get("metadata"), node=f"{origin}/{partition}", seq=(offset << 20) | index
-        )  # fmt: skip
-    elif t == "graph":
-        if kind == "add_vertex":
-            value.add_vertex(a["vertex"], timestamp=hlc, node=origin)
-        elif kind == "remove_vertex":
-            value.remove_vertex(a["vertex"], before=hlc)
-        elif kind == "add_edge":
-            value.add_edge(a["src"], a["dst"], timestamp=hlc, node=origin)
-        else:
-            value.remove_edge(a["src"], a["dst"], before=hlc)
-    elif t == "workflow":
-        value.record_transition(
-            a["to_state"], timestamp=hlc, node=node_id, args=a.get("args") or {}, seq=(offset << 20) | index
-        )  # fmt: skip
-    else:  # pragma: no cover - the verifier rejects unknown types
-        raise FoldError(f"unknown CRDT type {t!r}")
