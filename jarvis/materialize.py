@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 
 from jarvis.crdt import registry
+from jarvis.crdt.registry import Mutator
 from jarvis.ops import Dot, DotRun, Operation
 
 
@@ -104,7 +105,8 @@ def apply(state: ObjectState, op: Operation, dot: Dot) -> bool:
     origin = f"{dot.origin_region}/{dot.partition}"  # looked up once: this runs per operation
     if _behind(state.context.get(origin), dot.offset, dot.index):
         return False
-    _fold(state, op.crdt_type, op.kind, op.args, op.hlc, op.node_id, *dot, origin)
+    t = op.crdt_type
+    _fold(state, t, _MUTATORS[t], op.kind, op.args, op.hlc, op.node_id, *dot, origin)
     return True
 
 
@@ -112,7 +114,8 @@ def mutate(state: ObjectState, op: Operation, dot: Dot) -> None:
     """Fold one operation the caller knows is new (replay deduplicates by dot itself)."""
     origin = f"{dot.origin_region}/{dot.partition}"
     newest = not _behind(state.context.get(origin), dot.offset, dot.index)
-    _fold(state, op.crdt_type, op.kind, op.args, op.hlc, op.node_id, *dot, origin, newest=newest)
+    t = op.crdt_type
+    _fold(state, t, _MUTATORS[t], op.kind, op.args, op.hlc, op.node_id, *dot, origin, newest=newest)
 
 
 @dataclass(slots=True)
@@ -138,13 +141,16 @@ def fold_run(
     changed, folded = out.changed, out.folded
     region, partition, offset = run.origin_region, run.partition, run.offset
     origin = f"{region}/{partition}"  # once per run, not per operation
+    mutators, last_t, mutator = _MUTATORS, "", _no_mutator
     for index, oid, t, kind, args, node, hlc in run.rows:
         try:
             st = changed.get(oid) or state_of(oid, t)
             if _behind(st.context.get(origin), offset, index):
                 out.duplicates += 1
                 continue
-            _fold(st, t, kind, args, hlc, node, region, partition, offset, index, origin)
+            if t != last_t:  # a run is mostly of one type: its mutator is looked up once
+                mutator, last_t = mutators[t], t
+            _fold(st, t, mutator, kind, args, hlc, node, region, partition, offset, index, origin)
         except (FoldError, ValueError, KeyError, TypeError) as e:
             out.failed.append((index, f"fold cannot apply {kind} to {oid}: {e}"))
             continue
@@ -160,9 +166,14 @@ def _behind(last: list[int] | None, offset: int, index: int) -> bool:
     return last is not None and (offset, index) <= (last[0], last[1])
 
 
+def _no_mutator(*_: Any) -> None:  # pragma: no cover - replaced before the first operation
+    raise FoldError("no CRDT type resolved")
+
+
 def _fold(
     state: ObjectState,
     crdt_type: str,
+    mutator: Mutator,  # crdt_type's, from the registry
     kind: str,
     args: dict[str, Any],
     hlc: int,
@@ -176,7 +187,7 @@ def _fold(
 ) -> None:
     if crdt_type != state.crdt_type:
         raise FoldError(f"{state.object_id} is a {state.crdt_type}, not a {crdt_type}")
-    _MUTATORS[crdt_type](state.value, kind, args, hlc, node_id, region, partition, offset, index)
+    mutator(state.value, kind, args, hlc, node_id, region, partition, offset, index)
     if newest:
         state.context[origin] = [offset, index]
     state.ops += 1
