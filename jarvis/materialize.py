@@ -10,7 +10,8 @@ bounded by the number of regions, whatever the traffic.
 
 Each operation maps to one CRDT mutation with explicit, deterministic metadata (origin region as
 the replica, the operation's HLC timestamp), so two regions folding the same operations in a
-different interleaving of origins reach equal state.
+different interleaving of origins reach equal state. Which mutation is the type's business: its
+spec in the CRDT registry (jarvis/crdt/registry.py, the built-in types in builtin_types.py).
 """
 
 from __future__ import annotations
