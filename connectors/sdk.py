@@ -314,8 +314,7 @@ class Client:
             )
         if rule.crdt_type not in allowed:
             raise ObjectError(
-                # The last registered is the widest (pncounter for the counter handle): name that one.
-                f"{object_id!r} is a {rule.crdt_type} (pipeline {rule.pipeline}), not a {allowed[-1]}"
+                f"{object_id!r} is a {rule.crdt_type} (pipeline {rule.pipeline}), not a {' or '.join(allowed)}"
             )
         return rule.crdt_type
 

@@ -49,7 +49,7 @@ class CrdtSpec:
     instance. Override `check_args`, `new`, `view` or `plot` where the defaults do not fit."""
 
     name: ClassVar[str]  # the wire name (Operation.crdt_type, the pipeline file's `type:`)
-    crdt_class: ClassVar[type]  # has value(), to_dict() and from_dict(d)
+    crdt_class: ClassVar[type]  # has value(), to_dict() and from_dict(d): the changelog stores it so
     kinds: ClassVar[tuple[str, ...]]  # the operation names it accepts
     handle: ClassVar[str | None] = None  # the SDK's Client method producing it (client.<handle>(id))
     # The verifier's per-type argument rules; None: the generic checks (size, ranges) are all.
@@ -82,9 +82,6 @@ class CrdtSpec:
     ) -> Any:
         """An empty value, shaped by the object's pipeline (workflow definition, bounds, resolver)."""
         return self.crdt_class(replica)
-
-    def load(self, data: dict[str, Any]) -> Any:
-        return self.crdt_class.from_dict(data)  # type: ignore[attr-defined]
 
     def view(self, value: Any) -> Any:
         """The value the query API serves."""

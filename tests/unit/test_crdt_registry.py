@@ -116,6 +116,22 @@ def test_unregistering_forgets_the_type(maxreg: registry.CrdtSpec) -> None:
     registry.register(maxreg)  # for the fixture's teardown
 
 
+def test_sdk_handles_name_the_types_they_produce(maxreg: registry.CrdtSpec) -> None:
+    assert registry.handle_types("counter") == ("gcounter", "pncounter")
+    assert registry.handle_types("register") == ("lww",)
+
+    class CappedCounterSpec(MaxRegisterSpec):
+        name = "cappedctr"
+        handle = "counter"
+
+    registry.register(CappedCounterSpec())
+    try:
+        assert registry.handle_types("counter") == ("gcounter", "pncounter", "cappedctr")
+    finally:
+        registry.unregister("cappedctr")
+    assert registry.handle_types("counter") == ("gcounter", "pncounter")
+
+
 def test_a_name_registered_twice_is_refused(maxreg: registry.CrdtSpec) -> None:
     with pytest.raises(ValueError, match="registered already"):
         registry.register(MaxRegisterSpec())
