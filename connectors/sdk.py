@@ -54,7 +54,8 @@ from jarvis.codec.records import canonical_args_utf8
 from jarvis.config import Settings
 from jarvis.config import settings as default_settings
 from jarvis.crdt import HLC
-from jarvis.ops import Operation, OperationBatch, object_id_too_long
+from jarvis.crdt import registry as crdt_registry
+from jarvis.ops import KINDS_BY_TYPE, Operation, OperationBatch, object_id_too_long
 from jarvis.partitioning import partition_for
 from jarvis.security.crypto import DataKeyring, encrypt_fields
 from jarvis.security.keys import ensure_node_key
@@ -142,25 +143,25 @@ class Client:
 
     # -- object handles ---------------------------------------------------------------------------
     def counter(self, object_id: str) -> CounterHandle:
-        return CounterHandle(self, object_id, self._type_of(object_id, ("pncounter", "gcounter")))
+        return CounterHandle(self, object_id, self._type_of(object_id, "counter"))
 
     def gset(self, object_id: str) -> GSetHandle:
-        return GSetHandle(self, object_id, self._type_of(object_id, ("gset",)))
+        return GSetHandle(self, object_id, self._type_of(object_id, "gset"))
 
     def orset(self, object_id: str) -> ORSetHandle:
-        return ORSetHandle(self, object_id, self._type_of(object_id, ("orset",)))
+        return ORSetHandle(self, object_id, self._type_of(object_id, "orset"))
 
     def register(self, object_id: str) -> RegisterHandle:
-        return RegisterHandle(self, object_id, self._type_of(object_id, ("lww",)))
+        return RegisterHandle(self, object_id, self._type_of(object_id, "register"))
 
     def timeseries(self, object_id: str) -> TimeSeriesHandle:
-        return TimeSeriesHandle(self, object_id, self._type_of(object_id, ("timeseries",)))
+        return TimeSeriesHandle(self, object_id, self._type_of(object_id, "timeseries"))
 
     def graph(self, object_id: str) -> GraphHandle:
-        return GraphHandle(self, object_id, self._type_of(object_id, ("graph",)))
+        return GraphHandle(self, object_id, self._type_of(object_id, "graph"))
 
     def workflow(self, object_id: str) -> WorkflowHandle:
-        return WorkflowHandle(self, object_id, self._type_of(object_id, ("workflow",)))
+        return WorkflowHandle(self, object_id, self._type_of(object_id, "workflow"))
 
     @property
     def tasks(self) -> Tasks:
@@ -378,7 +379,9 @@ class Client:
         self.close()
 
     # -- helpers ----------------------------------------------------------------------------------
-    def _type_of(self, object_id: str, allowed: tuple[str, ...]) -> str:
+    def _type_of(self, object_id: str, handle: str) -> str:
+        """The CRDT type of `object_id`, which the handle named `handle` must be able to produce."""
+        allowed = crdt_registry.handle_types(handle)
         rule = self.pipelines.rule_for(object_id)
         if rule is None:
             prefix = object_id.partition(":")[0]
@@ -388,7 +391,7 @@ class Client:
             )
         if rule.crdt_type not in allowed:
             raise ObjectError(
-                f"{object_id!r} is a {rule.crdt_type} (pipeline {rule.pipeline}), not a {allowed[0]}"
+                f"{object_id!r} is a {rule.crdt_type} (pipeline {rule.pipeline}), not a {' or '.join(allowed)}"
             )
         return rule.crdt_type
 
@@ -447,7 +450,7 @@ class CounterHandle(_Handle):
         return self._emit("increment", {"n": n})
 
     def decrement(self, n: int = 1) -> str:
-        if self.crdt_type == "gcounter":
+        if "decrement" not in KINDS_BY_TYPE[self.crdt_type]:  # a gcounter
             raise ObjectError(f"{self.object_id} is a grow-only counter: it cannot be decremented")
         return self._emit("decrement", {"n": n})
 

@@ -29,6 +29,7 @@ from jarvis.codec import CodecError
 from jarvis.codec.batch_columns import BatchColumns
 from jarvis.codec.column_digests import decode_batch_checked
 from jarvis.codec.registry import RegistryUnavailable, explain_unframed
+from jarvis.crdt import registry as crdt_registry
 from jarvis.ops import SURELY_SHORT_OBJECT_ID_CHARS, Operation, object_id_too_long
 from jarvis.security.replay_window import check_window
 from jarvis.security.seen_batches import Acceptance, SeenBatches, batch_key
@@ -71,6 +72,9 @@ class OpVerifier(Protocol):
     # def content_only(self, rule: PrefixRule) -> bool: ...
 
 
+_ARG_CHECKS = crdt_registry.ARG_CHECKS  # per CRDT type; a live table, so a type registered later counts
+
+
 class RuleVerifier:
     """Pipeline rules: prefix, type, kind, payload size, number ranges, encryption."""
 
@@ -97,20 +101,13 @@ class RuleVerifier:
                 for path, num in _numbers(v, f"args.{k}"):
                     if not math.isfinite(num) or abs(num) > limit:
                         reasons.append(f"number {num!r} at {path} is out of range (|x| <= {limit:g})")
-        if rule.value_range and op.kind == "append":
-            lo, hi = rule.value_range
-            v = op.args.get("value")
-            if isinstance(v, int | float) and not lo <= v <= hi:
-                reasons.append(f"value {v} outside the pipeline's range [{lo:g}, {hi:g}]")
         for name in rule.encrypt:
             if name in op.args and name not in op.encrypted_fields:
                 reasons.append(f"field {name!r} must be encrypted by the producer (pipeline {rule.pipeline})")
-        if op.crdt_type in ("gcounter", "pncounter"):
-            n = op.args.get("n", 1)
-            if not isinstance(n, int) or isinstance(n, bool) or n < 0:
-                reasons.append(f"counter step must be a non-negative integer, got {n!r}")
-        if op.kind == "transition" and rule.workflow and op.args.get("to_state") not in rule.workflow.states:
-            reasons.append(f"unknown workflow state {op.args.get('to_state')!r} for {rule.workflow.name}")
+        # The type's own argument rules (counter steps, value ranges, workflow states).
+        type_check = _ARG_CHECKS.get(op.crdt_type)
+        if type_check is not None:
+            type_check(op.kind, op.args, rule, reasons)
         return reasons, 1.0
 
 

@@ -10,7 +10,8 @@ bounded by the number of regions, whatever the traffic.
 
 Each operation maps to one CRDT mutation with explicit, deterministic metadata (origin region as
 the replica, the operation's HLC timestamp), so two regions folding the same operations in a
-different interleaving of origins reach equal state.
+different interleaving of origins reach equal state. Which mutation is the type's business: its
+spec in the CRDT registry (jarvis/crdt/registry.py, the built-in types in builtin_types.py).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from typing import Any
 
 import orjson
 
-from jarvis import crdt
+from jarvis.crdt import registry
+from jarvis.crdt.registry import Mutator
 from jarvis.ops import Dot, DotRun, Operation
 
 
@@ -66,7 +68,7 @@ class ObjectState:
         return {
             "object_id": self.object_id,
             "type": self.crdt_type,
-            "value": self.value.value(),
+            "value": registry.SPECS[self.crdt_type].view(self.value),
             "region": region,
             "ops": self.ops,
             "updated_hlc": self.updated_hlc,
@@ -74,16 +76,10 @@ class ObjectState:
         }
 
 
-CRDT_CLASSES: dict[str, Any] = {
-    "gcounter": crdt.GCounter,
-    "pncounter": crdt.PNCounter,
-    "gset": crdt.GSet,
-    "orset": crdt.ORSet,
-    "lww": crdt.LWWRegister,
-    "timeseries": crdt.TimeSeries,
-    "graph": crdt.Graph,
-    "workflow": crdt.Workflow,
-}
+# Per type, its CRDT class: the registry's live table (connectors/replay_sources.py loads with it).
+CRDT_CLASSES: dict[str, Any] = registry.CLASSES
+# Per type, how an operation is folded into its value; one lookup per operation, no chain of tests.
+_MUTATORS = registry.MUTATORS
 
 
 def new_state(
@@ -95,18 +91,13 @@ def new_state(
     resolver: str | None = None,
 ) -> ObjectState:
     """An empty object. The fold is a replica named "fold"; per-op metadata names the real origin."""
-    if crdt_type == "workflow":
-        if workflow is None:
-            raise FoldError(f"{object_id}: a workflow object needs its definition")
-        value = crdt.Workflow("fold", workflow)
-    elif crdt_type == "timeseries":
-        value = crdt.TimeSeries("fold", max_points=max_points)
-    elif crdt_type == "lww" and resolver == "category":
-        value = crdt.LWWRegister("fold", resolver=crdt.category_resolver)
-    elif crdt_type in CRDT_CLASSES:
-        value = CRDT_CLASSES[crdt_type]("fold")
-    else:
+    spec = registry.SPECS.get(crdt_type)
+    if spec is None:
         raise FoldError(f"{object_id}: unknown CRDT type {crdt_type!r}")
+    try:
+        value = spec.new("fold", workflow=workflow, max_points=max_points, resolver=resolver)
+    except registry.ShapeError as e:
+        raise FoldError(f"{object_id}: {e}") from None
     return ObjectState(object_id, crdt_type, value)
 
 
@@ -115,7 +106,8 @@ def apply(state: ObjectState, op: Operation, dot: Dot) -> bool:
     origin = f"{dot.origin_region}/{dot.partition}"  # looked up once: this runs per operation
     if _behind(state.context.get(origin), dot.offset, dot.index):
         return False
-    _fold(state, op.crdt_type, op.kind, op.args, op.hlc, op.node_id, *dot, origin)
+    t = op.crdt_type
+    _fold(state, t, _MUTATORS[t], op.kind, op.args, op.hlc, op.node_id, *dot, origin)
     return True
 
 
@@ -123,7 +115,8 @@ def mutate(state: ObjectState, op: Operation, dot: Dot) -> None:
     """Fold one operation the caller knows is new (replay deduplicates by dot itself)."""
     origin = f"{dot.origin_region}/{dot.partition}"
     newest = not _behind(state.context.get(origin), dot.offset, dot.index)
-    _fold(state, op.crdt_type, op.kind, op.args, op.hlc, op.node_id, *dot, origin, newest=newest)
+    t = op.crdt_type
+    _fold(state, t, _MUTATORS[t], op.kind, op.args, op.hlc, op.node_id, *dot, origin, newest=newest)
 
 
 @dataclass(slots=True)
@@ -149,13 +142,16 @@ def fold_run(
     changed, folded = out.changed, out.folded
     region, partition, offset = run.origin_region, run.partition, run.offset
     origin = f"{region}/{partition}"  # once per run, not per operation
+    mutators, last_t, mutator = _MUTATORS, "", _no_mutator
     for index, oid, t, kind, args, node, hlc in run.rows:
         try:
             st = changed.get(oid) or state_of(oid, t)
             if _behind(st.context.get(origin), offset, index):
                 out.duplicates += 1
                 continue
-            _fold(st, t, kind, args, hlc, node, region, partition, offset, index, origin)
+            if t != last_t:  # a run is mostly of one type: its mutator is looked up once
+                mutator, last_t = mutators[t], t
+            _fold(st, t, mutator, kind, args, hlc, node, region, partition, offset, index, origin)
         except (FoldError, ValueError, KeyError, TypeError) as e:
             out.failed.append((index, f"fold cannot apply {kind} to {oid}: {e}"))
             continue
@@ -171,9 +167,14 @@ def _behind(last: list[int] | None, offset: int, index: int) -> bool:
     return last is not None and (offset, index) <= (last[0], last[1])
 
 
+def _no_mutator(*_: Any) -> None:  # pragma: no cover - replaced before the first operation
+    raise FoldError("no CRDT type resolved")
+
+
 def _fold(
     state: ObjectState,
     crdt_type: str,
+    mutator: Mutator,  # crdt_type's, from the registry
     kind: str,
     args: dict[str, Any],
     hlc: int,
@@ -187,61 +188,9 @@ def _fold(
 ) -> None:
     if crdt_type != state.crdt_type:
         raise FoldError(f"{state.object_id} is a {state.crdt_type}, not a {crdt_type}")
-    _mutate(state.value, state.crdt_type, kind, args, hlc, node_id, region, partition, offset, index)
+    mutator(state.value, kind, args, hlc, node_id, region, partition, offset, index)
     if newest:
         state.context[origin] = [offset, index]
     state.ops += 1
     if hlc > state.updated_hlc:
         state.updated_hlc = hlc
-
-
-def _mutate(
-    value: Any,
-    t: str,
-    kind: str,
-    a: dict[str, Any],
-    hlc: int,
-    node_id: str,
-    origin: str,
-    partition: int,
-    offset: int,
-    index: int,
-) -> None:
-    if t in ("gcounter", "pncounter"):
-        n = int(a.get("n", 1))
-        if kind == "increment":
-            value.increment(n, node=origin)
-        else:
-            value.decrement(n, node=origin)
-    elif t == "gset":
-        value.add(a["element"])
-    elif t == "orset":
-        if kind == "add":
-            value.add(a["element"], timestamp=hlc, node=origin)
-        else:
-            value.remove(a["element"], before=hlc)
-    elif t == "lww":
-        v = a.get("value")
-        if "category" in a:
-            v = {"category": a["category"], "value": v}
-        value.write(v, timestamp=hlc, node=node_id)
-    elif t == "timeseries":
-        # The point is named by its dot: the same on every region, whatever the folding order.
-        value.append_data_point(
-            a["timestamp"], a["value"], a.get("metadata"), node=f"{origin}/{partition}", seq=(offset << 20) | index
-        )  # fmt: skip
-    elif t == "graph":
-        if kind == "add_vertex":
-            value.add_vertex(a["vertex"], timestamp=hlc, node=origin)
-        elif kind == "remove_vertex":
-            value.remove_vertex(a["vertex"], before=hlc)
-        elif kind == "add_edge":
-            value.add_edge(a["src"], a["dst"], timestamp=hlc, node=origin)
-        else:
-            value.remove_edge(a["src"], a["dst"], before=hlc)
-    elif t == "workflow":
-        value.record_transition(
-            a["to_state"], timestamp=hlc, node=node_id, args=a.get("args") or {}, seq=(offset << 20) | index
-        )  # fmt: skip
-    else:  # pragma: no cover - the verifier rejects unknown types
-        raise FoldError(f"unknown CRDT type {t!r}")

@@ -12,31 +12,12 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any, NamedTuple
 
+from jarvis.crdt import registry as crdt_registry
 
-class CrdtType(StrEnum):
-    GCOUNTER = "gcounter"
-    PNCOUNTER = "pncounter"
-    GSET = "gset"
-    ORSET = "orset"
-    LWW = "lww"
-    TIMESERIES = "timeseries"
-    GRAPH = "graph"
-    WORKFLOW = "workflow"
-
-
-KINDS_BY_TYPE: dict[str, tuple[str, ...]] = {
-    "gcounter": ("increment",),
-    "pncounter": ("increment", "decrement"),
-    "gset": ("add",),
-    "orset": ("add", "remove"),
-    "lww": ("write",),
-    "timeseries": ("append",),
-    "graph": ("add_vertex", "remove_vertex", "add_edge", "remove_edge"),
-    "workflow": ("transition",),
-}
+# Per type, its operation kinds: the registry's live table, so a type registered later is known here.
+KINDS_BY_TYPE: dict[str, tuple[str, ...]] = crdt_registry.KINDS
 
 OBJECT_ID = re.compile(r"^[a-z0-9_-]+:.+$")
 
@@ -62,7 +43,7 @@ def object_id_too_long(object_id: str) -> str | None:
     return f"object id of {size} bytes exceeds the limit of {MAX_OBJECT_ID_BYTES} bytes (UTF-8)"
 
 
-_VALID_KINDS = frozenset((t, k) for t, ks in KINDS_BY_TYPE.items() for k in ks)
+_VALID_KINDS = crdt_registry.VALID_PAIRS
 _valid_prefixes: set[str] = set()  # prefixes already matched: most ids share a handful of them
 
 

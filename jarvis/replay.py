@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from jarvis.crdt import registry
 from jarvis.materialize import FoldError, ObjectState, mutate
 from jarvis.ops import Dot, Operation
 
@@ -75,7 +76,7 @@ class ReplayReport:
 
     @property
     def value(self) -> Any:
-        return None if self.state is None else self.state.value.value()
+        return None if self.state is None else registry.SPECS[self.state.crdt_type].view(self.state.value)
 
     def differences(self) -> list[str]:
         """How the replayed state differs from the live one (empty: they agree)."""
@@ -177,22 +178,8 @@ def replay(
 
 def plot_value(state: ObjectState) -> float:
     """One number per state for the timeline plot."""
-    v = state.value.value()
-    t = state.crdt_type
-    if t in ("gcounter", "pncounter"):
-        return float(v)
-    if t in ("gset", "orset"):
-        return float(len(v))
-    if t == "lww":
-        inner = v.get("value") if isinstance(v, dict) else v
-        return float(inner) if isinstance(inner, int | float) and not isinstance(inner, bool) else 0.0
-    if t == "timeseries":
-        return float(v[-1]["value"]) if v and isinstance(v[-1]["value"], int | float) else 0.0
-    if t == "graph":
-        return float(len(v["vertices"]))
-    if t == "workflow":
-        return float(sum(1 for h in v["history"] if h["applied"]))
-    return 0.0
+    spec = registry.get(state.crdt_type)
+    return 0.0 if spec is None else spec.plot(spec.view(state.value))
 
 
 def _jsonable(v: Any) -> Any:

@@ -16,11 +16,12 @@ from typing import Any
 
 import yaml
 
+from jarvis.crdt import registry as crdt_registry
 from jarvis.materialize import ObjectState, new_state
 
 DEFAULT_FILE = Path(__file__).with_name("default.yaml")
 
-CRDT_TYPES = frozenset({"gcounter", "pncounter", "gset", "orset", "lww", "timeseries", "graph", "workflow"})
+CRDT_TYPES = crdt_registry.SPECS  # every registered type (a live table: `in` is what is asked of it)
 
 
 class PipelineError(ValueError):

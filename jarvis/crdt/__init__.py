@@ -13,6 +13,10 @@ from jarvis.crdt.resolvers import CATEGORY_PRIORITY, RESOLVERS, category_resolve
 from jarvis.crdt.timeseries import TimeSeries
 from jarvis.crdt.workflow import GUARDS, Workflow
 
+# Registering the built-in types on first import of the package: every user of jarvis.crdt.registry
+# imports this package first, so the registry is never seen without them.
+from jarvis.crdt import builtin_types as _builtin_types  # noqa: E402, F401  isort: skip
+
 __all__ = [
     "HLC", "VectorClock", "hlc_pack", "hlc_unpack", "GCounter", "PNCounter", "GSet", "ORSet", "LWWRegister",
     "TimeSeries", "Graph", "Workflow", "GUARDS", "RESOLVERS", "CATEGORY_PRIORITY", "category_resolver", "latest",

@@ -23,8 +23,8 @@ import yaml
 
 from jarvis import topics
 from jarvis.config import REPO_ROOT, Settings
+from jarvis.roles import web_port
 from jarvis.worker_cli import Role
-from streams.app import web_port
 
 K8S = REPO_ROOT / "deploy" / "k8s"
 SCHEMAS = Path(sys.prefix) / "k8s-schemas"
