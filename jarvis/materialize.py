@@ -22,10 +22,11 @@ from typing import Any
 import orjson
 
 from jarvis import crdt
+from jarvis.errors import JarvisError
 from jarvis.ops import Dot, DotRun, Operation
 
 
-class FoldError(ValueError):
+class FoldError(JarvisError, ValueError):
     """An operation that passed verification cannot be applied (e.g. a type clash)."""
 
 

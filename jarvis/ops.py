@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, NamedTuple
 
+from jarvis.errors import JarvisError
+
 
 class CrdtType(StrEnum):
     GCOUNTER = "gcounter"
@@ -41,7 +43,7 @@ KINDS_BY_TYPE: dict[str, tuple[str, ...]] = {
 OBJECT_ID = re.compile(r"^[a-z0-9_-]+:.+$")
 
 
-class OperationError(ValueError):
+class OperationError(JarvisError, ValueError):
     """An operation that does not fit the model (bad object id, unknown type or kind)."""
 
 

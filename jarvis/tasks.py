@@ -19,12 +19,13 @@ import orjson
 
 from jarvis import topics
 from jarvis.codec import decode, encode
+from jarvis.errors import JarvisError
 
 TASK_PREFIX = "task"
 TERMINAL = frozenset({"succeeded", "dead", "timed-out"})
 
 
-class TaskError(ValueError):
+class TaskError(JarvisError, ValueError):
     """A task that cannot be built or routed; the message says why."""
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from jarvis.errors import JarvisError
 from jarvis.materialize import ObjectState, new_state
 
 DEFAULT_FILE = Path(__file__).with_name("default.yaml")
@@ -23,7 +24,7 @@ DEFAULT_FILE = Path(__file__).with_name("default.yaml")
 CRDT_TYPES = frozenset({"gcounter", "pncounter", "gset", "orset", "lww", "timeseries", "graph", "workflow"})
 
 
-class PipelineError(ValueError):
+class PipelineError(JarvisError, ValueError):
     """The pipeline file is malformed; the message names the offending entry."""
 
 
