@@ -26,6 +26,7 @@ pytestmark = pytest.mark.slow
 # them from the index took ~60 s of the test, from here ~16 s. The same pins either way, since the
 # wheel under test names them; a missing or changed one refills the wheelhouse from the index.
 WHEELHOUSE = REPO_ROOT / ".jarvis" / "wheelhouse"
+PACKAGES = ("jarvis", "connectors", "pipelines", "streams", "schemas")
 
 # Runs inside the fresh venv. Roles come from the installed CLI's own `worker ROLE` argument, so a
 # role added to the code is checked without editing this test.
@@ -41,7 +42,7 @@ worker = typer.main.get_command(app).commands["worker"]
 ann = next(p for p in worker.params if p.name == "role").type_descriptor.annotation
 roles = [m.value for m in ann] if isinstance(ann, type) and issubclass(ann, enum.Enum) else list(typing.get_args(ann))
 files = {}
-for top in ("jarvis", "connectors", "pipelines", "streams", "schemas"):
+for top in PACKAGES:
     pkg = importlib.import_module(top)
     files[top] = pkg.__file__
     for info in pkgutil.walk_packages(pkg.__path__, top + "."):
@@ -116,7 +117,8 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dic
 @pytest.fixture(scope="module")
 def probe(installed: tuple[Path, Path, dict[str, str]]) -> dict:
     venv, cwd, env = installed
-    return json.loads(_run([str(venv / "bin" / "python"), "-I", "-c", PROBE], cwd, env))
+    code = f"PACKAGES = {PACKAGES!r}\n{PROBE}"
+    return json.loads(_run([str(venv / "bin" / "python"), "-I", "-c", code], cwd, env))
 
 
 def test_every_module_comes_from_the_installed_package(
@@ -125,11 +127,8 @@ def test_every_module_comes_from_the_installed_package(
     venv = installed[0].resolve()
     strays = {m: f for m, f in probe["modules"].items() if venv not in Path(f).resolve().parents}
     assert not strays, f"imported from outside the venv: {strays}"
-    checkout = {p.relative_to(REPO_ROOT).with_suffix("").as_posix().replace("/", ".") for p in (
-        q for top in ("jarvis", "connectors", "pipelines", "streams", "schemas")
-        for q in (REPO_ROOT / top).rglob("*.py")
-    )}
-    checkout = {m.removesuffix(".__init__") for m in checkout}
+    sources = [f for top in PACKAGES for f in (REPO_ROOT / top).rglob("*.py")]
+    checkout = {".".join(f.relative_to(REPO_ROOT).with_suffix("").parts).removesuffix(".__init__") for f in sources}
     assert set(probe["modules"]) == checkout
     for data in (probe["schema_dir"], probe["pipelines_file"]):
         assert venv in Path(data).resolve().parents
