@@ -55,6 +55,7 @@ from jarvis.config import Settings
 from jarvis.config import settings as default_settings
 from jarvis.crdt import HLC
 from jarvis.crdt import registry as crdt_registry
+from jarvis.errors import JarvisError
 from jarvis.ops import KINDS_BY_TYPE, Operation, OperationBatch, object_id_too_long
 from jarvis.partitioning import partition_for
 from jarvis.security.crypto import DataKeyring, encrypt_fields
@@ -67,7 +68,7 @@ if TYPE_CHECKING:
     from jarvis.codec.registry import RegistryCodec
 
 
-class DeliveryError(RuntimeError):
+class DeliveryError(JarvisError, RuntimeError):
     """Kafka did not accept some operations; `failures` lists (object ids, error) per message."""
 
     def __init__(self, failures: list[tuple[list[str], str]]) -> None:
@@ -78,7 +79,7 @@ class DeliveryError(RuntimeError):
         )
 
 
-class ObjectError(ValueError):
+class ObjectError(JarvisError, ValueError):
     """The object id or operation does not fit the pipeline definitions."""
 
 

@@ -13,10 +13,11 @@ from typing import Any
 
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
+from jarvis.errors import JarvisError
 from jarvis.topics import TopicSpec
 
 
-class TopicsError(RuntimeError):
+class TopicsError(JarvisError, RuntimeError):
     """A topic could not be created or inspected; the message names it and the cluster."""
 
 
@@ -101,8 +102,8 @@ def _differences(
     return out
 
 
-class _NotKnownYet(Exception):
-    pass
+class _NotKnownYet(JarvisError):
+    """A topic just created that the broker's metadata does not show yet (retried)."""
 
 
 def _compare(admin: AdminClient, t: TopicSpec, md: Any, partitions: int, timeout: float) -> list[str]:

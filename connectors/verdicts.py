@@ -27,13 +27,14 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from jarvis import topics
 from jarvis.codec import CodecError, decode, decode_rejected
+from jarvis.errors import JarvisError
 
 # Positioning starts this long before the earliest send: clocks of the producer and of the brokers
 # that stamp the verifier's records may differ a little.
 CLOCK_SLACK_MS = 5_000
 
 
-class VerdictTimeout(TimeoutError):
+class VerdictTimeout(JarvisError, TimeoutError):
     """Some operations had no verdict before the timeout; `missing` holds their op ids."""
 
     def __init__(self, message: str, missing: list[str]) -> None:
@@ -99,7 +100,7 @@ class VerdictReport:
             raise RejectedError(self)
 
 
-class RejectedError(RuntimeError):
+class RejectedError(JarvisError, RuntimeError):
     """Some operations were rejected (or, transitions, not applied); `report` has every verdict."""
 
     def __init__(self, report: VerdictReport) -> None:

@@ -24,10 +24,11 @@ import orjson
 
 from jarvis.crdt import registry
 from jarvis.crdt.registry import Mutator
+from jarvis.errors import JarvisError
 from jarvis.ops import Dot, DotRun, Operation
 
 
-class FoldError(ValueError):
+class FoldError(JarvisError, ValueError):
     """An operation that passed verification cannot be applied (e.g. a type clash)."""
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from jarvis.crdt import registry as crdt_registry
+from jarvis.errors import JarvisError
 
 # Per type, its operation kinds: the registry's live table, so a type registered later is known here.
 KINDS_BY_TYPE: dict[str, tuple[str, ...]] = crdt_registry.KINDS
@@ -29,7 +30,7 @@ MAX_OBJECT_ID_BYTES = 1024
 SURELY_SHORT_OBJECT_ID_CHARS = MAX_OBJECT_ID_BYTES // 4
 
 
-class OperationError(ValueError):
+class OperationError(JarvisError, ValueError):
     """An operation that does not fit the model (bad object id, unknown type or kind)."""
 
 

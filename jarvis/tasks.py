@@ -19,6 +19,7 @@ import orjson
 
 from jarvis import topics
 from jarvis.codec import decode, encode
+from jarvis.errors import JarvisError
 
 TASK_PREFIX = "task"
 # The lifecycle states a task is final in, for whoever waits on it (`jarvis task get --wait`, the demo,
@@ -26,7 +27,7 @@ TASK_PREFIX = "task"
 TERMINAL = frozenset({"succeeded", "dead", "timed-out"})
 
 
-class TaskError(ValueError):
+class TaskError(JarvisError, ValueError):
     """A task that cannot be built or routed; the message says why."""
 
 

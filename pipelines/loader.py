@@ -11,20 +11,23 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from jarvis.crdt import registry as crdt_registry
+from jarvis.errors import JarvisError
 from jarvis.materialize import ObjectState, new_state
 
-DEFAULT_FILE = Path(__file__).with_name("default.yaml")
+DEFAULT_FILE = files("pipelines") / "default.yaml"  # package data: found in an installed wheel too
 
 CRDT_TYPES = crdt_registry.SPECS  # every registered type (a live table: `in` is what is asked of it)
 
 
-class PipelineError(ValueError):
+class PipelineError(JarvisError, ValueError):
     """The pipeline file is malformed; the message names the offending entry."""
 
 
@@ -68,7 +71,7 @@ class PrefixRule:
 class Pipelines:
     rules: dict[str, PrefixRule]
     workflows: dict[str, WorkflowDef]
-    source: Path
+    source: Path | Traversable
 
     def rule_for(self, object_id: str) -> PrefixRule | None:
         prefix, sep, rest = object_id.partition(":")
@@ -98,11 +101,12 @@ def _workflow(name: str, raw: dict[str, Any]) -> WorkflowDef:
 
 
 def load(path: Path | None = None) -> Pipelines:
-    path = Path(path or os.environ.get("JARVIS_PIPELINES") or DEFAULT_FILE)
+    given = path or os.environ.get("JARVIS_PIPELINES")  # a file path overrides the packaged default
+    file: Path | Traversable = Path(given) if given else DEFAULT_FILE
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.safe_load(file.read_text()) or {}
     except (OSError, yaml.YAMLError) as e:
-        raise PipelineError(f"cannot read pipeline file {path}: {e}") from None
+        raise PipelineError(f"cannot read pipeline file {file}: {e}") from None
     defaults = raw.get("defaults") or {}
     workflows = {n: _workflow(n, w) for n, w in (raw.get("workflows") or {}).items()}
     rules: dict[str, PrefixRule] = {}
@@ -137,7 +141,7 @@ def load(path: Path | None = None) -> Pipelines:
                 workflow=wf,
                 resolver=spec.get("resolver"),
             )
-    return Pipelines(rules=rules, workflows=workflows, source=path)
+    return Pipelines(rules=rules, workflows=workflows, source=file)
 
 
 @cache

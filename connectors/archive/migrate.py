@@ -9,11 +9,12 @@ the same SQL interface either way.
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
+from importlib.resources import files
 
 import psycopg
 
-MIGRATIONS = Path(__file__).with_name("migrations")
+# Package data, so an installed archiver migrates without the source tree beside it.
+MIGRATIONS = files("connectors.archive") / "migrations"
 TIME_TABLES = ("ops", "telemetry")
 MIGRATION_LOCK = 0x6A61727669730001  # pg_advisory_lock key: "jarvis" + 1
 
@@ -42,8 +43,9 @@ def migrate(dsn: str) -> list[str]:
         if timescale:
             conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
         done = {v for (v,) in conn.execute("SELECT version FROM jarvis.schema_migrations")}
-        for path in sorted(MIGRATIONS.glob("*.sql")):
-            version = int(path.name.split("_", 1)[0])
+        for path in sorted((p for p in MIGRATIONS.iterdir() if p.name.endswith(".sql")), key=lambda p: p.name):
+            name = path.name.removesuffix(".sql")
+            version = int(name.split("_", 1)[0])
             if version in done:
                 continue
             sql = path.read_text().replace("{partitioning}", "" if timescale else "PARTITION BY RANGE (ts)")
@@ -65,9 +67,9 @@ def migrate(dsn: str) -> list[str]:
                             )
                 conn.execute(
                     "INSERT INTO jarvis.schema_migrations (version, name) VALUES (%s, %s)",
-                    (version, path.stem),
+                    (version, name),
                 )
-            applied.append(path.stem)
+            applied.append(name)
     return applied
 
 

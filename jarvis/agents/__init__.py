@@ -14,11 +14,12 @@ from importlib.metadata import entry_points
 from typing import Any, Protocol
 
 from jarvis.config import Settings
+from jarvis.errors import JarvisError
 
 GROUP = "jarvis.agents"
 
 
-class HandlerError(RuntimeError):
+class HandlerError(JarvisError, RuntimeError):
     """The handler failed; `retryable=False` sends the task straight to the dead-letter topic."""
 
     def __init__(self, message: str, retryable: bool = True) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from jarvis.errors import JarvisError
 
-class CodecError(ValueError):
+
+class CodecError(JarvisError, ValueError):
     """The bytes are not a valid Jarvis event."""
 
 

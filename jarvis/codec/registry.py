@@ -37,6 +37,7 @@ from jarvis.codec.fingerprint import crc64_avro
 from jarvis.codec.records import batch_from_record, batch_record
 from jarvis.codec.single_object import LZ4_MAGIC, MAGIC, decode, encode
 from jarvis.codec.store import NAMESPACE, Schema, SchemaStore, store
+from jarvis.errors import JarvisError
 from jarvis.ops import OperationBatch
 
 if TYPE_CHECKING:
@@ -141,7 +142,7 @@ def fingerprint_of(schema_str: str) -> bytes:
 _MALFORMED = (EOFError, IndexError, ValueError, TypeError, UnicodeDecodeError, OverflowError, MemoryError)
 
 
-class RegistryUnavailable(RuntimeError):
+class RegistryUnavailable(JarvisError, RuntimeError):
     """The registry did not answer (down, or an error of its own): retry later, the message is fine."""
 
 

@@ -6,7 +6,8 @@ import json
 import struct
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from typing import Any
 
 from fastavro import parse_schema
@@ -14,12 +15,25 @@ from fastavro.schema import to_parsing_canonical_form
 
 from jarvis.codec.errors import UnknownSchema
 from jarvis.codec.fingerprint import crc64_avro
-from jarvis.config import REPO_ROOT
 
-SCHEMA_DIR = REPO_ROOT / "schemas"
+# Package data of the top-level `schemas` package: found the same way in a checkout and in an
+# installed wheel, where no source tree sits beside the code.
+SCHEMA_DIR = files("schemas")
 NAMESPACE = "io.jarvis.v1"
 # Referenced types are parsed before the records that use them.
 ORDER = ("Dot", "Operation")
+
+
+def _avsc(directory: Traversable) -> list[Traversable]:
+    return [p for p in directory.iterdir() if p.is_file() and p.name.endswith(".avsc")]
+
+
+def _stem(path: Traversable) -> str:
+    return path.name.removesuffix(".avsc")
+
+
+def _rank(stem: str) -> int:
+    return ORDER.index(stem) if stem in ORDER else len(ORDER)
 
 
 @dataclass(frozen=True)
@@ -28,11 +42,11 @@ class Schema:
     parsed: Any
     canonical: str
     fingerprint: bytes  # 8 bytes, little-endian, as the single-object header carries it
-    path: Path
+    path: Traversable
 
 
 class SchemaStore:
-    def __init__(self, directory: Path = SCHEMA_DIR) -> None:
+    def __init__(self, directory: Traversable = SCHEMA_DIR) -> None:
         self.directory = directory
         self.current: dict[str, Schema] = {}
         self.by_fingerprint: dict[bytes, Schema] = {}
@@ -40,24 +54,21 @@ class SchemaStore:
 
     def _load(self) -> None:
         named: dict[str, Any] = {}
-        files = sorted(
-            self.directory.glob("*.avsc"),
-            key=lambda p: (p.stem not in ORDER, ORDER.index(p.stem) if p.stem in ORDER else 0, p.stem),
-        )
-        for path in files:
+        current = sorted(_avsc(self.directory), key=lambda p: (_rank(_stem(p)), _stem(p)))
+        for path in current:
             s = self._parse(path, named)
             self.current[s.name] = s
             self.by_fingerprint[s.fingerprint] = s
         # Older versions: readable (by fingerprint) but never written. They may refer to the current
         # named types (as they did when they were current), but not to their own newer version.
-        for path in sorted((self.directory / "history").glob("*.avsc")):
+        for path in sorted(_avsc(self.directory / "history"), key=lambda p: p.name):
             raw = json.loads(path.read_text())
             own = f"{raw.get('namespace', NAMESPACE)}.{raw['name']}"
             s = self._parse(path, {k: v for k, v in named.items() if k != own})
             self.by_fingerprint.setdefault(s.fingerprint, s)
 
     @staticmethod
-    def _parse(path: Path, named: dict[str, Any]) -> Schema:
+    def _parse(path: Traversable, named: dict[str, Any]) -> Schema:
         raw = json.loads(path.read_text())
         parsed = parse_schema(raw, named_schemas=named)
         canonical = to_parsing_canonical_form(parsed)

@@ -20,6 +20,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, ClassVar, Protocol
 
+from jarvis.errors import JarvisError
+
 # (value, kind, args, hlc, node_id, origin region, ingress partition, ingress offset, index in batch):
 # everything the fold knows about one new operation; the dot's parts come separately so that the
 # fold never builds a Dot per operation.
@@ -40,7 +42,7 @@ class Rule(Protocol):
 ArgCheck = Callable[[str, dict[str, Any], Any, list[str]], None]
 
 
-class ShapeError(ValueError):
+class ShapeError(JarvisError, ValueError):
     """An object of this type cannot be created from what its pipeline gives (e.g. no definition)."""
 
 

@@ -17,6 +17,7 @@ import math
 from typing import Any
 
 from jarvis.crdt.pointlog import PointLog, Row
+from jarvis.errors import JarvisError
 
 PointKey = tuple[float, str, int]
 AGGREGATES = ("count", "sum", "min", "max", "mean", "p50", "p90", "p95", "p99")
@@ -26,7 +27,7 @@ MAX_BUCKETS = 100_000
 _EXACT = 2.0**53  # floats count integers exactly up to here: bucket starts stay distinct
 
 
-class RangeQueryError(ValueError):
+class RangeQueryError(JarvisError, ValueError):
     """A range or aggregation the arguments make unanswerable; the message says why (HTTP 400)."""
 
 

@@ -18,12 +18,13 @@ import orjson
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from jarvis.errors import JarvisError
 from jarvis.ops import Operation
 
 PREFIX = "enc:v1:"
 
 
-class DecryptionError(ValueError):
+class DecryptionError(JarvisError, ValueError):
     """A field cannot be decrypted: no key, wrong key, or the ciphertext was moved or altered."""
 
 

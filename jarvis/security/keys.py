@@ -22,8 +22,10 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from jarvis.errors import JarvisError
 
-class KeyError_(LookupError):
+
+class KeyError_(JarvisError, LookupError):
     """A key that is asked for does not exist."""
 
 

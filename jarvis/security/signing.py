@@ -17,11 +17,12 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from jarvis.codec.records import op_content
+from jarvis.errors import JarvisError
 from jarvis.ops import Operation
 from jarvis.security.keys import Signer
 
 
-class SignatureError(ValueError):
+class SignatureError(JarvisError, ValueError):
     """A signature or digest does not verify; the message says which and why."""
 
 

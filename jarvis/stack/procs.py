@@ -16,8 +16,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from jarvis.errors import JarvisError
 
-class StackError(RuntimeError):
+
+class StackError(JarvisError, RuntimeError):
     """A component could not be started or checked; the message says what to do."""
 
 
