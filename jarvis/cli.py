@@ -39,6 +39,9 @@ def _mount() -> None:
         pass
     else:
         app.add_typer(keys_app, name="keys")
+    from jarvis.security.auth_cli import auth_app
+
+    app.add_typer(auth_app, name="auth")
 
 
 _mount()

@@ -18,6 +18,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 KAFKA_BASE_PORT = 19092
 QUERY_BASE_PORT = 8081
 SCHEMA_REGISTRY_BASE_PORT = 18081
+MQTT_BASE_PORT = 11883  # the region's Mosquitto broker: base + region index + JARVIS_PORT_OFFSET
 # Apicurio Registry's Confluent-compatible API lives under this path, not at the root.
 CCOMPAT_PATH = "/apis/ccompat/v7"
 
@@ -48,6 +49,14 @@ class RegionConfig:
     @property
     def query_url(self) -> str:
         return f"http://{self.host}:{self.query_port}"
+
+    @property
+    def mqtt_port(self) -> int:
+        return MQTT_BASE_PORT + self.index + self.port_offset
+
+    @property
+    def mqtt_url(self) -> str:
+        return f"mqtt://{self.host}:{self.mqtt_port}"
 
 
 def _env(name: str, default: str) -> str:

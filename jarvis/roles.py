@@ -67,6 +67,8 @@ ROLES: tuple[RoleSpec, ...] = (
         metrics_slot=3,
         options=frozenset({"capabilities", "concurrency", "name"}),
     ),
+    # HTTP and MQTT in, signed batches to ingress out; its web port serves the ingest API.
+    RoleSpec("ingest", "connectors.ingest.worker", Entry.run, (topics.IDEMPOTENCY,), metrics_slot=4),
 )
 
 BY_NAME: Mapping[str, RoleSpec] = MappingProxyType({r.name: r for r in ROLES})

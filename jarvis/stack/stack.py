@@ -14,7 +14,8 @@ from typing import Any
 
 from jarvis import topics
 from jarvis.config import RegionConfig, Settings
-from jarvis.stack import kafka, kafka_dist, mirrormaker, postgres, redis_server, schema_registry
+from jarvis.roles import web_port
+from jarvis.stack import kafka, kafka_dist, mirrormaker, mosquitto, postgres, redis_server, schema_registry
 from jarvis.stack.procs import Proc, StackError, port_open, process_env, wait_until
 
 Report = Callable[[str], None]
@@ -44,6 +45,9 @@ class Stack:
     def schema_registry(self) -> Proc:
         return Proc(name=schema_registry.NAME, run_dir=self.settings.home)
 
+    def mqtt_broker(self, region: RegionConfig) -> Proc:
+        return mosquitto.broker_proc(self.settings, region)
+
     def worker_procs(self) -> list[Proc]:
         from jarvis.stack.workers import worker_procs
 
@@ -53,6 +57,7 @@ class Stack:
         # Workers first: a verifier may still be asking the registry for a schema.
         procs = [*self.worker_procs(), self.mm2(), self.schema_registry()]
         procs += [self.broker(r) for r in self.settings.regions]
+        procs += [self.mqtt_broker(r) for r in self.settings.regions]
         return [*procs, self.postgres(), self.redis()]
 
     # -- up ---------------------------------------------------------------------------------------
@@ -78,6 +83,7 @@ class Stack:
 
         self._start_redis(report)
         self._start_postgres(report)
+        self._start_mosquitto(report)
         started = []
         for region in s.regions:
             if self._broker_ready(region):
@@ -125,6 +131,19 @@ class Stack:
         proc.start()
         wait_until(lambda: redis_server.ping(s), 30, proc, "Redis")
         report(f"redis answers PING on {s.redis_url}")
+
+    def _start_mosquitto(self, report: Report) -> None:
+        s = self.settings
+        for region in s.regions:
+            if mosquitto.ping(region):
+                mosquitto.write_auth_files(s)
+                report(f"mosquitto {region.name} already answers on {region.mqtt_url}")
+                continue
+            self._check_port_free(region.mqtt_port, f"Mosquitto ({region.name})", "JARVIS_PORT_OFFSET")
+            proc = mosquitto.prepared_proc(s, region)
+            proc.start()
+            wait_until(lambda r=region: mosquitto.ping(r), 30, proc, f"Mosquitto {region.name}")
+            report(f"mosquitto {region.name} answers on {region.mqtt_url}")
 
     def ensure_schema_registry(self, report: Report = _quiet) -> str:
         """Start the local schema registry unless it answers, and point the verifiers at it; its URL."""
@@ -241,6 +260,9 @@ class Stack:
                 "bootstrap": r.bootstrap,
                 "query_url": r.query_url,
                 "kafka": "up" if self._broker_ready(r) else "down",
+                "ingest_url": f"http://{r.host}:{web_port(s, 'ingest', r.name)}",
+                "mqtt_url": r.mqtt_url,
+                "mqtt": "up" if mosquitto.ping(r) else "down",
             }
         procs = {p.name: ("running" if p.running() else "stopped") for p in self.all_procs()}
         if self._safe(lambda: schema_registry.ping(s)):

@@ -16,7 +16,7 @@ from jarvis.worker_cli import Role
 
 def test_every_role_names_a_module_that_exists_once() -> None:
     names = [r.name for r in roles.ROLES]
-    assert names == ["verifier", "fold", "archiver", "agent"]  # the stack's start order
+    assert names == ["verifier", "fold", "archiver", "agent", "ingest"]  # the stack's start order
     assert len(set(names)) == len(names)
     for r in roles.ROLES:
         assert importlib.util.find_spec(r.module) is not None, r.module
@@ -49,8 +49,8 @@ def test_a_role_has_one_kind_of_port() -> None:
 
 
 def test_unknown_role_names_the_known_ones() -> None:
-    with pytest.raises(KeyError, match="verifier, fold, archiver, agent"):
-        roles.role("ingest")
+    with pytest.raises(KeyError, match="verifier, fold, archiver, agent, ingest"):
+        roles.role("gateway")
 
 
 def test_only_the_agent_takes_agent_options() -> None:
@@ -63,8 +63,10 @@ def test_a_new_role_is_one_entry_and_the_stack_starts_its_instances(
 ) -> None:
     s = Settings(home=tmp_path)
     before = [p.name for p in worker_procs(s)]
-    assert before == [f"worker-{r}-{g}" for g in ("eu", "us") for r in ("verifier", "fold", "archiver", "agent")]
-    gateway = RoleSpec("gateway", "streams.gateway", Entry.run, ("jarvis.ops.ingress",), instances=2, metrics_slot=4)
+    assert before == [
+        f"worker-{r}-{g}" for g in ("eu", "us") for r in ("verifier", "fold", "archiver", "agent", "ingest")
+    ]
+    gateway = RoleSpec("gateway", "streams.gateway", Entry.run, ("jarvis.ops.ingress",), instances=2, metrics_slot=5)
     monkeypatch.setattr(roles, "ROLES", (*roles.ROLES, gateway))
     after = worker_procs(s)
     assert [p.name for p in after if "gateway" in p.name] == [
@@ -72,4 +74,4 @@ def test_a_new_role_is_one_entry_and_the_stack_starts_its_instances(
     ]  # fmt: skip
     second = next(p for p in after if p.name == "worker-gateway-us-1")
     assert second.env["JARVIS_WORKER_INSTANCE"] == "1" and second.argv[-4:-2] == ["--region", "us"]
-    assert gateway.web_port(s, "eu", 1) == 9181 + 0 + 80 + 100
+    assert gateway.web_port(s, "eu", 1) == 9181 + 0 + 100 + 100
