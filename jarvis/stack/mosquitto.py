@@ -3,7 +3,7 @@
 Each broker listens on the region's mqtt_port with persistence on (a QoS 1 message the gateway has
 not acknowledged survives a broker restart), no anonymous clients, and a password file made from the
 API key store: the user name is the key's name, the password the key. Keys whose role may write
-something may publish to `jarvis/ops/+` and `telemetry/+`; the gateways log in as `jarvis-ingest`
+something may publish to `jarvis/ops/#` and `telemetry/#`; the gateways log in as `jarvis-ingest`
 (a secret under JARVIS_HOME/mqtt) and read everything. A key created or revoked rewrites the files
 and sends the running brokers SIGHUP, which makes Mosquitto reload them.
 """
@@ -68,7 +68,7 @@ def write_auth_files(settings: Settings) -> None:
             continue
         role = roles.setdefault(r.role, store.role(r.role))
         if role is not None and (role.write or role.admin):
-            acl += [f"user {r.name}", "topic write jarvis/ops/+", "topic write telemetry/+", ""]
+            acl += [f"user {r.name}", "topic write jarvis/ops/#", "topic write telemetry/#", ""]
     _write(d / "acl", "\n".join(acl))
 
 
