@@ -70,7 +70,7 @@ async def _errors_as_json(request: web.Request, handler: Handler) -> web.StreamR
         if e.status < 400:
             raise
         reason = e.text if e.text and not e.text.startswith(f"{e.status}:") else e.reason
-        return _error(e.status, reason, **{k: v for k, v in e.headers.items() if k in ("Allow", "Retry-After")})
+        return _error(e.status, reason, **{k: v for k, v in e.headers.items() if k in ("Allow", "Retry-After", "WWW-Authenticate")})
     except (ConnectionResetError, asyncio.CancelledError):
         raise
     except Exception as e:  # noqa: BLE001 - the client gets a reason; the log keeps the traceback
