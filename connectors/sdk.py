@@ -65,7 +65,7 @@ from pipelines.loader import Pipelines, PrefixRule
 from pipelines.loader import pipelines as default_pipelines
 
 if TYPE_CHECKING:
-    from jarvis.codec.registry import RegistryCodec
+    from connectors.schema_registry import RegistryCodec
 
 
 class DeliveryError(JarvisError, RuntimeError):
@@ -121,7 +121,9 @@ class Client:
         self.registry: RegistryCodec | None = None
         self._encode_batch: Callable[[OperationBatch], bytes] = encode_batch
         if s.schema_registry_url:
-            from jarvis.codec.registry import RegistryCodec
+            # Lazy: the registry client's Avro serializers take ~0.2 s to import, which an SDK user
+            # without a registry should not pay.
+            from connectors.schema_registry import RegistryCodec
 
             self.registry = RegistryCodec(s.schema_registry_url)
             self._encode_batch = self.registry.encode_batch

@@ -23,10 +23,11 @@ import time
 import faust
 from prometheus_client import Counter
 
+from connectors.schema_registry import RegistryCodec
 from connectors.seen_feed import SeenFeed
 from jarvis import topics
 from jarvis.codec import encode_rejected, encode_verified
-from jarvis.codec.registry import RegistryCodec, RegistryUnavailable
+from jarvis.codec.registry import RegistryUnavailable
 from jarvis.codec.seen import SeenRecord, encode_seen
 from jarvis.config import Settings
 from jarvis.gate import Gate, GateResult
