@@ -69,6 +69,7 @@ def worker(
             module.run(s, region, instance, **options)
             return
         app = module.build(s, region, instance)
+        # Lazy: only this command loads Faust; every `jarvis` command imports this module.
         from faust import Worker
 
         # Every operation decoded allocates a handful of containers that die young; with CPython's default
