@@ -28,8 +28,9 @@ def worker(
     role: Role = typer.Argument(..., help="Which worker to run."),
     region: str = typer.Option(None, "--region", "-r", help="Region (default JARVIS_REGION)."),
     instance: int = typer.Option(
-        int(os.environ.get("JARVIS_WORKER_INSTANCE", "0")),
+        0,
         "--instance",
+        envvar="JARVIS_WORKER_INSTANCE",
         help="Instance number: several instances of a role share partitions; each needs its own port.",
     ),
     loglevel: str = typer.Option("warn", "--loglevel", "-l", help="crit, error, warn, info or debug."),
