@@ -1,0 +1,224 @@
+"""Text: collaborative plain text, a Yrs document (pycrdt, the Python binding of Yrs / Yjs).
+
+An edit is a Yrs update (v1 encoding): `insert(index, s)` and `delete(index, n)` edit this replica's
+document and return the update they made, as a delta; `apply_update(bytes)` folds one in (what the
+fold does with an operation's update). Yrs merges updates in any order, any number of times, and two
+documents that have seen the same updates hold the same text and the same state vector.
+
+One gap of pycrdt is filled here: an update whose dependencies have not arrived yet is held by Yrs
+as pending, and is left out of the document's own encoding (`get_update()`). Such an update is kept
+beside the document (`pending`, one merged update) until the document covers it, so a copy, the
+plain data and a merge lose nothing while updates arrive out of order.
+
+The Yrs client id (the replica's name inside the document) is random per instance, as Yjs requires:
+two live documents sharing a client id corrupt each other's edits, and node names may be reused.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+from pycrdt import Doc, merge_updates
+from pycrdt import Text as YText
+from pycrdt import get_update as diff_update
+
+from jarvis.crdt.errors import CrdtError, TextUpdateError
+
+ROOT = "text"  # the root type's name: the same in every replica and in yjs
+
+
+def _varuints(data: bytes, pos: int, count: int) -> tuple[list[int], int]:
+    out = []
+    for _ in range(count):
+        n = shift = 0
+        while True:
+            if pos >= len(data):
+                raise TextUpdateError("Yrs update ends inside a number")
+            b = data[pos]
+            pos += 1
+            n |= (b & 0x7F) << shift
+            shift += 7
+            if b < 0x80:
+                break
+        out.append(n)
+    return out, pos
+
+
+def _state_vector(sv: bytes) -> dict[int, int]:
+    (n,), pos = _varuints(sv, 0, 1)
+    out = {}
+    for _ in range(n):
+        (client, clock), pos = _varuints(sv, pos, 2)
+        out[client] = clock
+    return out
+
+
+def _covered(rest: bytes, sv: dict[int, int]) -> bool:
+    """Whether `rest` (an update already diffed against the document's state vector) holds nothing the
+    document lacks: no structs, and deletions only of items the document has."""
+    (clients,), pos = _varuints(rest, 0, 1)
+    if clients:
+        return False
+    (ds_clients,), pos = _varuints(rest, pos, 1)
+    for _ in range(ds_clients):
+        (client, ranges), pos = _varuints(rest, pos, 2)
+        for _ in range(ranges):
+            (clock, length), pos = _varuints(rest, pos, 2)
+            if clock + length > sv.get(client, 0):
+                return False
+    return True
+
+
+def decode_update(data: str | bytes) -> bytes:
+    """An update from an operation's args (base64 text) or raw bytes, checked to be a Yrs v1 update."""
+    if isinstance(data, str):
+        try:
+            data = base64.b64decode(data, validate=True)
+        except (binascii.Error, ValueError) as e:
+            raise TextUpdateError(f"text update is not base64: {e}") from None
+    if not isinstance(data, bytes | bytearray) or not data:
+        raise TextUpdateError("text update is empty: a Yrs update has at least its two section counts")
+    return bytes(data)
+
+
+def encode_update(update: bytes) -> str:
+    return base64.b64encode(update).decode()
+
+
+def delta(update: bytes) -> Text:
+    """A delta carrying one update (b"": none), as insert and delete return."""
+    d = Text.__new__(Text)
+    d.node_id, d.doc, d.text, d.pending, d.update = "", None, None, None, update
+    return d
+
+
+class Text:
+    __slots__ = ("node_id", "doc", "text", "pending", "update")
+
+    def __init__(self, node_id: str = "", client_id: int | None = None) -> None:
+        self.node_id = node_id
+        self.doc = Doc() if client_id is None else Doc(client_id=client_id)
+        self.text: YText = self.doc.get(ROOT, type=YText)
+        self.pending: bytes | None = None
+        self.update: bytes | None = None  # set on a delta: the update it carries
+
+    def _delta(self, update: bytes) -> Text:
+        d = delta(update)
+        d.node_id = self.node_id
+        return d
+
+    # -- mutators ---------------------------------------------------------------------------------
+    def insert(self, index: int, s: str) -> Text:
+        size = len(self.text)
+        if type(index) is not int or not 0 <= index <= size:
+            raise CrdtError(
+                f"insert index must be an integer from 0 to {size} (the text's length), got {index!r}"
+            )
+        if not isinstance(s, str):
+            raise CrdtError(f"insert takes a string, got {type(s).__name__}")
+        before = self.doc.get_state()
+        self.text.insert(index, s)
+        return self._delta(self.doc.get_update(before))
+
+    def delete(self, index: int, n: int = 1) -> Text:
+        size = len(self.text)
+        if type(index) is not int or type(n) is not int or n < 0 or index < 0 or index + n > size:
+            raise CrdtError(f"delete of {n!r} characters at {index!r} does not fit a text of length {size}")
+        before = self.doc.get_state()
+        del self.text[index : index + n]
+        return self._delta(self.doc.get_update(before))
+
+    def apply_update(self, update: str | bytes) -> None:
+        """Fold in one Yrs update (bytes, or base64 text as operations carry it)."""
+        u = decode_update(update)
+        try:
+            self.doc.apply_update(u)
+        except ValueError as e:  # pycrdt's word for every malformed update
+            raise TextUpdateError(f"not a Yrs v1 update ({len(u)} bytes): {e}") from None
+        self._hold(u)
+
+    def _hold(self, u: bytes) -> None:
+        """Keep what the document has not integrated yet (see the module docstring)."""
+        held = u if self.pending is None else merge_updates(self.pending, u)
+        sv = self.doc.get_state()
+        self.pending = None if _covered(diff_update(held, sv), _state_vector(sv)) else held
+
+    # -- queries ----------------------------------------------------------------------------------
+    def read(self) -> str:
+        return str(self.text)
+
+    def value(self) -> str:
+        return self.read()
+
+    def state_vector(self) -> bytes:
+        return self.doc.get_state()
+
+    def view(self) -> dict[str, Any]:
+        """The query view: the text and the state vector (base64), for a client to sync from."""
+        return {"text": self.read(), "state_vector": encode_update(self.doc.get_state())}
+
+    def encode_state(self) -> bytes:
+        """Everything held, as one update: loads into any Yrs or Yjs document."""
+        full = self.doc.get_update()
+        return full if self.pending is None else merge_updates(full, self.pending)
+
+    def __len__(self) -> int:
+        return len(self.text)
+
+    def blank(self) -> bool:
+        """Never edited: holds no item, not even a deleted one."""
+        return (
+            not self.update if self.doc is None else self.doc.get_state() == b"\x00" and self.pending is None
+        )
+
+    # -- merge ------------------------------------------------------------------------------------
+    def merge(self, other: Text) -> None:
+        if other is self:
+            return
+        theirs = other.update if other.doc is None else other.encode_state()
+        if not theirs:
+            return
+        if self.doc is None:  # a delta absorbing another: one update carrying both
+            self.update = merge_updates(self.update, theirs) if self.update else decode_update(theirs)
+            return
+        self.apply_update(theirs)
+
+    def copy(self) -> Text:
+        if self.doc is None:
+            return self._delta(self.update or b"")
+        c = Text(self.node_id)
+        state = self.encode_state()
+        c.doc.apply_update(state)
+        if self.pending is not None:
+            c._hold(self.pending)
+        return c
+
+    # -- plain data -------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {"update": encode_update(self.encode_state() if self.doc is not None else self.update or b"")}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], node_id: str = "") -> Text:
+        t = cls(node_id)
+        t.apply_update(d["update"])
+        return t
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Text):
+            return NotImplemented
+        if self.doc is None or other.doc is None:
+            return self.doc is other.doc and self.update == other.update
+        return (
+            self.doc.get_state() == other.doc.get_state()
+            and self.doc.get_update() == other.doc.get_update()
+            and (self.pending is None) == (other.pending is None)
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"Text({self.read()!r})"
+            if self.doc is not None
+            else f"Text(delta, {len(self.update or b'')} bytes)"
+        )
