@@ -6,9 +6,13 @@ fold does with an operation's update). Yrs merges updates in any order, any numb
 documents that have seen the same updates hold the same text and the same state vector.
 
 One gap of pycrdt is filled here: an update whose dependencies have not arrived yet is held by Yrs
-as pending, and is left out of the document's own encoding (`get_update()`). Such an update is kept
-beside the document (`pending`, one merged update) until the document covers it, so a copy, the
-plain data and a merge lose nothing while updates arrive out of order.
+as pending, and is left out of the document's own encoding (`get_update()`); nor does Yrs always
+integrate it once they come. Such an update is kept beside the document (`pending`, one merged
+update) and applied again with every new update until the document covers it, so a copy, the plain
+data and a merge lose nothing while updates arrive out of order.
+
+Indexes and lengths are in characters (code points), as Python counts them; pycrdt counts UTF-8
+bytes, and an index inside a character corrupts the document, so every index is converted here.
 
 The Yrs client id (the replica's name inside the document) is random per instance, as Yjs requires:
 two live documents sharing a client id corrupt each other's edits, and node names may be reused.
@@ -46,7 +50,8 @@ def _varuints(data: bytes, pos: int, count: int) -> tuple[list[int], int]:
     return out, pos
 
 
-def _state_vector(sv: bytes) -> dict[int, int]:
+def decode_state_vector(sv: bytes) -> dict[int, int]:
+    """A Yrs state vector as {client id: clock}; its bytes list the clients in no fixed order."""
     (n,), pos = _varuints(sv, 0, 1)
     out = {}
     for _ in range(n):
@@ -71,6 +76,30 @@ def _covered(rest: bytes, sv: dict[int, int]) -> bool:
     return True
 
 
+def _delete_set(rest: bytes) -> dict[int, list[tuple[int, int]]]:
+    """The deletions of an update that holds no structs, as {client: merged [start, end) ranges}."""
+    (clients,), pos = _varuints(rest, 0, 1)
+    if clients:
+        raise TextUpdateError("expected an update holding deletions only")
+    (ds_clients,), pos = _varuints(rest, pos, 1)
+    out: dict[int, list[tuple[int, int]]] = {}
+    for _ in range(ds_clients):
+        (client, ranges), pos = _varuints(rest, pos, 2)
+        spans = []
+        for _ in range(ranges):
+            (clock, length), pos = _varuints(rest, pos, 2)
+            spans.append((clock, clock + length))
+        merged: list[tuple[int, int]] = []
+        for a, b in sorted(spans):
+            if merged and a <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(b, merged[-1][1]))
+            else:
+                merged.append((a, b))
+        if merged:
+            out[client] = out.get(client, []) + merged
+    return out
+
+
 def decode_update(data: str | bytes) -> bytes:
     """An update from an operation's args (base64 text) or raw bytes, checked to be a Yrs v1 update."""
     if isinstance(data, str):
@@ -90,12 +119,12 @@ def encode_update(update: bytes) -> str:
 def delta(update: bytes) -> Text:
     """A delta carrying one update (b"": none), as insert and delete return."""
     d = Text.__new__(Text)
-    d.node_id, d.doc, d.text, d.pending, d.update = "", None, None, None, update
+    d.node_id, d.doc, d.text, d.pending, d.update, d._chars = "", None, None, None, update, None
     return d
 
 
 class Text:
-    __slots__ = ("node_id", "doc", "text", "pending", "update")
+    __slots__ = ("node_id", "doc", "text", "pending", "update", "_chars")
 
     def __init__(self, node_id: str = "", client_id: int | None = None) -> None:
         self.node_id = node_id
@@ -103,31 +132,47 @@ class Text:
         self.text: YText = self.doc.get(ROOT, type=YText)
         self.pending: bytes | None = None
         self.update: bytes | None = None  # set on a delta: the update it carries
+        self._chars: int | None = 0  # the length in characters; None: to be counted again
 
     def _delta(self, update: bytes) -> Text:
         d = delta(update)
         d.node_id = self.node_id
         return d
 
+    def _offset(self, index: int) -> int:
+        """The UTF-8 byte offset of character `index` (the caller checked 0 <= index <= length)."""
+        if len(self.text) == self._length():  # all ASCII: bytes are characters
+            return index
+        return len(self.read()[:index].encode())
+
+    def _length(self) -> int:
+        if self._chars is None:
+            self._chars = len(self.read())
+        return self._chars
+
     # -- mutators ---------------------------------------------------------------------------------
     def insert(self, index: int, s: str) -> Text:
-        size = len(self.text)
+        size = self._length()
         if type(index) is not int or not 0 <= index <= size:
             raise CrdtError(
                 f"insert index must be an integer from 0 to {size} (the text's length), got {index!r}"
             )
         if not isinstance(s, str):
             raise CrdtError(f"insert takes a string, got {type(s).__name__}")
+        at = self._offset(index)
         before = self.doc.get_state()
-        self.text.insert(index, s)
+        self.text.insert(at, s)
+        self._chars = size + len(s)
         return self._delta(self.doc.get_update(before))
 
     def delete(self, index: int, n: int = 1) -> Text:
-        size = len(self.text)
+        size = self._length()
         if type(index) is not int or type(n) is not int or n < 0 or index < 0 or index + n > size:
             raise CrdtError(f"delete of {n!r} characters at {index!r} does not fit a text of length {size}")
+        start, end = self._offset(index), self._offset(index + n)
         before = self.doc.get_state()
-        del self.text[index : index + n]
+        del self.text[start:end]
+        self._chars = size - n
         return self._delta(self.doc.get_update(before))
 
     def apply_update(self, update: str | bytes) -> None:
@@ -137,13 +182,27 @@ class Text:
             self.doc.apply_update(u)
         except ValueError as e:  # pycrdt's word for every malformed update
             raise TextUpdateError(f"not a Yrs v1 update ({len(u)} bytes): {e}") from None
+        self._chars = None
         self._hold(u)
 
     def _hold(self, u: bytes) -> None:
-        """Keep what the document has not integrated yet (see the module docstring)."""
-        held = u if self.pending is None else merge_updates(self.pending, u)
+        """Keep what the document has not integrated yet (see the module docstring). Yrs does not
+        always retry its pending updates when their dependency arrives (an update from client c held
+        for c's first insertion stayed out after that insertion came), so a held update is applied
+        again after every new one until the document covers it."""
+        if self.pending is None:
+            if self._covers(u):
+                return
+            self.pending = u
+            return
+        held = merge_updates(self.pending, u)
+        if not self._covers(held):
+            self.doc.apply_update(held)
+        self.pending = None if self._covers(held) else held
+
+    def _covers(self, update: bytes) -> bool:
         sv = self.doc.get_state()
-        self.pending = None if _covered(diff_update(held, sv), _state_vector(sv)) else held
+        return _covered(diff_update(update, sv), decode_state_vector(sv))
 
     # -- queries ----------------------------------------------------------------------------------
     def read(self) -> str:
@@ -165,7 +224,7 @@ class Text:
         return full if self.pending is None else merge_updates(full, self.pending)
 
     def __len__(self) -> int:
-        return len(self.text)
+        return self._length()
 
     def blank(self) -> bool:
         """Never edited: holds no item, not even a deleted one."""
@@ -191,6 +250,7 @@ class Text:
         c = Text(self.node_id)
         state = self.encode_state()
         c.doc.apply_update(state)
+        c._chars = self._chars
         if self.pending is not None:
             c._hold(self.pending)
         return c
@@ -211,10 +271,17 @@ class Text:
         if self.doc is None or other.doc is None:
             return self.doc is other.doc and self.update == other.update
         return (
-            self.doc.get_state() == other.doc.get_state()
-            and self.doc.get_update() == other.doc.get_update()
+            self.clock() == other.clock()
+            and self._deletions() == other._deletions()
             and (self.pending is None) == (other.pending is None)
         )
+
+    def clock(self) -> dict[int, int]:
+        """The state vector as {client id: clock}: equal for documents that hold the same insertions."""
+        return decode_state_vector(self.doc.get_state())
+
+    def _deletions(self) -> dict[int, list[tuple[int, int]]]:
+        return _delete_set(diff_update(self.doc.get_update(), self.doc.get_state()))
 
     def __repr__(self) -> str:
         return (
