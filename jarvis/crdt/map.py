@@ -254,11 +254,12 @@ class _Set:
 
     blank = bottom
 
-    def apply(self, kind: str, element: Any, dot: Dot) -> tuple[_Set, set[Dot]]:
+    def apply(self, kind: str, element: Any, dot: Dot | None) -> tuple[_Set, set[Dot]]:
+        """`dot`: the add's new dot (a remove has none)."""
         k = key(element)
         old = self.elems.pop(k, set())
         d = _Set()
-        if kind == "add":
+        if dot is not None:
             self.elems[k] = {dot}
             d.elems[k] = {dot}
             return d, old | {dot}
@@ -403,15 +404,18 @@ class Map:
         elif isinstance(cur, _Text):
             d.fields[f] = cur.apply(nested_kind, args)
         else:
-            dot = self.ctx.next(node)
+            # A dot names what a later remove may observe: only a write and an add create one.
+            dot = self.ctx.next(node) if nested_type == "register" or nested_kind == "add" else None
             if isinstance(cur, _Register):
+                assert dot is not None
                 ts = self.hlc.now() if timestamp is None else timestamp
                 d.fields[f], covered = cur.write(args.get("value"), ts, node, dot)
             else:
                 if "element" not in args:
                     raise MapError("a map set operation needs 'element'")
                 d.fields[f], covered = cur.apply(nested_kind, args["element"], dot)
-            self.ctx.add({dot})
+            if dot is not None:
+                self.ctx.add({dot})
             d.ctx.cloud = covered
         self._keep(f, cur)
         return d
