@@ -119,12 +119,13 @@ def encode_update(update: bytes) -> str:
 def delta(update: bytes) -> Text:
     """A delta carrying one update (b"": none), as insert and delete return."""
     d = Text.__new__(Text)
-    d.node_id, d.doc, d.text, d.pending, d.update, d._chars = "", None, None, None, update, None
+    d.node_id, d.doc, d.text, d.pending, d.update = "", None, None, None, update
+    d._chars = d._bytes = d._made = None
     return d
 
 
 class Text:
-    __slots__ = ("node_id", "doc", "text", "pending", "update", "_chars")
+    __slots__ = ("node_id", "doc", "text", "pending", "update", "_chars", "_bytes", "_made", "__weakref__")
 
     def __init__(self, node_id: str = "", client_id: int | None = None) -> None:
         self.node_id = node_id
@@ -133,22 +134,36 @@ class Text:
         self.pending: bytes | None = None
         self.update: bytes | None = None  # set on a delta: the update it carries
         self._chars: int | None = 0  # the length in characters; None: to be counted again
+        self._bytes: int | None = 0  # ... in UTF-8 bytes, pycrdt's unit
+        # A local edit's update, as Yrs encodes its transaction. Asking the document for the update
+        # since the state vector before the edit scans the whole document: 13 us an insert at 10,000
+        # characters, 64 us at 50,000.
+        self._made: bytes | None = None
+        self.doc.observe(self._capture)
 
     def _delta(self, update: bytes) -> Text:
         d = delta(update)
         d.node_id = self.node_id
         return d
 
+    def _capture(self, event: Any) -> None:
+        self._made = event.update
+
     def _offset(self, index: int) -> int:
         """The UTF-8 byte offset of character `index` (the caller checked 0 <= index <= length)."""
-        if len(self.text) == self._length():  # all ASCII: bytes are characters
+        if self._bytes == self._length():  # all ASCII: bytes are characters
             return index
         return len(self.read()[:index].encode())
 
     def _length(self) -> int:
         if self._chars is None:
-            self._chars = len(self.read())
+            s = self.read()
+            self._chars, self._bytes = len(s), len(s.encode())
         return self._chars
+
+    def _edit(self) -> Text:
+        made, self._made = self._made, None
+        return self._delta(made or b"\x00\x00")  # an edit that changed nothing: the empty update
 
     # -- mutators ---------------------------------------------------------------------------------
     def insert(self, index: int, s: str) -> Text:
@@ -160,20 +175,22 @@ class Text:
         if not isinstance(s, str):
             raise CrdtError(f"insert takes a string, got {type(s).__name__}")
         at = self._offset(index)
-        before = self.doc.get_state()
+        self._made = None
         self.text.insert(at, s)
         self._chars = size + len(s)
-        return self._delta(self.doc.get_update(before))
+        self._bytes = (self._bytes or 0) + len(s.encode())
+        return self._edit()
 
     def delete(self, index: int, n: int = 1) -> Text:
         size = self._length()
         if type(index) is not int or type(n) is not int or n < 0 or index < 0 or index + n > size:
             raise CrdtError(f"delete of {n!r} characters at {index!r} does not fit a text of length {size}")
         start, end = self._offset(index), self._offset(index + n)
-        before = self.doc.get_state()
+        self._made = None
         del self.text[start:end]
         self._chars = size - n
-        return self._delta(self.doc.get_update(before))
+        self._bytes = (self._bytes or 0) - (end - start)
+        return self._edit()
 
     def apply_update(self, update: str | bytes) -> None:
         """Fold in one Yrs update (bytes, or base64 text as operations carry it)."""
@@ -182,7 +199,7 @@ class Text:
             self.doc.apply_update(u)
         except ValueError as e:  # pycrdt's word for every malformed update
             raise TextUpdateError(f"not a Yrs v1 update ({len(u)} bytes): {e}") from None
-        self._chars = None
+        self._chars = self._bytes = self._made = None
         self._hold(u)
 
     def _hold(self, u: bytes) -> None:
@@ -250,7 +267,7 @@ class Text:
         c = Text(self.node_id)
         state = self.encode_state()
         c.doc.apply_update(state)
-        c._chars = self._chars
+        c._chars, c._bytes, c._made = self._chars, self._bytes, None
         if self.pending is not None:
             c._hold(self.pending)
         return c
