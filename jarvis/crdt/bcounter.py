@@ -158,11 +158,11 @@ class BoundedCounter:
         return self.min + sum(row.get(i, 0) for i, row in self.p.items()) - sum(self.d.values())
 
     def rights(self, region: str) -> int:
-        own = self.p.get(region, {})
-        held = own.get(region, 0) - self.d.get(region, 0)
-        for i, row in self.p.items():
+        held = -self.d.get(region, 0)
+        for i, row in self.p.items():  # one pass, no generator: the origin asks this per decision
             if i == region:
-                held -= sum(c for j, c in row.items() if j != region)
+                for j, c in row.items():
+                    held += c if j == region else -c
             else:
                 held += row.get(region, 0)
         return held
