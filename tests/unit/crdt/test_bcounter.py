@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from typing import Any
 
@@ -166,3 +167,13 @@ def test_an_empty_counter_stands_at_its_bound_and_bounds_must_agree() -> None:
         BoundedCounter("a", min=0).merge(BoundedCounter("b", min=1))
     with pytest.raises(BoundedCounterError, match="bound must be an integer"):
         BoundedCounter("a", min=0.5)  # type: ignore[arg-type]
+
+
+def test_state_does_not_grow_with_operations() -> None:
+    eu, us = BoundedCounter("eu"), BoundedCounter("us")
+    for i in range(10_000):
+        us.merge(eu.increment(2, seq=3 * i + 1))
+        us.merge(eu.decrement(1, seq=3 * i + 2))
+        us.merge(eu.transfer(1, "us", seq=3 * i + 3))
+    assert eu == us and eu.value() == 10_000 and eu.all_rights() == {"eu": 0, "us": 10_000}
+    assert len(json.dumps(eu.to_dict())) < 120  # six integers and the bound, whatever the history

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import random
 from typing import Any
 
@@ -233,3 +234,21 @@ def test_unknown_nested_types_and_kinds_are_refused(nested_type: Any, kind: str,
     assert m.to_dict() == before
     with pytest.raises(MapError, match="unknown nested type 'bogus' in a stored map"):
         Map.from_dict({"context": {"vv": {}, "cloud": []}, "fields": [["k", "bogus", {}]]})
+
+
+def test_metadata_stays_bounded_under_update_remove_cycles() -> None:
+    """The context absorbs every dot into one integer per replica, an empty register or set leaves
+    nothing, and a reset counter keeps two integers per replica: whatever the history."""
+    a, b = Map("a"), Map("b")
+    for i in range(10_000):
+        b.merge(a.update("r", "register", "write", {"value": i}, timestamp=i))
+        b.merge(a.update("s", "set", "add", {"element": i % 7}))
+        b.merge(a.update("c", "counter", "increment", {"n": 1}))
+        b.merge(a.remove("r"))
+        b.merge(a.remove("s"))
+        b.merge(a.remove("c"))
+    for m in (a, b):
+        d = m.to_dict()
+        assert d["context"] == {"vv": {"a": 20_000}, "cloud": []}
+        assert [f[:2] for f in d["fields"]] == [["c", "counter"]] and m.value() == {}
+        assert len(json.dumps(d)) < 200
