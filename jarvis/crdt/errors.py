@@ -1,14 +1,16 @@
 """Errors of the new CRDT types: each says what was wrong in words a caller can act on.
 
-They derive from ValueError because the fold and the verifier already catch ValueError as "this
-operation cannot be applied" and route it to jarvis.ops.rejected with its message; once the project's
-root error (JarvisError) is on main, CrdtError should derive from it as well.
+They derive from ValueError as well as the project's root error, because the fold and the verifier
+already catch ValueError as "this operation cannot be applied" and route it to jarvis.ops.rejected
+with its message.
 """
 
 from __future__ import annotations
 
+from jarvis.errors import JarvisError
 
-class CrdtError(ValueError):
+
+class CrdtError(JarvisError, ValueError):
     """An operation or a state that a CRDT type cannot take."""
 
 
