@@ -23,22 +23,28 @@ import asyncio
 import itertools
 import logging
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Any, Protocol
 
 import faust
 import orjson
+from faust.types import TP
 from prometheus_client import Counter, Gauge, Histogram
 
 from connectors.redis_cache import RedisCache
 from jarvis import topics
-from jarvis.codec import CodecError, decode_verified, decode_verified_runs, encode_rejected
+from jarvis.codec import CodecError, decode_verified, decode_verified_runs
 from jarvis.config import Settings
 from jarvis.materialize import ObjectState, RunFolded, fold_run
-from jarvis.ops import RejectedOperation
+from jarvis.ops import Operation
 from pipelines.loader import Pipelines, object_factory, pipelines
 from streams.app import make_app
+from streams.faust_compat import put_with_changelog, set_producer_buffer_limit
 from streams.metrics import install_metrics_page
+from streams.query import install_query_views
 from streams.recovery_watchdog import install_recovery_watchdog, restart_worker
+from streams.rejected import rejected_message
 from streams.source_order import RESEEK_S, SourceOrder, Step
 
 FOLDED = Counter("jarvis_fold_ops_total", "Operations folded into state", ["region", "type"])
@@ -165,15 +171,13 @@ class FoldState:
         Done by hand rather than `table[key] = value` because it runs outside any agent's event; the
         changelog partition is the source partition, as Faust would pick inside the agent. The
         records go through Faust's send_soon buffer: sending them straight to the producer left its
-        metadata without the changelog topic, which the table router reads (routed queries: 500)."""
+        metadata without the changelog topic, which the table router reads (routed queries: 500).
+        (streams/faust_compat.put_with_changelog)"""
         if not self.unwritten:
             return 0
         pending, self.unwritten = self.unwritten, {}
-        data = self.table.data
         for object_id, (partition, st) in pending.items():
-            key, value = object_id.encode(), st.to_bytes()
-            data[key] = value
-            self.inflight.append(self.table.send_changelog(partition, key, value))
+            self.inflight.append(put_with_changelog(self.table, partition, object_id.encode(), st.to_bytes()))
         return len(pending)
 
     def write_positions(self, reached: dict[tuple[str, int], int]) -> None:
@@ -188,8 +192,7 @@ class FoldState:
         for (topic, partition), offset in reached.items():
             key, value = f"{topic}/{partition}".encode(), str(offset).encode()
             if data.get(key) != value:
-                data[key] = value
-                self.inflight.append(self.positions.send_changelog(partition, key, value))
+                self.inflight.append(put_with_changelog(self.positions, partition, key, value))
 
     def position(self, tp: tuple[str, int]) -> int | None:
         """Next offset of a source partition whose effect is not in the changelog (None: unknown)."""
@@ -234,46 +237,72 @@ class FoldState:
         return orjson.dumps(st.view(self.region))
 
 
-def build(settings: Settings, region: str, instance: int = 0) -> faust.App:
-    app = make_app(settings, "fold", region, instance)
-    # Faust holds every incoming message back while its producer buffer has more than 100 records,
-    # draining 100 per message: each settle's burst of changelog records (one per changed object)
-    # stopped the fold for ~150 ms (py-spy and /proc: the fold idle with its input waiting). The
-    # fold brakes on its own unacknowledged records instead (FoldState.ebb).
-    app.producer.buffer.max_messages = INFLIGHT_LIMIT
-    sources = [topics.OPS, *(topics.mirrored(r) for r in settings.region_names if r != region)]
-    ops_in = app.topic(*sources, key_type=bytes, value_type=bytes)
-    rejected_out = app.topic(topics.REJECTED, key_type=bytes, value_type=bytes)
-    table = app.Table("objects", partitions=settings.partitions, key_type=bytes, value_type=bytes)
-    positions = app.Table("positions", partitions=settings.partitions, key_type=bytes, value_type=bytes)
+class Source(Protocol):
+    """What the fold asks of its consumer besides the messages: the Faust consumer has these."""
 
-    state = FoldState(region, table, pipelines(), RedisCache(settings.redis_url, region), positions)
-    app.jarvis_fold = state  # type: ignore[attr-defined] - the query views find it here
-    install_metrics_page(app)
-    install_recovery_watchdog(app)
+    async def earliest_offsets(self, *partitions: TP) -> dict[TP, int]: ...
 
-    from streams.query import install_query_views
+    async def seek(self, partition: TP, offset: int) -> None: ...
 
-    install_query_views(app, state)
+    def highwater(self, tp: TP) -> int | None: ...
 
-    @app.on_partitions_revoked.connect
-    async def _forget(app: faust.App, revoked: Any, **kwargs: Any) -> None:
+
+class FoldWorker:
+    """The fold agent's work on each message and its timers; build() wires them into Faust.
+
+    `source` is the Faust consumer (looked up when used: Faust makes it when the worker starts);
+    `send_rejected` sends a jarvis.ops.rejected message and returns its delivery future; `restart`
+    replaces the worker process (streams/recovery_watchdog.py)."""
+
+    def __init__(
+        self,
+        state: FoldState,
+        source: Callable[[], Source],
+        send_rejected: Callable[[bytes, bytes], Awaitable[Any]],
+        restart: Callable[[], Awaitable[None]],
+    ) -> None:
+        self.state = state
+        self.region = state.region
+        self.source = source
+        self.send_rejected = send_rejected
+        self.restart = restart
+
+    async def on_revoked(self, app: Any, revoked: Any, **kwargs: Any) -> None:
         # Faust waited for every message to be acked just before, so everything is written; objects
         # of partitions we may no longer own must be re-read from the table when needed.
-        state.write_unwritten()
-        state.live.clear()
-        state.order.reset()
+        self.state.write_unwritten()
+        self.state.live.clear()
+        self.state.order.reset()
 
-    @app.on_partitions_assigned.connect
-    async def _recover(app: faust.App, assigned: Any, **kwargs: Any) -> None:
-        state.live.clear()
-        state.recovering = True
-        state.order.reset()
-        state.read.clear()
+    async def on_assigned(self, app: Any, assigned: Any, **kwargs: Any) -> None:
+        self.state.live.clear()
+        self.state.recovering = True
+        self.state.order.reset()
+        self.state.read.clear()
 
-    async def reject(event: faust.EventT, reasons: list[str], op: Any = None) -> None:
+    async def handle(self, event: Any) -> None:
+        """One message of the agent's stream (acked later, by FoldState.settle)."""
+        state = self.state
         msg = event.message
-        record = RejectedOperation.from_gate(
+        state.start_batch()
+        tp = (msg.topic, msg.partition)
+        state.read[tp] = msg.offset
+        # jarvis.ops and its mirrors have no offset gaps (no transactions, no compaction).
+        step = state.order.step(tp, msg.offset, state.position, time.monotonic())
+        try:
+            if step is Step.FOLD:
+                await self.fold_event(event)
+                state.order.folded(tp, msg.offset)
+            elif step is Step.SEEK:
+                await self.go_back(msg)
+        finally:
+            # Only now: settle() may run while fold_event awaits, and must not ack this message
+            # before its effect is among the held-back changes it writes.
+            state.held.append(event)
+
+    async def reject(self, event: Any, reasons: list[str], op: Operation | None = None) -> None:
+        msg = event.message
+        key, value = rejected_message(
             original=event.value or b"",
             reasons=reasons,
             topic=msg.topic,
@@ -281,17 +310,17 @@ def build(settings: Settings, region: str, instance: int = 0) -> faust.App:
             offset=msg.offset,
             index=None,
             op=op,
-            region=region,
+            region=self.region,
         )
-        key = (op.object_id if op else f"raw:{msg.topic}:{msg.partition}:{msg.offset}").encode()
-        state.inflight.append(await rejected_out.send(key=key, value=encode_rejected(record)))
-        FOLD_ERRORS.labels(region).inc()
+        self.state.inflight.append(await self.send_rejected(key, value))
+        FOLD_ERRORS.labels(self.region).inc()
 
-    async def go_back(msg: Any) -> None:
+    async def go_back(self, msg: Any) -> None:
         """A message arrived ahead of the next offset to fold: send the consumer back for the rest."""
+        state, region, source = self.state, self.region, self.source()
         tp = (msg.topic, msg.partition)
         target = state.order.expected[tp]
-        earliest = (await app.consumer.earliest_offsets(msg.tp)).get(msg.tp)
+        earliest = (await source.earliest_offsets(msg.tp)).get(msg.tp)
         if earliest is not None and earliest > target:
             log.error(
                 "fold %s: %s[%d] offsets %d..%d are gone from the log (retention) before being folded",
@@ -302,30 +331,31 @@ def build(settings: Settings, region: str, instance: int = 0) -> faust.App:
         log.warning(
             "fold %s: %s[%d] delivered offset %d before %d: going back", region, *tp, msg.offset, target
         )
-        await app.consumer.seek(msg.tp, target)
+        await source.seek(msg.tp, target)
 
-    def state_of(object_id: str, crdt_type: str) -> ObjectState:
-        return state.load(object_id) or state.create(object_id, crdt_type)
+    def state_of(self, object_id: str, crdt_type: str) -> ObjectState:
+        return self.state.load(object_id) or self.state.create(object_id, crdt_type)
 
-    async def fold_event(event: faust.EventT) -> None:
+    async def fold_event(self, event: Any) -> None:
+        state, region = self.state, self.region
         msg = event.message
         try:
             runs = decode_verified_runs(event.value or b"")
         except CodecError as e:
-            await reject(event, [f"undecodable record on {msg.topic}: {e}"])
+            await self.reject(event, [f"undecodable record on {msg.topic}: {e}"])
             return
         except Exception as e:  # noqa: BLE001 - never crash the fold on a bad record
-            await reject(event, [f"undecodable record on {msg.topic}: {type(e).__name__}: {e}"])
+            await self.reject(event, [f"undecodable record on {msg.topic}: {type(e).__name__}: {e}"])
             return
         done = RunFolded()
         for run in runs:
-            fold_run(run, state_of, done)
+            fold_run(run, self.state_of, done)
         if done.failed:
             # Rare: the operations themselves (ids for the rejected records) are decoded only now.
             vb = decode_verified(event.value or b"")
             by_index = dict(zip(vb.indexes, vb.ops, strict=True))
             for index, reason in done.failed:
-                await reject(event, [reason], by_index.get(index))
+                await self.reject(event, [reason], by_index.get(index))
         for crdt_type, n in done.folded.items():
             FOLDED.labels(region, crdt_type).inc(n)
         if done.duplicates:
@@ -338,61 +368,81 @@ def build(settings: Settings, region: str, instance: int = 0) -> faust.App:
         if done.newest_hlc:
             LATENCY.labels(region).observe(max(0.0, time.time() - (done.newest_hlc >> 16) / 1000))
 
-    @app.agent(ops_in)
-    async def fold(stream: faust.StreamT) -> None:
-        state.acker = manual = stream.noack()
-        async for event in manual.events():
-            msg = event.message
-            state.start_batch()
-            tp = (msg.topic, msg.partition)
-            state.read[tp] = msg.offset
-            # jarvis.ops and its mirrors have no offset gaps (no transactions, no compaction).
-            step = state.order.step(tp, msg.offset, state.position, time.monotonic())
-            try:
-                if step is Step.FOLD:
-                    await fold_event(event)
-                    state.order.folded(tp, msg.offset)
-                elif step is Step.SEEK:
-                    await go_back(msg)
-            finally:
-                # Only now: settle() may run while fold_event awaits, and must not ack this message
-                # before its effect is among the held-back changes it writes.
-                state.held.append(event)
-
-    @app.timer(SETTLE_EVERY_S)
-    async def settle() -> None:
+    async def settle(self) -> None:
         try:
-            await state.settle()
+            await self.state.settle()
         except Exception as e:  # noqa: BLE001 - Kafka refused a record: start again from the changelog
-            log.error("fold %s: a changelog or rejected record was not delivered (%r); restarting", region, e)
-            await restart_worker(app)
+            log.error(
+                "fold %s: a changelog or rejected record was not delivered (%r); restarting", self.region, e
+            )
+            await self.restart()
 
-    @app.timer(CACHE_EVERY_S)
-    async def flush_cache() -> None:
+    async def flush_cache(self) -> None:
+        state = self.state
         if not state.dirty:
             return
         dirty = state.take_dirty(CACHE_BATCH)
         await state.cache.put_many({oid: state.view_bytes(st) for oid, st in dirty.items()})
-        OBJECTS.labels(region).set(len(state.live))
+        OBJECTS.labels(self.region).set(len(state.live))
 
-    @app.timer(RESEEK_S)
-    async def seek_again() -> None:
-        for (topic, partition), target in state.order.overdue(time.monotonic()):
-            log.warning("fold %s: %s[%d] offset %d still missing: going back again", region, topic, partition, target)
+    async def seek_again(self) -> None:
+        for (topic, partition), target in self.state.order.overdue(time.monotonic()):
+            log.warning(
+                "fold %s: %s[%d] offset %d still missing: going back again",
+                self.region,
+                topic,
+                partition,
+                target,
+            )
             try:
-                await app.consumer.seek(faust.types.TP(topic, partition), target)
+                await self.source().seek(TP(topic, partition), target)
             except Exception as e:  # noqa: BLE001 - revoked meanwhile: the next owner starts from the changelog
-                log.warning("fold %s: cannot seek %s[%d]: %r", region, topic, partition, e)
+                log.warning("fold %s: cannot seek %s[%d]: %r", self.region, topic, partition, e)
 
-    @app.timer(2.0)
-    async def measure_lag() -> None:
-        for (topic, partition), offset in list(state.read.items()):
-            tp = faust.types.TP(topic, partition)
+    async def measure_lag(self) -> None:
+        source = self.source()
+        for (topic, partition), offset in list(self.state.read.items()):
             try:
-                high = app.consumer.highwater(tp)
+                high = source.highwater(TP(topic, partition))
             except Exception:  # noqa: BLE001 - not assigned any more
                 continue
             if high is not None:
-                LAG.labels(region, topic).set(max(0, high - offset - 1))
+                LAG.labels(self.region, topic).set(max(0, high - offset - 1))
 
+
+def build(settings: Settings, region: str, instance: int = 0) -> faust.App:
+    app = make_app(settings, "fold", region, instance)
+    # Faust holds every incoming message back while its producer buffer has more than 100 records,
+    # draining 100 per message: each settle's burst of changelog records (one per changed object)
+    # stopped the fold for ~150 ms (py-spy and /proc: the fold idle with its input waiting). The
+    # fold brakes on its own unacknowledged records instead (FoldState.ebb).
+    set_producer_buffer_limit(app, INFLIGHT_LIMIT)
+    sources = [topics.OPS, *(topics.mirrored(r) for r in settings.region_names if r != region)]
+    ops_in = app.topic(*sources, key_type=bytes, value_type=bytes)
+    rejected_out = app.topic(topics.REJECTED, key_type=bytes, value_type=bytes)
+    table = app.Table("objects", partitions=settings.partitions, key_type=bytes, value_type=bytes)
+    positions = app.Table("positions", partitions=settings.partitions, key_type=bytes, value_type=bytes)
+
+    state = FoldState(region, table, pipelines(), RedisCache(settings.redis_url, region), positions)
+    install_metrics_page(app)
+    install_recovery_watchdog(app)
+    install_query_views(app, state)
+
+    async def send_rejected(key: bytes, value: bytes) -> Any:
+        return await rejected_out.send(key=key, value=value)
+
+    worker = FoldWorker(state, lambda: app.consumer, send_rejected, partial(restart_worker, app))
+    app.on_partitions_revoked.connect(worker.on_revoked)
+    app.on_partitions_assigned.connect(worker.on_assigned)
+
+    @app.agent(ops_in)
+    async def fold(stream: faust.StreamT) -> None:  # the agent's name stays streams.fold.build.<locals>.fold
+        state.acker = manual = stream.noack()
+        async for event in manual.events():
+            await worker.handle(event)
+
+    app.timer(SETTLE_EVERY_S)(worker.settle)
+    app.timer(CACHE_EVERY_S)(worker.flush_cache)
+    app.timer(RESEEK_S)(worker.seek_again)
+    app.timer(2.0)(worker.measure_lag)
     return app
