@@ -20,6 +20,7 @@ from typing import Any
 import aiokafka
 import faust
 from aiokafka.consumer.fetcher import Fetcher
+from faust.exceptions import NotReady
 from faust.tables.base import Collection
 from faust.tables.recovery import Recovery
 from faust.transport.consumer import ThreadDelegateConsumer
@@ -124,9 +125,10 @@ def shorten_fetch_wait(consumer: Any, ms: int) -> None:
     (streams/app.py says what it costs). aiokafka reads the value for every fetch request it builds,
     so setting it on the running fetcher takes effect at the next one. The fetcher exists once the
     consumer has started, i.e. when partitions are assigned."""
-    fetcher = _attr(_attr(_attr(consumer, "_thread"), "_consumer"), "_fetcher")
+    kafka_consumer = _attr(_attr(consumer, "_thread"), "_consumer")
+    fetcher = None if kafka_consumer is None else _attr(kafka_consumer, "_fetcher")
     if fetcher is None:
-        raise FaustCompatError("the aiokafka consumer has no fetcher yet (not started?)")
+        raise FaustCompatError("the consumer's aiokafka fetcher does not exist yet: it is not started")
     _attr(fetcher, "_fetch_max_wait_ms")
     fetcher._fetch_max_wait_ms = ms
 
@@ -157,6 +159,15 @@ def put_with_changelog(table: Any, partition: int, key: bytes, value: bytes) -> 
 def _kafka_producer(app: faust.App) -> Any:
     # Faust's producer wraps aiokafka's and has no public getter for it.
     return _attr(app.producer, "_ensure_producer")()
+
+
+def producer_started(app: faust.App) -> bool:
+    """Whether Faust's producer has made its aiokafka producer (it does when the worker starts)."""
+    try:
+        _kafka_producer(app)
+    except NotReady:
+        return False
+    return True
 
 
 def topic_metadata_known(app: faust.App, topic: str) -> bool:
