@@ -71,6 +71,8 @@ def worker(
         app = module.build(s, region, instance)
         from faust import Worker
 
+        from streams.faust_compat import disable_spinner
+
         # Every operation decoded allocates a handful of containers that die young; with CPython's default
         # thresholds the cyclic collector ran often enough to cost ~20% of the decode and fold loop
         # (gc disabled vs enabled over the same batches). Everything imported so far is permanent: freeze it.
@@ -81,7 +83,7 @@ def worker(
         # Faust's terminal spinner sets the root logger to DEBUG so that it spins on every record: every
         # debug call in aiokafka and Faust (several per produced message) then builds a LogRecord that
         # the handler drops. py-spy put that at 7% of the fold's time. Workers log to files: no spinner.
-        w.spinner = None
+        disable_spinner(w)
         w.execute_from_commandline()
 
 
