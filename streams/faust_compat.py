@@ -29,8 +29,10 @@ from faust.transport.drivers.aiokafka import Producer as FaustKafkaProducer
 from faust.transport.producer import Producer as FaustProducer
 from faust.transport.producer import ProducerBuffer
 
+from jarvis.errors import JarvisError
 
-class FaustCompatError(RuntimeError):
+
+class FaustCompatError(JarvisError, RuntimeError):
     """The installed Faust or aiokafka no longer has an internal the workers rely on."""
 
 
