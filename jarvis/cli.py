@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import typer
 
+from jarvis.auth_cli import auth_app
 from jarvis.db_cli import db_app
 from jarvis.produce_cli import produce
 from jarvis.regions_cli import regions_app
 from jarvis.replay_cli import audit_cmd, replay_cmd
-from jarvis.security.auth_cli import auth_app
 from jarvis.security.cli import keys_app
 from jarvis.stack.cli import stack_app
 from jarvis.task_cli import task_app

@@ -16,6 +16,7 @@ from rich.table import Table
 from jarvis.config import settings
 from jarvis.security.apikeys import AuthError
 from jarvis.security.key_store import FileAuthStore
+from jarvis.stack import mosquitto
 
 auth_app = typer.Typer(no_args_is_help=True, help="API keys and roles (HTTP bearer keys, MQTT passwords).")
 key_app = typer.Typer(no_args_is_help=True, help="API keys: create, list, revoke.")
@@ -30,8 +31,6 @@ def _store() -> FileAuthStore:
 
 
 def _brokers_reload() -> None:
-    from jarvis.stack import mosquitto
-
     n = mosquitto.reload(settings())
     if n:
         console.print(f"[dim]{n} MQTT broker(s) reloaded their password files[/]")
