@@ -50,6 +50,8 @@ class IdempotencyStore:
                 "fetch.wait.max.ms": 20,
             }
         )
+        # Watermarks through a handle of their own: the tail thread sits in consume() on the other.
+        self._marks = Consumer({"bootstrap.servers": bootstrap, "group.id": f"jarvis-ingest-marks-{uuid.uuid4().hex}"})
         md = self.consumer.list_topics(topics.IDEMPOTENCY, timeout=10).topics[topics.IDEMPOTENCY]
         self.partitions = len(md.partitions)
         self.consumer.assign([TopicPartition(topics.IDEMPOTENCY, p, OFFSET_BEGINNING) for p in md.partitions])
@@ -101,7 +103,7 @@ class IdempotencyStore:
     def _catch_up(self, key: bytes, at_least: int | None = None) -> None:
         p = self._partition(key)
         if at_least is None:
-            _, high = self.consumer.get_watermark_offsets(TopicPartition(topics.IDEMPOTENCY, p), timeout=CATCH_UP_S)
+            _, high = self._marks.get_watermark_offsets(TopicPartition(topics.IDEMPOTENCY, p), timeout=CATCH_UP_S)
             at_least = high
         deadline = time.monotonic() + CATCH_UP_S
         with self._cond:
@@ -136,3 +138,4 @@ class IdempotencyStore:
         self._thread.join(2)
         self.producer.flush(5)
         self.consumer.close()
+        self._marks.close()

@@ -410,3 +410,20 @@ def test_mqtt_10000_points_with_kill_9_of_the_gateway_all_there_once(gw: dict[st
     assert wait_until(lambda: all(series_len(gw, o) >= 500 for o in oids), 120), [series_len(gw, o) for o in oids]
     time.sleep(2)
     assert [series_len(gw, o) for o in oids] == [500] * 20
+
+
+def test_audit_names_the_principal_via_the_gateway(gw: dict[str, Any], settings: Settings) -> None:
+    import datetime as dt
+
+    from connectors.audit import audit_window
+
+    since = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=5)
+    oid = f"ctr:{gw['tag']}-audit"
+    assert post(gw, {"object_id": oid, "kind": "increment"}, key=gw["admin"])[0] == 200
+
+    def who() -> list[str]:
+        until = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=5)
+        got = audit_window(settings, "eu", since, until, "ctr")
+        return [g["node_id"] for g in got["by_node_prefix"]]
+
+    assert wait_until(lambda: f"test-admin-{gw['tag']} via ingest-eu-0" in who(), 30), who()
