@@ -17,7 +17,7 @@ from jarvis.config import RegionConfig, Settings
 from jarvis.roles import web_port
 from jarvis.stack import kafka, kafka_dist, mirrormaker, mosquitto, postgres, redis_server, schema_registry
 from jarvis.stack.procs import Proc, StackError, port_open, process_env, wait_until
-from jarvis.stack.workers import start_workers, wait_for_queries, worker_proc, worker_procs
+from jarvis.stack.workers import start_workers, wait_for_ingest, wait_for_queries, worker_proc, worker_procs
 
 Report = Callable[[str], None]
 
@@ -116,6 +116,7 @@ class Stack:
         if workers:
             start_workers(s, report)
             wait_for_queries(s, report)
+            wait_for_ingest(s, report)
         return time.monotonic() - t0
 
     def _start_redis(self, report: Report) -> None:

@@ -85,3 +85,26 @@ def wait_for_queries(settings: Settings, report: Callable[[str], None], timeout:
                 )
             time.sleep(0.25)
         report(f"query API of {region.name} ready at {region.query_url}")
+
+
+def ingest_ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/healthz", timeout=2) as r:
+            return r.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def wait_for_ingest(settings: Settings, report: Callable[[str], None], timeout: float = 60) -> None:
+    """Block until every region's ingest gateway answers (HTTP; its MQTT bridge connects on its own)."""
+    deadline = time.monotonic() + timeout
+    for region in settings.regions:
+        url = f"http://{region.host}:{roles.web_port(settings, 'ingest', region.name)}"
+        while not ingest_ready(url):
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"the ingest gateway of {region.name} did not answer {url} in {timeout:.0f} s; "
+                    f"see {settings.home / 'logs' / f'worker-ingest-{region.name}.log'}"
+                )
+            time.sleep(0.25)
+        report(f"ingest gateway of {region.name} ready at {url}")
