@@ -37,7 +37,7 @@ from jarvis.materialize import ObjectState, RunFolded, fold_run
 from jarvis.ops import Operation
 from pipelines.loader import pipelines
 from streams.app import make_app
-from streams.faust_compat import set_producer_buffer_limit
+from streams.faust_compat import recovery_progress, set_producer_buffer_limit
 from streams.fold_state import INFLIGHT_LIMIT, FoldState
 from streams.metrics import install_metrics_page
 from streams.query import install_query_views
@@ -245,6 +245,22 @@ class FoldWorker:
                 LAG.labels(self.region, topic).set(max(0, high - offset - 1))
 
 
+def install_readiness(app: faust.App, table: Any, state: FoldState) -> None:
+    """Feed FoldState.readiness from Faust: each assignment (every partition number of every topic
+    assigned: the fold's sources and its tables' changelogs are co-partitioned) and each completed
+    table recovery (Table.on_recover runs once per rebalance, after the changelogs are read)."""
+
+    async def assigned(app_: Any, assigned: Any, **kwargs: Any) -> None:
+        generation = recovery_progress(app).rebalancing_count
+        state.readiness.on_assigned({tp.partition for tp in assigned}, generation)
+
+    async def recovered() -> None:
+        state.readiness.on_recovered(recovery_progress(app).rebalancing_count)
+
+    app.on_partitions_assigned.connect(assigned)
+    table.on_recover(recovered)
+
+
 def build(settings: Settings, region: str, instance: int = 0) -> faust.App:
     app = make_app(settings, "fold", region, instance)
     # Faust holds every incoming message back while its producer buffer has more than 100 records,
@@ -269,6 +285,7 @@ def build(settings: Settings, region: str, instance: int = 0) -> faust.App:
     worker = FoldWorker(state, lambda: app.consumer, send_rejected, partial(restart_worker, app))
     app.on_partitions_revoked.connect(worker.on_revoked)
     app.on_partitions_assigned.connect(worker.on_assigned)
+    install_readiness(app, table, state)
 
     @app.agent(ops_in)
     async def fold(stream: faust.StreamT) -> None:  # the agent's name stays streams.fold.build.<locals>.fold

@@ -11,6 +11,12 @@ through Redis, which every fold worker of the region feeds.
   GET /v1/objects/{id}/watch                 server-sent events: the view now, then every change
   GET /v1/objects/{id}/history?at=&limit=   replay from the archive: operations, signatures, value
   GET /v1/digest                             digest of the locally owned state, per partition
+  GET /readyz                                200 once every partition assigned here is recovered
+                                             (and reads can be routed), else 503 with what is not
+
+A read of an object whose partition is not assigned-and-recovered here answers 503
+{"error": "recovering", "retry_after": s} with a Retry-After header, never 404: until its partition
+is recovered the table cannot tell an unknown object from one not read back yet.
 """
 
 from __future__ import annotations
@@ -28,13 +34,20 @@ from connectors.redis_cache import watch_channel
 from jarvis.partitioning import partition_for
 from streams.faust_compat import fetch_topic_metadata, producer_started, topic_metadata_known
 from streams.fold_state import FoldState
+from streams.readiness import RETRY_AFTER_S
 
 MAX_PAGE = 1000
 ViewFun = Callable[..., Awaitable[Any]]
 
 
 def _error(web: faust.web.Web, status: int, message: str) -> faust.web.Response:
-    return web.json({"error": message}, status=status)
+    headers = {"Retry-After": str(RETRY_AFTER_S)} if status == 503 else None
+    return web.json({"error": message}, status=status, headers=headers)
+
+
+def _recovering(web: faust.web.Web, region: str, partition: int) -> faust.web.Response:
+    body = {"error": "recovering", "retry_after": RETRY_AFTER_S, "region": region, "partition": partition}
+    return web.json(body, status=503, headers={"Retry-After": str(RETRY_AFTER_S)})
 
 
 def not_ready_reason(
@@ -92,7 +105,11 @@ class ViewRouter:
             reason = await self.not_ready()
             if reason is not None:
                 return _error(web, 503, f"the fold is starting ({reason}); retry")
-            return await route(web, request, **kwargs)
+            resp = await route(web, request, **kwargs)
+            if resp.status == 503 and "Retry-After" not in resp.headers:
+                # Faust's router forwards only the status and body of the owner's answer.
+                resp.headers["Retry-After"] = str(RETRY_AFTER_S)
+            return resp
 
         guarded.__name__ = view.__name__
         return guarded
@@ -131,7 +148,19 @@ class QueryViews:
             handler = _handler(view)
             app.page(path)(router.routed(handler) if routed else handler)
 
+        async def readyz(web: faust.web.Web, request: Any) -> faust.web.Response:
+            readiness = self.state.readiness
+            reason = await router.not_ready()
+            ready = readiness.all_ready and reason is None
+            body = {"ready": ready, "region": self.region, "routing": reason or "ok", **readiness.report()}
+            return web.json(body, status=200 if ready else 503)
+
+        app.page("/readyz")(readyz)
+
     def lookup(self, web: faust.web.Web, object_id: str) -> tuple[Any, faust.web.Response | None]:
+        partition = partition_for(object_id, self.partitions)
+        if not self.state.readiness.can_answer(partition):
+            return None, _recovering(web, self.region, partition)
         st = self.state.peek(object_id)
         if st is None:
             return None, _error(web, 404, f"unknown object {object_id!r} in region {self.region}")
