@@ -23,20 +23,25 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import urllib.parse
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import aiohttp
 import faust
 import orjson
 from aiohttp import web as aioweb
 
-from connectors.redis_cache import watch_channel
+from connectors.redis_cache import CacheUnavailable
+from connectors.redis_watch import CLOSED, TooManyWatchers, WatchHub
+from jarvis.ops import object_id_too_long
 from jarvis.partitioning import partition_for
 from streams.faust_compat import fetch_topic_metadata, producer_started, topic_metadata_known
 from streams.fold_state import FoldState
 from streams.readiness import RETRY_AFTER_S
 
 MAX_PAGE = 1000
+KEEPALIVE_S = 15.0  # a comment line on an idle watch stream this often: finds clients that left
 ViewFun = Callable[..., Awaitable[Any]]
 
 
@@ -102,6 +107,9 @@ class ViewRouter:
         route = self.app.table_route(table=self.table, match_info="object_id")(view)
 
         async def guarded(web: faust.web.Web, request: Any, **kwargs: Any) -> faust.web.Response:
+            too_long = object_id_too_long(request.match_info.get("object_id", ""))
+            if too_long:
+                return _error(web, 414, too_long)
             reason = await self.not_ready()
             if reason is not None:
                 return _error(web, 503, f"the fold is starting ({reason}); retry")
@@ -129,12 +137,15 @@ def _handler(method: ViewFun) -> ViewFun:
 class QueryViews:
     """The query endpoints of one fold worker, reading the worker's FoldState and the region's Redis."""
 
-    def __init__(self, state: FoldState, partitions: int) -> None:
+    def __init__(self, state: FoldState, partitions: int, hub: WatchHub | None = None) -> None:
         self.state = state
         self.region = state.region
         self.partitions = partitions
+        self.hub = hub
+        self.app: faust.App | None = None
 
     def install(self, app: faust.App) -> None:
+        self.app = app
         router = ViewRouter(app, self.state.table)
         for path, view, routed in (
             ("/v1/objects/{object_id}", self.get_object, True),
@@ -178,11 +189,17 @@ class QueryViews:
             limit = min(MAX_PAGE, max(1, int(request.query.get("limit", "100"))))
         except ValueError:
             return _error(web, 400, "limit must be an integer")
-        ids = await state.cache.list_ids(prefix, after, limit)
-        views = []
-        if ids:
-            raw = await state.cache.client.mget([f"jarvis:{region}:obj:{i}" for i in ids])
-            views = [orjson.loads(r) for r in raw if r is not None]
+        try:
+            # Listing reads Redis only: while any partition's objects are not all there (Redis
+            # restarted, the fold rebuilding it), a page could silently miss existing objects.
+            unbuilt = await state.cache.unbuilt(range(self.partitions))
+            if unbuilt:
+                return _error(web, 503, f"the cache is being rebuilt (partitions {sorted(unbuilt)}); retry")
+            ids = await state.cache.list_ids(prefix, after, limit)
+            raw = await state.cache.views(ids)
+        except CacheUnavailable as e:
+            return _error(web, 503, f"listing needs Redis: {e}; retry")
+        views = [orjson.loads(r) for r in raw if r is not None]
         nxt = ids[-1] if len(ids) == limit else None
         return web.json({"region": region, "prefix": prefix, "objects": views, "next": nxt})
 
@@ -217,29 +234,73 @@ class QueryViews:
         return web.json({"object_id": object_id, "from": a, "to": b, "path": st.value.shortest_path(a, b)})
 
     async def watch(self, web: faust.web.Web, request: Any, object_id: str) -> Any:
-        state = self.state
-        resp = aioweb.StreamResponse(
-            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
-        )
-        await resp.prepare(request)
-        pubsub = state.cache.client.pubsub()
-        await pubsub.subscribe(watch_channel(self.region, object_id))
+        """The object's view now (from Redis, else from the fold), then every change. Every refusal
+        (too many streams, Redis down, the object's partition recovering) is a 503 before the 200."""
+        too_long = object_id_too_long(object_id)
+        if too_long:
+            return _error(web, 414, too_long)
+        if self.hub is None:
+            return _error(web, 503, "watch streams are not served by this worker")
         try:
-            current = await state.cache.get(object_id)
+            sub = await self.hub.subscribe(object_id)
+        except (TooManyWatchers, CacheUnavailable) as e:
+            return _error(web, 503, f"watch unavailable: {e}; retry")
+        try:
+            try:
+                current = await self.state.cache.get(object_id)
+            except CacheUnavailable as e:
+                return _error(web, 503, f"watch unavailable: {e}; retry")
+            if current is None:
+                current, err = await self.fold_view(web, object_id)
+                if err is not None:
+                    return err
+            resp = aioweb.StreamResponse(
+                headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+            )
+            await resp.prepare(request)
             if current is not None:
                 await resp.write(b"event: state\ndata: " + current + b"\n\n")
             while True:
-                msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=15.0)
-                if msg is None:
+                try:
+                    data = await asyncio.wait_for(sub.changes.get(), timeout=KEEPALIVE_S)
+                except TimeoutError:
                     await resp.write(b": keep-alive\n\n")  # lets us notice a client that left
                     continue
-                await resp.write(b"event: change\ndata: " + msg["data"] + b"\n\n")
+                if data is CLOSED:
+                    break  # Redis went away or the client fell behind: it reconnects for the state
+                await resp.write(b"event: change\ndata: " + data + b"\n\n")
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:
-            await pubsub.unsubscribe()
-            await pubsub.aclose()
+            await self.hub.unsubscribe(sub)
         return resp
+
+    async def fold_view(self, web: faust.web.Web, object_id: str) -> tuple[bytes | None, Any]:
+        """The object's view from the fold (Redis lacked it): this worker's table if it owns the
+        object's partition, else the owner's query API. (None, None): no such object."""
+        partition = partition_for(object_id, self.partitions)
+        state = self.state
+        if state.readiness.can_answer(partition):
+            st = state.peek(object_id)
+            return (None if st is None else state.view_bytes(st)), None
+        app = self.app
+        assert app is not None  # install() ran
+        try:
+            owner = app.router.key_store(state.table.name, object_id.encode())
+        except KeyError:
+            return None, _recovering(web, self.region, partition)
+        if str(owner).rstrip("/") == str(app.conf.canonical_url).rstrip("/"):
+            return None, _recovering(web, self.region, partition)  # ours, still being recovered
+        url = f"{str(owner).rstrip('/')}/v1/objects/{urllib.parse.quote(object_id, safe='')}"
+        try:
+            async with app.http_client.get(url, timeout=aiohttp.ClientTimeout(total=5)) as r:
+                if r.status == 200:
+                    return await r.read(), None
+                if r.status == 404:
+                    return None, None
+        except (aiohttp.ClientError, TimeoutError):
+            pass
+        return None, _recovering(web, self.region, partition)
 
     async def history(self, web: faust.web.Web, request: Any, object_id: str) -> faust.web.Response:
         import datetime as dt
@@ -283,8 +344,9 @@ class QueryViews:
         return {"region": self.region, "objects": len(ids), "partitions": parts}
 
 
-def install_query_views(app: faust.App, state: FoldState) -> None:
-    QueryViews(state, app.conf.topic_partitions).install(app)
+def install_query_views(app: faust.App, state: FoldState, max_watchers: int) -> None:
+    hub = WatchHub(state.cache.client, state.region, max_watchers)
+    QueryViews(state, app.conf.topic_partitions, hub).install(app)
 
 
 def _archive_replay(object_id: str, at_hlc: int | None) -> Any:
