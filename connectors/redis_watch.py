@@ -61,6 +61,9 @@ class WatchHub:
         self._subscribed: dict[str, asyncio.Future[None]] = {}  # resolved once Redis confirms
         self._pubsub: Any = None
         self._reader: asyncio.Task[None] | None = None
+        # redis-py's PubSub opens its connection on the first command; concurrent first commands
+        # each opened one (100 at once: confirmations arrived on connections nobody read).
+        self._commands = asyncio.Lock()
         self.count = 0
 
     async def subscribe(self, object_id: str) -> Watch:
@@ -76,9 +79,10 @@ class WatchHub:
             confirmed = self._subscribed.get(watch.channel)
             if confirmed is None:
                 confirmed = self._subscribed[watch.channel] = asyncio.get_running_loop().create_future()
-                pubsub = self._connection()
-                await pubsub.subscribe(watch.channel)
-                self._start_reader(pubsub)
+                async with self._commands:
+                    pubsub = self._connection()
+                    await pubsub.subscribe(watch.channel)
+                    self._start_reader(pubsub)
             await asyncio.wait_for(asyncio.shield(confirmed), timeout=5)
         except (RedisError, OSError, TimeoutError) as e:
             await self.unsubscribe(watch)
@@ -100,7 +104,8 @@ class WatchHub:
         self._subscribed.pop(watch.channel, None)
         if self._pubsub is not None:
             try:
-                await self._pubsub.unsubscribe(watch.channel)
+                async with self._commands:
+                    await self._pubsub.unsubscribe(watch.channel)
             except (RedisError, OSError) as e:  # the reader notices and ends every stream
                 log.debug("unsubscribe %s: %r", watch.channel, e)
 
