@@ -1,5 +1,5 @@
-"""The one configuration object: every `JARVIS_*` environment variable is read here, once, except
-JARVIS_PIPELINES (pipelines/loader.py) and JARVIS_WORKER_INSTANCE (jarvis/worker_cli.py).
+"""The one configuration object: every `JARVIS_*` environment variable is read here, once (and
+JARVIS_WORKER_INSTANCE, the stack's way to number a worker, by `jarvis worker`'s --instance option).
 
 Everything else receives a `Settings` (or calls `settings()`, which caches the first read), so a
 test can build its own `Settings(...)` without touching the environment.
@@ -81,6 +81,7 @@ class Settings:
     # /watch streams per fold worker at most; past it a 503. Each costs a socket and a queue (one
     # Redis pub/sub connection serves them all): 2,000 fit this 2-core machine with room.
     max_watchers: int = 2_000
+    pipelines_file: Path | None = None  # JARVIS_PIPELINES: a definitions file instead of the packaged one
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -109,6 +110,7 @@ class Settings:
             task_unroutable_s=float(_env("TASK_UNROUTABLE_S", "60")),
             worker_loglevel=_env("WORKER_LOGLEVEL", "warn"),
             max_watchers=int(_env("MAX_WATCHERS", "2000")),
+            pipelines_file=Path(os.environ["JARVIS_PIPELINES"]) if os.environ.get("JARVIS_PIPELINES") else None,
         )
 
     @property

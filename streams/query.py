@@ -22,6 +22,7 @@ is recovered the table cannot tell an unknown object from one not read back yet.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import hashlib
 import urllib.parse
 from collections.abc import Awaitable, Callable
@@ -34,8 +35,11 @@ from aiohttp import web as aioweb
 
 from connectors.redis_cache import CacheUnavailable
 from connectors.redis_watch import CLOSED, TooManyWatchers, WatchHub
+from connectors.replayer import Replayer
+from jarvis.config import settings
 from jarvis.ops import object_id_too_long
 from jarvis.partitioning import partition_for
+from jarvis.replay import hlc_at
 from streams.faust_compat import fetch_topic_metadata, producer_started, topic_metadata_known
 from streams.fold_state import FoldState
 from streams.readiness import RETRY_AFTER_S
@@ -303,10 +307,6 @@ class QueryViews:
         return None, _recovering(web, self.region, partition)
 
     async def history(self, web: faust.web.Web, request: Any, object_id: str) -> faust.web.Response:
-        import datetime as dt
-
-        from jarvis.replay import hlc_at
-
         q = request.query
         try:
             limit = min(10_000, max(0, int(q.get("limit", "100"))))
@@ -350,7 +350,4 @@ def install_query_views(app: faust.App, state: FoldState, max_watchers: int) -> 
 
 
 def _archive_replay(object_id: str, at_hlc: int | None) -> Any:
-    from connectors.replayer import Replayer
-    from jarvis.config import settings
-
     return Replayer.from_settings(settings()).from_archive(object_id, at_hlc)

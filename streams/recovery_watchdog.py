@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 
 import faust
 
-from jarvis.worker_cli import restart_argv
 from streams.faust_compat import recovery_progress
+from streams.reexec import restart_argv
 
 log = logging.getLogger(__name__)
 
