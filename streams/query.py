@@ -117,7 +117,11 @@ class ViewRouter:
             reason = await self.not_ready()
             if reason is not None:
                 return _error(web, 503, f"the fold is starting ({reason}); retry")
-            resp = await route(web, request, **kwargs)
+            try:
+                resp = await route(web, request, **kwargs)
+            except (aiohttp.ClientError, TimeoutError) as e:
+                # The owner is restarting or its partitions are moving: a retry will find it.
+                return _error(web, 503, f"the worker owning this object did not answer ({type(e).__name__}); retry")
             if resp.status == 503 and "Retry-After" not in resp.headers:
                 # Faust's router forwards only the status and body of the owner's answer.
                 resp.headers["Retry-After"] = str(RETRY_AFTER_S)
