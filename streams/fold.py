@@ -71,6 +71,9 @@ CACHE_BATCH = 2_000
 # the last one, so with a few thousand hot objects this is a cost per object per flush, not per
 # operation: at 0.05 s the flushes took ~10% of the fold's CPU and most of Redis's (py-spy --gil).
 CACHE_EVERY_S = 0.1
+# Objects per chunk of a cache rebuild (streams/cache_rebuild.py): reading each from the table and
+# serialising its view ran ~12,500 objects/s, so 2,000 a chunk held the event loop for 160 ms.
+REBUILD_BATCH = 500
 
 
 class Source(Protocol):
@@ -301,7 +304,7 @@ def build(settings: Settings, region: str, instance: int = 0) -> faust.App:
     async def send_rejected(key: bytes, value: bytes) -> Any:
         return await rejected_out.send(key=key, value=value)
 
-    rebuild = CacheRebuild(state, settings.partitions, CACHE_BATCH)
+    rebuild = CacheRebuild(state, settings.partitions, REBUILD_BATCH)
     worker = FoldWorker(state, lambda: app.consumer, send_rejected, partial(restart_worker, app), rebuild)
     app.on_partitions_revoked.connect(worker.on_revoked)
     app.on_partitions_assigned.connect(worker.on_assigned)
