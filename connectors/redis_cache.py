@@ -80,10 +80,19 @@ return #KEYS - 1
 """
 
 
+POOL_CONNECTIONS = 64  # per worker: the fold's flushes, the query views' reads, one pub/sub
+
+
 class RedisCache:
     def __init__(self, url: str, region: str) -> None:
         self.region = region
-        self.client = aioredis.Redis.from_url(url, socket_timeout=5)
+        # A blocking pool: 1,000 /watch streams starting at once each read their object's state, and
+        # redis-py's default pool raised MaxConnectionsError for the excess (181 of them got a 503,
+        # and the fold's own flush failed too). Callers now wait for a connection instead.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url, max_connections=POOL_CONNECTIONS, timeout=5, socket_timeout=5
+        )
+        self.client = aioredis.Redis(connection_pool=pool)
         self._put_many = self.client.register_script(_PUT_MANY)
 
     @_unavailable_on_error
