@@ -87,6 +87,9 @@ class Settings:
     agent_concurrency: int = 8
     task_unroutable_s: float = 60.0  # a task no live agent pool can run is dead-lettered after this
     worker_loglevel: str = "warn"  # of the workers `jarvis stack up` starts: crit, error, warn, info, debug
+    # /watch streams per fold worker at most; past it a 503. Each costs a socket and a queue (one
+    # Redis pub/sub connection serves them all): 2,000 fit this 2-core machine with room.
+    max_watchers: int = 2_000
     pipelines_file: Path | None = None  # JARVIS_PIPELINES: a definitions file instead of the packaged one
 
     @classmethod
@@ -115,6 +118,7 @@ class Settings:
             agent_concurrency=int(_env("AGENT_CONCURRENCY", "8")),
             task_unroutable_s=float(_env("TASK_UNROUTABLE_S", "60")),
             worker_loglevel=_env("WORKER_LOGLEVEL", "warn"),
+            max_watchers=int(_env("MAX_WATCHERS", "2000")),
             pipelines_file=Path(os.environ["JARVIS_PIPELINES"]) if os.environ.get("JARVIS_PIPELINES") else None,
         )
 
