@@ -67,6 +67,8 @@ ROLES: tuple[RoleSpec, ...] = (
         metrics_slot=3,
         options=frozenset({"capabilities", "concurrency", "name"}),
     ),
+    # The web console: reads the rejected and dead-letter topics without a group; its port is the page's.
+    RoleSpec("console", "connectors.console.server", Entry.run, (topics.REJECTED, topics.TASKS_DEAD), metrics_slot=4),
 )
 
 BY_NAME: Mapping[str, RoleSpec] = MappingProxyType({r.name: r for r in ROLES})

@@ -14,6 +14,7 @@ from typing import Any
 
 from jarvis import topics
 from jarvis.config import RegionConfig, Settings
+from jarvis.roles import web_port
 from jarvis.stack import kafka, kafka_dist, mirrormaker, postgres, redis_server, schema_registry
 from jarvis.stack.procs import Proc, StackError, port_open, process_env, wait_until
 
@@ -240,6 +241,7 @@ class Stack:
             regions[r.name] = {
                 "bootstrap": r.bootstrap,
                 "query_url": r.query_url,
+                "console_url": console_url(s, r.name),
                 "kafka": "up" if self._broker_ready(r) else "down",
             }
         procs = {p.name: ("running" if p.running() else "stopped") for p in self.all_procs()}
@@ -258,7 +260,12 @@ class Stack:
             "schema_registry": s.local_schema_registry_url,
             "schema_registry_status": registry,
             "processes": procs,
+            "console_url": console_url(s, s.region_names[0]),
         }
+
+
+def console_url(settings: Settings, region: str) -> str:
+    return f"http://{settings.host}:{web_port(settings, 'console', region)}/"
 
 
 def cluster_metadata(bootstrap: str, timeout: float = 3.0) -> Any:
