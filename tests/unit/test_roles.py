@@ -63,8 +63,8 @@ def test_a_new_role_is_one_entry_and_the_stack_starts_its_instances(
 ) -> None:
     s = Settings(home=tmp_path)
     before = [p.name for p in worker_procs(s)]
-    assert before == [f"worker-{r}-{g}" for g in ("eu", "us") for r in ("verifier", "fold", "archiver", "agent")]
-    gateway = RoleSpec("gateway", "streams.gateway", Entry.run, ("jarvis.ops.ingress",), instances=2, metrics_slot=4)
+    assert before == [f"worker-{r}-{g}" for g in ("eu", "us") for r in ("verifier", "fold", "archiver", "agent", "console")]
+    gateway = RoleSpec("gateway", "streams.gateway", Entry.run, ("jarvis.ops.ingress",), instances=2, metrics_slot=5)
     monkeypatch.setattr(roles, "ROLES", (*roles.ROLES, gateway))
     after = worker_procs(s)
     assert [p.name for p in after if "gateway" in p.name] == [
@@ -72,4 +72,4 @@ def test_a_new_role_is_one_entry_and_the_stack_starts_its_instances(
     ]  # fmt: skip
     second = next(p for p in after if p.name == "worker-gateway-us-1")
     assert second.env["JARVIS_WORKER_INSTANCE"] == "1" and second.argv[-4:-2] == ["--region", "us"]
-    assert gateway.web_port(s, "eu", 1) == 9181 + 0 + 80 + 100
+    assert gateway.web_port(s, "eu", 1) == 9181 + 0 + 100 + 100
