@@ -43,7 +43,7 @@ CSP = (
 )
 STATIC_TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
 TASK_SCAN_LIMIT = 5000  # task objects read for the Tasks page at most
-PRINCIPAL = web.AppKey("principal", Principal)
+PRINCIPAL = web.RequestKey("principal", Principal)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

@@ -57,7 +57,7 @@ def register_detail(history: Iterable[Mapping[str, Any]], resolver: str | None) 
         "value": value,
         "writer": node,
         "region": entry.get("region"),
-        "hlc": hlc,
+        "hlc": str(hlc),  # beyond 2**53: a JavaScript number would round it
         "time": entry.get("time"),
         "writes": len(writes),
         "why": why,
