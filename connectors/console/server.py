@@ -23,6 +23,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_
 
 from connectors.console import shape
 from connectors.console.auth import Access, OpenAccess, Principal, bearer_token
+from connectors.console.health import measure_forever
 from connectors.console.topic_tail import rejected_row, tail
 from jarvis import topics
 from jarvis.config import Settings
@@ -61,7 +62,7 @@ def static_files() -> dict[str, tuple[bytes, str]]:
 
 class Console:
     def __init__(self, settings: Settings, region: str, access: Access | None = None,
-                 pipes: Pipelines | None = None) -> None:  # fmt: skip
+                 pipes: Pipelines | None = None, measure: bool = False) -> None:  # fmt: skip
         self.settings, self.region = settings, region
         self.query_url = settings.region_config(region).query_url
         self.bootstrap = settings.bootstrap(region)
@@ -69,6 +70,8 @@ class Console:
         self.pipes = pipes or pipelines()
         self.files = static_files()
         self.http: aiohttp.ClientSession | None = None
+        self.measure = measure  # publish replication gauges (connectors/console/health.py)
+        self._measuring: asyncio.Task[None] | None = None
 
     # -- plumbing ---------------------------------------------------------------------------------
     def app(self) -> web.Application:
@@ -95,8 +98,12 @@ class Console:
 
     async def _open(self, _: web.Application) -> None:
         self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=5))
+        if self.measure:
+            self._measuring = asyncio.create_task(measure_forever(self.settings, self.region))
 
     async def _close(self, _: web.Application) -> None:
+        if self._measuring is not None:
+            self._measuring.cancel()
         if self.http is not None:
             await self.http.close()
 
@@ -342,7 +349,7 @@ def access_for(settings: Settings) -> Access:
 
 def run(settings: Settings, region: str, instance: int = 0) -> None:
     """The `console` worker: serve the console of `region` on its web port until stopped."""
-    console = Console(settings, region, access_for(settings))
+    console = Console(settings, region, access_for(settings), measure=True)
     port = web_port(settings, "console", region, instance)
     print(f"console of {region} on http://{settings.host}:{port}/", flush=True)
     web.run_app(console.app(), host=settings.host, port=port, print=None, access_log=None)

@@ -77,4 +77,5 @@ def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
     table.add_row("postgres", st["postgres"], st["postgres_status"])
     table.add_row("redis", st["redis"], st["redis_status"])
     table.add_row("schema registry", st["schema_registry"], st["schema_registry_status"])
+    table.add_row("prometheus", st["prometheus_url"], st["prometheus_status"])
     Console().print(table)

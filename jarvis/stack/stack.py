@@ -15,7 +15,7 @@ from typing import Any
 from jarvis import topics
 from jarvis.config import RegionConfig, Settings
 from jarvis.roles import web_port
-from jarvis.stack import kafka, kafka_dist, mirrormaker, postgres, redis_server, schema_registry
+from jarvis.stack import kafka, kafka_dist, mirrormaker, postgres, prometheus, redis_server, schema_registry
 from jarvis.stack.procs import Proc, StackError, port_open, process_env, wait_until
 
 Report = Callable[[str], None]
@@ -45,6 +45,9 @@ class Stack:
     def schema_registry(self) -> Proc:
         return Proc(name=schema_registry.NAME, run_dir=self.settings.home)
 
+    def prometheus(self) -> Proc:
+        return Proc(name=prometheus.NAME, run_dir=self.settings.home)
+
     def worker_procs(self) -> list[Proc]:
         from jarvis.stack.workers import worker_procs
 
@@ -52,7 +55,7 @@ class Stack:
 
     def all_procs(self) -> list[Proc]:
         # Workers first: a verifier may still be asking the registry for a schema.
-        procs = [*self.worker_procs(), self.mm2(), self.schema_registry()]
+        procs = [self.prometheus(), *self.worker_procs(), self.mm2(), self.schema_registry()]
         procs += [self.broker(r) for r in self.settings.regions]
         return [*procs, self.postgres(), self.redis()]
 
@@ -79,6 +82,7 @@ class Stack:
 
         self._start_redis(report)
         self._start_postgres(report)
+        prom = self._start_prometheus(report)  # it scrapes whatever answers; nothing waits for it
         started = []
         for region in s.regions:
             if self._broker_ready(region):
@@ -114,7 +118,22 @@ class Stack:
 
             start_workers(s, report)
             wait_for_queries(s, report)
+        wait_until(lambda: prometheus.ping(s), 60, prom, "Prometheus")
+        report(f"prometheus answers on {prometheus.url(s)}")
         return time.monotonic() - t0
+
+    def _start_prometheus(self, report: Report) -> Proc | None:
+        s = self.settings
+        if self._safe(lambda: prometheus.ping(s)):
+            report(f"prometheus already answers on {prometheus.url(s)}")
+            return None
+        proc = self.prometheus()
+        if not proc.running():
+            self._check_port_free(prometheus.port(s), "Prometheus", "JARVIS_PORT_OFFSET")
+            proc = prometheus.prometheus_proc(s)
+            proc.start()
+            report(f"prometheus starting on {prometheus.url(s)}")
+        return proc
 
     def _start_redis(self, report: Report) -> None:
         s = self.settings
@@ -261,6 +280,8 @@ class Stack:
             "schema_registry_status": registry,
             "processes": procs,
             "console_url": console_url(s, s.region_names[0]),
+            "prometheus_url": prometheus.url(s),
+            "prometheus_status": "up" if self._safe(lambda: prometheus.ping(s)) else "down",
         }
 
 
