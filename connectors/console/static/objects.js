@@ -21,17 +21,18 @@ function summary(o) {
 
 export async function objectsPage(root, params) {
   const { pipelines } = await get("/api/pipelines");
-  const prefixSel = h("select", { id: "prefix" }, h("option", { value: "" }, "(every prefix)"));
+  const prefixSel = h("select", { id: "prefix-pick" }, h("option", { value: "" }, "(every prefix)"));
   for (const [pipe, prefixes] of Object.entries(pipelines)) {
     prefixSel.append(h("optgroup", { label: pipe }, Object.entries(prefixes).map(([p, t]) => h("option", { value: `${p}:` }, `${p}: (${t})`))));
   }
-  prefixSel.value = params.get("prefix") || "";
+  const prefix = h("input", { id: "prefix", value: params.get("prefix") || "", size: 24, placeholder: "id prefix, e.g. ctr:" });
+  prefixSel.value = [...prefixSel.options].some((o) => o.value === prefix.value) ? prefix.value : "";
   const search = h("input", { id: "search", placeholder: "object id, e.g. ctr:orders", size: 36 });
   const listing = h("div", { id: "listing" });
   const cursors = [""]; // the `after` of each page seen, for Previous
   let page = 0;
   const load = async () => {
-    const body = await get("/api/objects", { prefix: prefixSel.value, after: cursors[page], limit: PAGE });
+    const body = await get("/api/objects", { prefix: prefix.value, after: cursors[page], limit: params.get("limit") || PAGE });
     const rows = body.objects.map((o) => [h("a", { href: `#/object/${encodeURIComponent(o.object_id)}`, class: "oid" }, o.object_id), o.type, summary(o), o.ops]);
     if (body.next) cursors[page + 1] = body.next;
     show(listing,
@@ -41,10 +42,12 @@ export async function objectsPage(root, params) {
         h("span", { class: "muted" }, `page ${page + 1} · ${body.objects.length} object(s)`),
         h("button", { id: "next", disabled: !body.next || undefined, onclick: () => { page++; load(); } }, "Next →")));
   };
-  prefixSel.addEventListener("change", () => { cursors.length = 1; page = 0; location.hash = `#/objects?prefix=${encodeURIComponent(prefixSel.value)}`; });
+  const browse = (p) => { location.hash = `#/objects?prefix=${encodeURIComponent(p)}`; };
+  prefixSel.addEventListener("change", () => browse(prefixSel.value));
+  prefix.addEventListener("change", () => browse(prefix.value));
   show(root,
     h("h2", {}, "Objects"),
-    h("div", { class: "toolbar" }, "Prefix ", prefixSel,
+    h("div", { class: "toolbar" }, "Pipeline prefix ", prefixSel, prefix,
       h("form", { onsubmit: (e) => { e.preventDefault(); if (search.value) location.hash = `#/object/${encodeURIComponent(search.value.trim())}`; } },
         search, h("button", { type: "submit" }, "Open"))),
     listing);
