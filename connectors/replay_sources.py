@@ -12,6 +12,9 @@ their signing batches so each signature can be re-checked.
 
 from __future__ import annotations
 
+import urllib.error
+import urllib.parse
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -24,8 +27,9 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 from jarvis import topics
 from jarvis.codec import CodecError, decode_verified
 from jarvis.config import Settings
-from jarvis.materialize import ObjectState
+from jarvis.materialize import CRDT_CLASSES, ObjectState
 from jarvis.ops import Dot, Operation
+from jarvis.partitioning import partition_for
 from jarvis.replay import ReplayReport, SourcedOp, replay
 from jarvis.security.keys import TrustStore
 from jarvis.security.signing import SignatureError, check_digest, verify_batch
@@ -81,8 +85,6 @@ def kafka_ops(
     on_records: Callable[[int, int], None] | None = None,
 ) -> Iterator[SourcedOp]:
     """Every verified operation of `object_id` in `region`'s local and mirrored topics."""
-    from jarvis.partitioning import partition_for
-
     partition = partition_for(object_id, settings.partitions)
     consumer = Consumer(
         {
@@ -161,8 +163,6 @@ def latest_snapshot(conn: psycopg.Connection, object_id: str, at_hlc: int | None
     if row is None:
         return None
     region, taken_at, hlc, crdt_type, value, context, ops = row
-    from jarvis.materialize import CRDT_CLASSES
-
     state = ObjectState(object_id, crdt_type, CRDT_CLASSES[crdt_type].from_dict(value), context, ops, hlc)
     info = {"region": region, "taken_at": taken_at.isoformat(), "ops": ops}
     return Snapshot(state, info)
@@ -216,10 +216,6 @@ def archive_ops(
 
 def live_view(settings: Settings, region: str, object_id: str) -> dict[str, Any] | None:
     """The object's live view from the region's query API (None when unknown there)."""
-    import urllib.error
-    import urllib.parse
-    import urllib.request
-
     url = f"{settings.region_config(region).query_url}/v1/objects/{urllib.parse.quote(object_id, safe='')}"
     try:
         with urllib.request.urlopen(url, timeout=10) as resp:

@@ -1,4 +1,4 @@
-"""Producer SDK: `from jarvis import Client`.
+"""Producer SDK: `from connectors.sdk import Client`.
 
     client = Client(region="eu", node_id="app-1")
     client.counter("inventory:sku-42").decrement(3)
@@ -28,6 +28,7 @@ from __future__ import annotations
 import itertools
 import json
 import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -48,6 +49,7 @@ from connectors.verdicts import (
 )
 from connectors.verdicts import VerdictTimeout as VerdictTimeout
 from jarvis import topics
+from jarvis.agents import discover
 from jarvis.codec import encode_batch
 from jarvis.codec.batch_builder import BatchBuilder, Head
 from jarvis.codec.records import canonical_args_utf8
@@ -61,11 +63,12 @@ from jarvis.partitioning import partition_for
 from jarvis.security.crypto import DataKeyring, encrypt_fields
 from jarvis.security.keys import ensure_node_key
 from jarvis.security.signing import sign_batch, sign_digests
+from jarvis.tasks import Task, encode_task
 from pipelines.loader import Pipelines, PrefixRule
 from pipelines.loader import pipelines as default_pipelines
 
 if TYPE_CHECKING:
-    from jarvis.codec.registry import RegistryCodec
+    from connectors.schema_registry import RegistryCodec
 
 
 class DeliveryError(JarvisError, RuntimeError):
@@ -121,7 +124,9 @@ class Client:
         self.registry: RegistryCodec | None = None
         self._encode_batch: Callable[[OperationBatch], bytes] = encode_batch
         if s.schema_registry_url:
-            from jarvis.codec.registry import RegistryCodec
+            # Lazy: the registry client's Avro serializers take ~0.2 s to import, which an SDK user
+            # without a registry should not pay.
+            from connectors.schema_registry import RegistryCodec
 
             self.registry = RegistryCodec(s.schema_registry_url)
             self._encode_batch = self.registry.encode_batch
@@ -522,13 +527,7 @@ class Tasks:
         task_id: str | None = None,
     ) -> str:
         """Queue a task for the agent workers; returns its id. Capabilities default to the handler's."""
-        import time
-
-        from jarvis.tasks import Task, encode_task
-
         if capabilities is None:
-            from jarvis.agents import discover
-
             known = discover()
             if handler not in known:
                 raise ObjectError(

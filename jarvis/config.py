@@ -1,5 +1,5 @@
-"""The one configuration object: every `JARVIS_*` environment variable is read here, once, except
-JARVIS_PIPELINES (pipelines/loader.py) and JARVIS_WORKER_INSTANCE (jarvis/worker_cli.py).
+"""The one configuration object: every `JARVIS_*` environment variable is read here, once (and
+JARVIS_WORKER_INSTANCE, the stack's way to number a worker, by `jarvis worker`'s --instance option).
 
 Everything else receives a `Settings` (or calls `settings()`, which caches the first read), so a
 test can build its own `Settings(...)` without touching the environment.
@@ -78,6 +78,7 @@ class Settings:
     agent_concurrency: int = 8
     task_unroutable_s: float = 60.0  # a task no live agent pool can run is dead-lettered after this
     worker_loglevel: str = "warn"  # of the workers `jarvis stack up` starts: crit, error, warn, info, debug
+    pipelines_file: Path | None = None  # JARVIS_PIPELINES: a definitions file instead of the packaged one
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -105,6 +106,7 @@ class Settings:
             agent_concurrency=int(_env("AGENT_CONCURRENCY", "8")),
             task_unroutable_s=float(_env("TASK_UNROUTABLE_S", "60")),
             worker_loglevel=_env("WORKER_LOGLEVEL", "warn"),
+            pipelines_file=Path(os.environ["JARVIS_PIPELINES"]) if os.environ.get("JARVIS_PIPELINES") else None,
         )
 
     @property

@@ -14,6 +14,7 @@ console = Console(stderr=True)
 @db_app.command()
 def migrate() -> None:
     """Apply pending migrations (idempotent)."""
+    # Lazy: only this command loads psycopg; every `jarvis` command imports this module.
     import psycopg
 
     from connectors.archive.migrate import migrate as run_migrations

@@ -28,8 +28,10 @@ from jarvis.config import settings
 from jarvis.crdt import HLC
 from jarvis.ops import Operation, OperationBatch
 from jarvis.partitioning import partition_for
+from jarvis.replay_cli import Source, run_replay
 from jarvis.security.keys import create_key
 from jarvis.security.signing import sign_batch
+from jarvis.task_cli import summary, task_view
 from jarvis.tasks import TERMINAL
 
 console = Console()
@@ -148,9 +150,6 @@ def main() -> None:
 
 def show_audit(app: Client, run: str) -> None:
     """Replay one object from the archive (signatures re-checked) and ask an agent to summarise another."""
-    from jarvis.replay_cli import Source, run_replay
-    from jarvis.task_cli import summary, task_view
-
     oid = f"inventory:{run}-sku-1"
     report = None
     deadline = time.monotonic() + 60

@@ -23,6 +23,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from jarvis.ops import KINDS_BY_TYPE
+
 console = Console(stderr=True)
 SHOWN_REFUSALS = 50  # lines listed one by one; the per-reason counts cover the rest
 
@@ -55,9 +57,8 @@ def produce(
     timeout: float = typer.Option(60.0, "--timeout", help="Seconds to wait for the verdicts (with --wait)."),
 ) -> None:
     """Produce operations from JSON lines, with a progress bar and a final count."""
+    # Lazy: only this command loads librdkafka; every `jarvis` command imports this module.
     from connectors.sdk import Client, DeliveryError, ObjectError, VerdictTimeout
-    from jarvis.ops import KINDS_BY_TYPE
-
     client = Client(region=region, node_id=node_id, track_verdicts=wait)
     stream = sys.stdin if file is None or str(file) == "-" else open(file)  # noqa: SIM115
     total = None

@@ -24,6 +24,7 @@ def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
 
     Exits 0 when every region answered and all agree, 1 when they differ, 2 when a region (its
     Kafka or its query API) did not answer."""
+    # Lazy: only this command loads librdkafka; every `jarvis` command imports this module.
     from confluent_kafka import KafkaException
 
     from connectors.regions import agreement, digests, mirror_lag

@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from jarvis.crdt import registry
 from jarvis.materialize import FoldError, ObjectState, mutate
 from jarvis.ops import Dot, Operation
@@ -183,8 +185,6 @@ def plot_value(state: ObjectState) -> float:
 
 
 def _jsonable(v: Any) -> Any:
-    import orjson
-
     return orjson.loads(orjson.dumps(v)) if v is not None else None
 
 

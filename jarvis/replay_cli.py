@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import sys
 from enum import StrEnum
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from jarvis.config import settings
+from jarvis.replay import hlc_at, hlc_iso
 
 console = Console(stderr=True)
 
@@ -41,10 +43,9 @@ def parse_time(value: str | None) -> dt.datetime | None:
 
 def run_replay(object_id: str, at: dt.datetime | None, source: Source, region: str, progress: Any = None):
     """Replay one object; returns the report (with the live view attached when there is no --at)."""
+    # Lazy: only this command loads librdkafka and psycopg; every `jarvis` command imports this module.
     from connectors.replay_sources import live_view
     from connectors.replayer import Replayer
-    from jarvis.replay import hlc_at
-
     s = settings()
     at_hlc = hlc_at(at) if at else None
     replayer = Replayer.from_settings(s)
@@ -76,6 +77,7 @@ def replay_cmd(
     history: int = typer.Option(20, "--history", help="How many of the latest operations to list."),
 ) -> None:
     """Rebuild an object's state at a time by folding its operations, re-verifying each signature."""
+    # Lazy: only this command loads psycopg and librdkafka; every `jarvis` command imports this module.
     import psycopg
     from confluent_kafka import KafkaException
 
@@ -112,8 +114,6 @@ def replay_cmd(
 
 
 def print_report(report: Any, history: int) -> None:
-    from jarvis.replay import hlc_iso
-
     c = Console()
     c.rule(f"[bold]{report.object_id}[/] from {report.source} at {hlc_iso(report.at_hlc) or 'now'}")
     if report.snapshot:
@@ -140,10 +140,6 @@ def print_report(report: Any, history: int) -> None:
 
 def html_report(report: Any, history: int) -> str:
     """A self-contained page: summary, an SVG timeline of the value, the operations."""
-    from html import escape
-
-    from jarvis.replay import hlc_iso
-
     pts = report.timeline
     svg = ""
     if pts:
@@ -201,6 +197,7 @@ def audit_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print JSON on stdout."),
 ) -> None:
     """Every archived operation in a window, by node and object prefix, with rejected ones alongside."""
+    # Lazy: only this command loads psycopg; every `jarvis` command imports this module.
     import psycopg
 
     from connectors.audit import audit_window

@@ -9,9 +9,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from jarvis import topics
-from jarvis.config import Settings
+
+if TYPE_CHECKING:  # the settings are passed in: the role table reads no configuration itself
+    from jarvis.config import Settings
 
 # Roles other than the fold serve /metrics on METRICS_BASE_PORT + region index + 20 * metrics_slot
 # (+ 100 * instance); the fold serves its query API (and /metrics) on the region's query port.

@@ -37,6 +37,7 @@ def submit(
     wait: bool = typer.Option(False, "--wait", help="Wait for a final state and print it."),
 ) -> None:
     """Submit a task; prints its id (and with --wait, its outcome)."""
+    # Lazy: only this command loads librdkafka; every `jarvis` command imports this module.
     from connectors.sdk import Client, DeliveryError, ObjectError
 
     try:
@@ -63,6 +64,7 @@ def submit(
 
 
 def task_view(task_id: str, region: str | None) -> dict[str, Any] | None:
+    # Lazy: only this command loads librdkafka; every `jarvis` command imports this module.
     from connectors.replay_sources import live_view
 
     s = settings()

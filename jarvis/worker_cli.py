@@ -15,6 +15,7 @@ import typer
 
 from jarvis import roles
 from jarvis.config import settings
+from streams.reexec import restart_argv
 
 GC_YOUNG_THRESHOLD = 50_000  # CPython's default: 700
 CRASH_RESTART_S = 5.0  # a crashed worker starts again after this long (fixed: a crash loop stays slow)
@@ -28,8 +29,9 @@ def worker(
     role: Role = typer.Argument(..., help="Which worker to run."),
     region: str = typer.Option(None, "--region", "-r", help="Region (default JARVIS_REGION)."),
     instance: int = typer.Option(
-        int(os.environ.get("JARVIS_WORKER_INSTANCE", "0")),
+        0,
         "--instance",
+        envvar="JARVIS_WORKER_INSTANCE",
         help="Instance number: several instances of a role share partitions; each needs its own port.",
     ),
     loglevel: str = typer.Option("warn", "--loglevel", "-l", help="crit, error, warn, info or debug."),
@@ -69,7 +71,10 @@ def worker(
             module.run(s, region, instance, **options)
             return
         app = module.build(s, region, instance)
+        # Lazy: only this command loads Faust; every `jarvis` command imports this module.
         from faust import Worker
+
+        from streams.faust_compat import disable_spinner
 
         # Every operation decoded allocates a handful of containers that die young; with CPython's default
         # thresholds the cyclic collector ran often enough to cost ~20% of the decode and fold loop
@@ -81,7 +86,7 @@ def worker(
         # Faust's terminal spinner sets the root logger to DEBUG so that it spins on every record: every
         # debug call in aiokafka and Faust (several per produced message) then builds a LogRecord that
         # the handler drops. py-spy put that at 7% of the fold's time. Workers log to files: no spinner.
-        w.spinner = None
+        disable_spinner(w)
         w.execute_from_commandline()
 
 
@@ -109,9 +114,3 @@ def restarting_after_a_crash(worker: str, enabled: bool) -> Iterator[None]:
         time.sleep(CRASH_RESTART_S)
         os.execv(sys.executable, restart_argv())
 
-
-def restart_argv() -> list[str]:
-    """This worker's own command, to replace the process with a fresh run (same PID, so the stack's
-    pid file stays right). Started as `python -m jarvis.cli worker ...` or as the `jarvis` script:
-    the same command either way."""
-    return [sys.executable, "-m", "jarvis.cli", *sys.argv[1:]]

@@ -7,7 +7,6 @@ uses: the SDK (types, encrypted fields), the verifier (rules), the fold (workflo
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
@@ -18,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from jarvis.config import settings
 from jarvis.crdt import registry as crdt_registry
 from jarvis.errors import JarvisError
 from jarvis.materialize import ObjectState, new_state
@@ -101,7 +101,7 @@ def _workflow(name: str, raw: dict[str, Any]) -> WorkflowDef:
 
 
 def load(path: Path | None = None) -> Pipelines:
-    given = path or os.environ.get("JARVIS_PIPELINES")  # a file path overrides the packaged default
+    given = path or settings().pipelines_file  # a file (JARVIS_PIPELINES) overrides the packaged default
     file: Path | Traversable = Path(given) if given else DEFAULT_FILE
     try:
         raw = yaml.safe_load(file.read_text()) or {}

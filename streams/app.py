@@ -8,6 +8,7 @@ import faust
 
 from jarvis import roles, topics
 from jarvis.config import Settings
+from streams import faust_compat
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ def make_app(settings: Settings, role: str, region: str, instance: int = 0, **ov
         web_cors_options=None,
     )
     conf.update(overrides)
+    faust_compat.check_installed()  # before any Kafka connection: an upgrade stops the worker here
     app = faust.App(f"jarvis-{role}-{region}", **conf)
     app.on_partitions_assigned.connect(_shorten_fetch_wait)
     return app
@@ -64,10 +66,4 @@ FETCH_MAX_WAIT_MS = 100
 
 
 async def _shorten_fetch_wait(app: faust.App, assigned: object, **kwargs: object) -> None:
-    # aiokafka reads the value for every fetch request it builds, so setting it on the running
-    # fetcher takes effect at the next one. Faust offers no setting for it; the path is private.
-    fetcher = getattr(getattr(getattr(app.consumer, "_thread", None), "_consumer", None), "_fetcher", None)
-    if fetcher is None or not hasattr(fetcher, "_fetch_max_wait_ms"):
-        log.warning("%s: cannot shorten the consumer's fetch wait (Faust or aiokafka changed)", app.conf.id)
-        return
-    fetcher._fetch_max_wait_ms = FETCH_MAX_WAIT_MS
+    faust_compat.shorten_fetch_wait(app.consumer, FETCH_MAX_WAIT_MS)

@@ -19,27 +19,31 @@ value of every changed object in Redis (one script call per flush, with change n
 
 from __future__ import annotations
 
-import asyncio
-import itertools
 import logging
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Any, Protocol
 
 import faust
-import orjson
+from faust.types import TP
 from prometheus_client import Counter, Gauge, Histogram
 
 from connectors.redis_cache import RedisCache
 from jarvis import topics
-from jarvis.codec import CodecError, decode_verified, decode_verified_runs, encode_rejected
+from jarvis.codec import CodecError, decode_verified, decode_verified_runs
 from jarvis.config import Settings
 from jarvis.materialize import ObjectState, RunFolded, fold_run
-from jarvis.ops import RejectedOperation
-from pipelines.loader import Pipelines, object_factory, pipelines
+from jarvis.ops import Operation
+from pipelines.loader import pipelines
 from streams.app import make_app
+from streams.faust_compat import set_producer_buffer_limit
+from streams.fold_state import INFLIGHT_LIMIT, FoldState
 from streams.metrics import install_metrics_page
+from streams.query import install_query_views
 from streams.recovery_watchdog import install_recovery_watchdog, restart_worker
-from streams.source_order import RESEEK_S, SourceOrder, Step
+from streams.rejected import rejected_message
+from streams.source_order import RESEEK_S, Step
 
 FOLDED = Counter("jarvis_fold_ops_total", "Operations folded into state", ["region", "type"])
 DUPLICATES = Counter("jarvis_fold_duplicates_total", "Duplicate operations skipped by their dots", ["region"])
@@ -57,13 +61,7 @@ OBJECTS = Gauge("jarvis_fold_objects_cached", "Decoded objects held in memory", 
 
 log = logging.getLogger(__name__)
 
-LIVE_LIMIT = 200_000  # decoded objects kept beside the table's bytes; beyond, decode on demand
 UNWRITTEN_LIMIT = 50_000  # changed objects held back from the table between two settles at most
-# Changelog and rejected records sent and not yet acknowledged by Kafka, at most, before the fold
-# stops taking messages. Faust's producer buffer sends one record at a time and its own brake
-# (wait_until_ebb) drains only 100 per event, so a flood of new objects (1,000 per message) once
-# queued 1.2M records until the worker crashed.
-INFLIGHT_LIMIT = 20_000
 SETTLE_EVERY_S = 0.5  # how often held-back changes are written and their messages acked
 # Objects written to Redis per flush at most: building one pipeline for 50,000 changed objects held
 # the event loop (queries, /metrics) for seconds when a million new objects arrived.
@@ -74,206 +72,72 @@ CACHE_BATCH = 2_000
 CACHE_EVERY_S = 0.1
 
 
-class FoldState:
-    """What the agent and the query views share inside one worker process."""
+class Source(Protocol):
+    """What the fold asks of its consumer besides the messages: the Faust consumer has these."""
+
+    async def earliest_offsets(self, *partitions: TP) -> dict[TP, int]: ...
+
+    async def seek(self, partition: TP, offset: int) -> None: ...
+
+    def highwater(self, tp: TP) -> int | None: ...
+
+
+class FoldWorker:
+    """The fold agent's work on each message and its timers; build() wires them into Faust.
+
+    `source` is the Faust consumer (looked up when used: Faust makes it when the worker starts);
+    `send_rejected` sends a jarvis.ops.rejected message and returns its delivery future; `restart`
+    replaces the worker process (streams/recovery_watchdog.py)."""
 
     def __init__(
         self,
-        region: str,
-        table: Any,
-        pipes: Pipelines,
-        cache: RedisCache,
-        positions: Any = None,
+        state: FoldState,
+        source: Callable[[], Source],
+        send_rejected: Callable[[bytes, bytes], Awaitable[Any]],
+        restart: Callable[[], Awaitable[None]],
     ) -> None:
-        self.region = region
-        self.table = table
-        # Source partition "topic/partition" -> next offset whose effect is not in the changelog yet.
-        self.positions = positions
-        self.pipes = pipes
-        self.cache = cache
-        self.live: dict[str, ObjectState] = {}
-        self.dirty: dict[str, ObjectState] = {}  # changed since the last Redis write
-        # Changed since the last table write: object id -> (changelog partition, state).
-        self.unwritten: dict[str, tuple[int, ObjectState]] = {}
-        self.held: list[Any] = []  # events processed, not acked until their effect is durable
-        self.inflight: list[Any] = []  # changelog and rejected-record sends not yet acknowledged
-        self.acker: Any = None  # the agent's manual-ack stream
-        self.create = object_factory(pipes)
-        self.read: dict[tuple[str, int], int] = {}  # last offset read per source partition (lag)
-        self.order = SourceOrder()
-        # Set when partitions are assigned: the table is being recovered from its changelog, so
-        # every decoded object held from before may be older than what recovery brings back.
-        self.recovering = False
+        self.state = state
+        self.region = state.region
+        self.source = source
+        self.send_rejected = send_rejected
+        self.restart = restart
 
-    def load(self, object_id: str) -> ObjectState | None:
-        """The fold's own read: decoded objects are kept, the fold being their only writer."""
-        st = self.live.get(object_id)
-        if st is not None:
-            return st
-        held = self.unwritten.get(object_id)
-        if held is not None:
-            st = held[1]
-        else:
-            raw = self.table.get(object_id.encode())
-            if raw is None:
-                return None
-            st = ObjectState.from_bytes(raw)
-        self._remember(object_id, st)
-        return st
-
-    def peek(self, object_id: str) -> ObjectState | None:
-        """A reader's view, never cached: a query may run while recovery is still filling the
-        table, and a half-recovered object kept for the fold would have the fold build on it and
-        lose every operation between that copy and the changelog's last value."""
-        st = self.live.get(object_id)
-        if st is not None and not self.recovering:
-            return st
-        held = self.unwritten.get(object_id)
-        if held is not None:
-            return held[1]
-        raw = self.table.get(object_id.encode())
-        return None if raw is None else ObjectState.from_bytes(raw)
-
-    def start_batch(self) -> None:
-        """Called by the fold before each record: the agent runs only once recovery is complete."""
-        if self.recovering:
-            self.live.clear()
-            self.recovering = False
-
-    def object_ids(self) -> set[str]:
-        """Every object this worker holds: in the table, or changed and not written there yet."""
-        ids = {k.decode() if isinstance(k, bytes) else k for k in self.table}
-        ids.update(self.unwritten)
-        return ids
-
-    def take_dirty(self, limit: int) -> dict[str, ObjectState]:
-        """Up to `limit` objects changed since their last Redis write, oldest first."""
-        if len(self.dirty) <= limit:
-            dirty, self.dirty = self.dirty, {}
-            return dirty
-        keys = list(itertools.islice(self.dirty, limit))
-        return {k: self.dirty.pop(k) for k in keys}
-
-    def changed(self, object_id: str, partition: int, st: ObjectState) -> None:
-        self.unwritten[object_id] = (partition, st)
-        self._remember(object_id, st)
-        self.dirty[object_id] = st
-
-    def write_unwritten(self) -> int:
-        """Put every object changed since its last write into the table and its changelog.
-
-        Done by hand rather than `table[key] = value` because it runs outside any agent's event; the
-        changelog partition is the source partition, as Faust would pick inside the agent. The
-        records go through Faust's send_soon buffer: sending them straight to the producer left its
-        metadata without the changelog topic, which the table router reads (routed queries: 500)."""
-        if not self.unwritten:
-            return 0
-        pending, self.unwritten = self.unwritten, {}
-        data = self.table.data
-        for object_id, (partition, st) in pending.items():
-            key, value = object_id.encode(), st.to_bytes()
-            data[key] = value
-            self.inflight.append(self.table.send_changelog(partition, key, value))
-        return len(pending)
-
-    def write_positions(self, reached: dict[tuple[str, int], int]) -> None:
-        """Record how far each source partition is folded, in the changelog beside the state.
-
-        Called once Kafka has acknowledged the state records holding those effects, so a position
-        record never claims an effect the changelog lacks. A worker that takes the partition over
-        folds on from there (streams/source_order.py)."""
-        if self.positions is None or not reached:
-            return
-        data = self.positions.data
-        for (topic, partition), offset in reached.items():
-            key, value = f"{topic}/{partition}".encode(), str(offset).encode()
-            if data.get(key) != value:
-                data[key] = value
-                self.inflight.append(self.positions.send_changelog(partition, key, value))
-
-    def position(self, tp: tuple[str, int]) -> int | None:
-        """Next offset of a source partition whose effect is not in the changelog (None: unknown)."""
-        if self.positions is None:
-            return None
-        raw = self.positions.get(f"{tp[0]}/{tp[1]}".encode())
-        return None if raw is None else int(raw)
-
-    async def settle(self) -> None:
-        """Write held-back changes, wait until Kafka has them, then ack the messages they came from."""
-        if not (self.held or self.unwritten or self.inflight):
-            return
-        events, self.held = self.held, []
-        reached = dict(self.order.expected)  # every offset below these is folded into `unwritten`
-        self.write_unwritten()
-        await self._delivered()
-        # Only once Kafka has every state record they claim: a position must never run ahead of the
-        # state, or a worker taking the partition over would skip operations it does not hold.
-        self.write_positions(reached)
-        await self._delivered()
-        for event in events:
-            await self.acker.ack(event)
-
-    async def _delivered(self) -> None:
-        """Wait until Kafka has acknowledged every record sent so far."""
-        sends, self.inflight = self.inflight, []
-        if sends:
-            await asyncio.gather(*sends)
-
-    async def ebb(self, limit: int = INFLIGHT_LIMIT) -> None:
-        """Wait until at most `limit` sent records are unacknowledged. The futures stay in
-        `inflight`: settle() still needs them to know when its messages may be acked."""
-        if len(self.inflight) > limit:
-            await asyncio.gather(*self.inflight[: len(self.inflight) - limit // 2])
-
-    def _remember(self, object_id: str, st: ObjectState) -> None:
-        if len(self.live) >= LIVE_LIMIT:
-            self.live.clear()
-        self.live[object_id] = st
-
-    def view_bytes(self, st: ObjectState) -> bytes:
-        return orjson.dumps(st.view(self.region))
-
-
-def build(settings: Settings, region: str, instance: int = 0) -> faust.App:
-    app = make_app(settings, "fold", region, instance)
-    # Faust holds every incoming message back while its producer buffer has more than 100 records,
-    # draining 100 per message: each settle's burst of changelog records (one per changed object)
-    # stopped the fold for ~150 ms (py-spy and /proc: the fold idle with its input waiting). The
-    # fold brakes on its own unacknowledged records instead (FoldState.ebb).
-    app.producer.buffer.max_messages = INFLIGHT_LIMIT
-    sources = [topics.OPS, *(topics.mirrored(r) for r in settings.region_names if r != region)]
-    ops_in = app.topic(*sources, key_type=bytes, value_type=bytes)
-    rejected_out = app.topic(topics.REJECTED, key_type=bytes, value_type=bytes)
-    table = app.Table("objects", partitions=settings.partitions, key_type=bytes, value_type=bytes)
-    positions = app.Table("positions", partitions=settings.partitions, key_type=bytes, value_type=bytes)
-
-    state = FoldState(region, table, pipelines(), RedisCache(settings.redis_url, region), positions)
-    app.jarvis_fold = state  # type: ignore[attr-defined] - the query views find it here
-    install_metrics_page(app)
-    install_recovery_watchdog(app)
-
-    from streams.query import install_query_views
-
-    install_query_views(app, state)
-
-    @app.on_partitions_revoked.connect
-    async def _forget(app: faust.App, revoked: Any, **kwargs: Any) -> None:
+    async def on_revoked(self, app: Any, revoked: Any, **kwargs: Any) -> None:
         # Faust waited for every message to be acked just before, so everything is written; objects
         # of partitions we may no longer own must be re-read from the table when needed.
-        state.write_unwritten()
-        state.live.clear()
-        state.order.reset()
+        self.state.write_unwritten()
+        self.state.live.clear()
+        self.state.order.reset()
 
-    @app.on_partitions_assigned.connect
-    async def _recover(app: faust.App, assigned: Any, **kwargs: Any) -> None:
-        state.live.clear()
-        state.recovering = True
-        state.order.reset()
-        state.read.clear()
+    async def on_assigned(self, app: Any, assigned: Any, **kwargs: Any) -> None:
+        self.state.live.clear()
+        self.state.recovering = True
+        self.state.order.reset()
+        self.state.read.clear()
 
-    async def reject(event: faust.EventT, reasons: list[str], op: Any = None) -> None:
+    async def handle(self, event: Any) -> None:
+        """One message of the agent's stream (acked later, by FoldState.settle)."""
+        state = self.state
         msg = event.message
-        record = RejectedOperation.from_gate(
+        state.start_batch()
+        tp = (msg.topic, msg.partition)
+        state.read[tp] = msg.offset
+        # jarvis.ops and its mirrors have no offset gaps (no transactions, no compaction).
+        step = state.order.step(tp, msg.offset, state.position, time.monotonic())
+        try:
+            if step is Step.FOLD:
+                await self.fold_event(event)
+                state.order.folded(tp, msg.offset)
+            elif step is Step.SEEK:
+                await self.go_back(msg)
+        finally:
+            # Only now: settle() may run while fold_event awaits, and must not ack this message
+            # before its effect is among the held-back changes it writes.
+            state.held.append(event)
+
+    async def reject(self, event: Any, reasons: list[str], op: Operation | None = None) -> None:
+        msg = event.message
+        key, value = rejected_message(
             original=event.value or b"",
             reasons=reasons,
             topic=msg.topic,
@@ -281,17 +145,17 @@ def build(settings: Settings, region: str, instance: int = 0) -> faust.App:
             offset=msg.offset,
             index=None,
             op=op,
-            region=region,
+            region=self.region,
         )
-        key = (op.object_id if op else f"raw:{msg.topic}:{msg.partition}:{msg.offset}").encode()
-        state.inflight.append(await rejected_out.send(key=key, value=encode_rejected(record)))
-        FOLD_ERRORS.labels(region).inc()
+        self.state.inflight.append(await self.send_rejected(key, value))
+        FOLD_ERRORS.labels(self.region).inc()
 
-    async def go_back(msg: Any) -> None:
+    async def go_back(self, msg: Any) -> None:
         """A message arrived ahead of the next offset to fold: send the consumer back for the rest."""
+        state, region, source = self.state, self.region, self.source()
         tp = (msg.topic, msg.partition)
         target = state.order.expected[tp]
-        earliest = (await app.consumer.earliest_offsets(msg.tp)).get(msg.tp)
+        earliest = (await source.earliest_offsets(msg.tp)).get(msg.tp)
         if earliest is not None and earliest > target:
             log.error(
                 "fold %s: %s[%d] offsets %d..%d are gone from the log (retention) before being folded",
@@ -302,30 +166,31 @@ def build(settings: Settings, region: str, instance: int = 0) -> faust.App:
         log.warning(
             "fold %s: %s[%d] delivered offset %d before %d: going back", region, *tp, msg.offset, target
         )
-        await app.consumer.seek(msg.tp, target)
+        await source.seek(msg.tp, target)
 
-    def state_of(object_id: str, crdt_type: str) -> ObjectState:
-        return state.load(object_id) or state.create(object_id, crdt_type)
+    def state_of(self, object_id: str, crdt_type: str) -> ObjectState:
+        return self.state.load(object_id) or self.state.create(object_id, crdt_type)
 
-    async def fold_event(event: faust.EventT) -> None:
+    async def fold_event(self, event: Any) -> None:
+        state, region = self.state, self.region
         msg = event.message
         try:
             runs = decode_verified_runs(event.value or b"")
         except CodecError as e:
-            await reject(event, [f"undecodable record on {msg.topic}: {e}"])
+            await self.reject(event, [f"undecodable record on {msg.topic}: {e}"])
             return
         except Exception as e:  # noqa: BLE001 - never crash the fold on a bad record
-            await reject(event, [f"undecodable record on {msg.topic}: {type(e).__name__}: {e}"])
+            await self.reject(event, [f"undecodable record on {msg.topic}: {type(e).__name__}: {e}"])
             return
         done = RunFolded()
         for run in runs:
-            fold_run(run, state_of, done)
+            fold_run(run, self.state_of, done)
         if done.failed:
             # Rare: the operations themselves (ids for the rejected records) are decoded only now.
             vb = decode_verified(event.value or b"")
             by_index = dict(zip(vb.indexes, vb.ops, strict=True))
             for index, reason in done.failed:
-                await reject(event, [reason], by_index.get(index))
+                await self.reject(event, [reason], by_index.get(index))
         for crdt_type, n in done.folded.items():
             FOLDED.labels(region, crdt_type).inc(n)
         if done.duplicates:
@@ -338,61 +203,81 @@ def build(settings: Settings, region: str, instance: int = 0) -> faust.App:
         if done.newest_hlc:
             LATENCY.labels(region).observe(max(0.0, time.time() - (done.newest_hlc >> 16) / 1000))
 
-    @app.agent(ops_in)
-    async def fold(stream: faust.StreamT) -> None:
-        state.acker = manual = stream.noack()
-        async for event in manual.events():
-            msg = event.message
-            state.start_batch()
-            tp = (msg.topic, msg.partition)
-            state.read[tp] = msg.offset
-            # jarvis.ops and its mirrors have no offset gaps (no transactions, no compaction).
-            step = state.order.step(tp, msg.offset, state.position, time.monotonic())
-            try:
-                if step is Step.FOLD:
-                    await fold_event(event)
-                    state.order.folded(tp, msg.offset)
-                elif step is Step.SEEK:
-                    await go_back(msg)
-            finally:
-                # Only now: settle() may run while fold_event awaits, and must not ack this message
-                # before its effect is among the held-back changes it writes.
-                state.held.append(event)
-
-    @app.timer(SETTLE_EVERY_S)
-    async def settle() -> None:
+    async def settle(self) -> None:
         try:
-            await state.settle()
+            await self.state.settle()
         except Exception as e:  # noqa: BLE001 - Kafka refused a record: start again from the changelog
-            log.error("fold %s: a changelog or rejected record was not delivered (%r); restarting", region, e)
-            await restart_worker(app)
+            log.error(
+                "fold %s: a changelog or rejected record was not delivered (%r); restarting", self.region, e
+            )
+            await self.restart()
 
-    @app.timer(CACHE_EVERY_S)
-    async def flush_cache() -> None:
+    async def flush_cache(self) -> None:
+        state = self.state
         if not state.dirty:
             return
         dirty = state.take_dirty(CACHE_BATCH)
         await state.cache.put_many({oid: state.view_bytes(st) for oid, st in dirty.items()})
-        OBJECTS.labels(region).set(len(state.live))
+        OBJECTS.labels(self.region).set(len(state.live))
 
-    @app.timer(RESEEK_S)
-    async def seek_again() -> None:
-        for (topic, partition), target in state.order.overdue(time.monotonic()):
-            log.warning("fold %s: %s[%d] offset %d still missing: going back again", region, topic, partition, target)
+    async def seek_again(self) -> None:
+        for (topic, partition), target in self.state.order.overdue(time.monotonic()):
+            log.warning(
+                "fold %s: %s[%d] offset %d still missing: going back again",
+                self.region,
+                topic,
+                partition,
+                target,
+            )
             try:
-                await app.consumer.seek(faust.types.TP(topic, partition), target)
+                await self.source().seek(TP(topic, partition), target)
             except Exception as e:  # noqa: BLE001 - revoked meanwhile: the next owner starts from the changelog
-                log.warning("fold %s: cannot seek %s[%d]: %r", region, topic, partition, e)
+                log.warning("fold %s: cannot seek %s[%d]: %r", self.region, topic, partition, e)
 
-    @app.timer(2.0)
-    async def measure_lag() -> None:
-        for (topic, partition), offset in list(state.read.items()):
-            tp = faust.types.TP(topic, partition)
+    async def measure_lag(self) -> None:
+        source = self.source()
+        for (topic, partition), offset in list(self.state.read.items()):
             try:
-                high = app.consumer.highwater(tp)
+                high = source.highwater(TP(topic, partition))
             except Exception:  # noqa: BLE001 - not assigned any more
                 continue
             if high is not None:
-                LAG.labels(region, topic).set(max(0, high - offset - 1))
+                LAG.labels(self.region, topic).set(max(0, high - offset - 1))
 
+
+def build(settings: Settings, region: str, instance: int = 0) -> faust.App:
+    app = make_app(settings, "fold", region, instance)
+    # Faust holds every incoming message back while its producer buffer has more than 100 records,
+    # draining 100 per message: each settle's burst of changelog records (one per changed object)
+    # stopped the fold for ~150 ms (py-spy and /proc: the fold idle with its input waiting). The
+    # fold brakes on its own unacknowledged records instead (FoldState.ebb).
+    set_producer_buffer_limit(app, INFLIGHT_LIMIT)
+    sources = [topics.OPS, *(topics.mirrored(r) for r in settings.region_names if r != region)]
+    ops_in = app.topic(*sources, key_type=bytes, value_type=bytes)
+    rejected_out = app.topic(topics.REJECTED, key_type=bytes, value_type=bytes)
+    table = app.Table("objects", partitions=settings.partitions, key_type=bytes, value_type=bytes)
+    positions = app.Table("positions", partitions=settings.partitions, key_type=bytes, value_type=bytes)
+
+    state = FoldState(region, table, pipelines(), RedisCache(settings.redis_url, region), positions)
+    install_metrics_page(app)
+    install_recovery_watchdog(app)
+    install_query_views(app, state)
+
+    async def send_rejected(key: bytes, value: bytes) -> Any:
+        return await rejected_out.send(key=key, value=value)
+
+    worker = FoldWorker(state, lambda: app.consumer, send_rejected, partial(restart_worker, app))
+    app.on_partitions_revoked.connect(worker.on_revoked)
+    app.on_partitions_assigned.connect(worker.on_assigned)
+
+    @app.agent(ops_in)
+    async def fold(stream: faust.StreamT) -> None:  # the agent's name stays streams.fold.build.<locals>.fold
+        state.acker = manual = stream.noack()
+        async for event in manual.events():
+            await worker.handle(event)
+
+    app.timer(SETTLE_EVERY_S)(worker.settle)
+    app.timer(CACHE_EVERY_S)(worker.flush_cache)
+    app.timer(RESEEK_S)(worker.seek_again)
+    app.timer(2.0)(worker.measure_lag)
     return app

@@ -16,8 +16,9 @@ through Redis, which every fold worker of the region feeds.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import hashlib
-from functools import partial
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
@@ -25,59 +26,127 @@ import orjson
 from aiohttp import web as aioweb
 
 from connectors.redis_cache import watch_channel
+from connectors.replayer import Replayer
+from jarvis.config import settings
 from jarvis.partitioning import partition_for
+from jarvis.replay import hlc_at
+from streams.faust_compat import fetch_topic_metadata, producer_started, topic_metadata_known
+from streams.fold_state import FoldState
 
 MAX_PAGE = 1000
+ViewFun = Callable[..., Awaitable[Any]]
 
 
 def _error(web: faust.web.Web, status: int, message: str) -> faust.web.Response:
     return web.json({"error": message}, status=status)
 
 
-def _until_ready(view: Any, changelog: str) -> Any:
-    """Answer 503 (JSON, retryable) while the table router has no partition assignment yet.
+def not_ready_reason(
+    routable: int, producer_started: bool, metadata_known: bool, rebalancing: bool
+) -> str | None:
+    """Why the table router cannot route a read yet (None: it can, once any missing metadata of the
+    changelog topic is fetched). It needs to know which worker owns which partition of the table
+    (`routable`: how many it knows) and a running producer, whose metadata of the changelog topic
+    gives an object's partition; metadata missing during a rebalance is not worth fetching, the
+    assignment being about to change."""
+    if not routable:
+        return "partitions not assigned yet"
+    if not producer_started:
+        return "its producer is not started yet"
+    if not metadata_known and rebalancing:
+        return "partitions being reassigned"
+    return None
+
+
+class ViewRouter:
+    """Sends a read of one object to the worker that owns the object's partition (Faust's table
+    router), or answers 503 (JSON, retryable) while routing is not possible yet.
 
     The router finds an object's partition through the producer's cached metadata, which can lack
     the table's changelog topic while the partitions are already assigned: in the second region of
     a fresh stack every routed read failed that way for ~4 minutes, until aiokafka's 5-minute
-    metadata refresh. Then the metadata of that topic is fetched and the read tried once more."""
+    metadata refresh. So that metadata is fetched first when it is missing."""
 
-    async def guarded(web: faust.web.Web, request: Any, **kwargs: Any) -> faust.web.Response:
-        try:
-            return await view(web, request, **kwargs)
-        except (TypeError, KeyError, AttributeError) as e:
-            app = web.app
-            if app.rebalancing or not app.assignor.assigned_actives():
-                return _error(web, 503, f"the fold is starting (partitions not assigned yet): {e}; retry")
-            if not isinstance(e, TypeError):
-                raise
-            await app.producer._ensure_producer().partitions_for(changelog)  # Faust has no public way
-            return await view(web, request, **kwargs)
+    def __init__(self, app: faust.App, table: Any) -> None:
+        self.app = app
+        self.table = table
+        self.changelog = table.changelog_topic.get_topic_name()
 
-    guarded.__name__ = view.__name__
-    return guarded
+    async def not_ready(self) -> str | None:
+        """Why a read cannot be routed now; None once it can, the changelog topic's metadata having
+        been fetched if the producer lacked it."""
+        app = self.app
+        started = producer_started(app)
+        known = started and topic_metadata_known(app, self.changelog)
+        reason = not_ready_reason(self.routable(), started, known, app.rebalancing)
+        if reason is None and not known:
+            await fetch_topic_metadata(app, self.changelog)
+        return reason
+
+    def routable(self) -> int:
+        """Partitions of the table whose owner the router knows (from the group's assignment)."""
+        owners = self.app.router.table_metadata(self.table.name)
+        return sum(len(parts) for assignment in owners.values() for parts in assignment.values())
+
+    def routed(self, view: ViewFun) -> ViewFun:
+        """`view`, run on the worker owning the object named by the path's `object_id`."""
+        route = self.app.table_route(table=self.table, match_info="object_id")(view)
+
+        async def guarded(web: faust.web.Web, request: Any, **kwargs: Any) -> faust.web.Response:
+            reason = await self.not_ready()
+            if reason is not None:
+                return _error(web, 503, f"the fold is starting ({reason}); retry")
+            return await route(web, request, **kwargs)
+
+        guarded.__name__ = view.__name__
+        return guarded
 
 
-def install_query_views(app: faust.App, state: Any) -> None:
-    table = state.table
-    region = state.region
-    until_ready = partial(_until_ready, changelog=table.changelog_topic.get_topic_name())
+def _handler(method: ViewFun) -> ViewFun:
+    """Faust makes a View class of a plain function, the view instance being its first argument;
+    a bound method put there would not receive it."""
 
-    def lookup(web: faust.web.Web, object_id: str) -> tuple[Any, faust.web.Response | None]:
-        st = state.peek(object_id)
+    async def handler(web: faust.web.Web, request: Any, **kwargs: Any) -> faust.web.Response:
+        return await method(web, request, **kwargs)
+
+    handler.__name__ = method.__name__
+    return handler
+
+
+class QueryViews:
+    """The query endpoints of one fold worker, reading the worker's FoldState and the region's Redis."""
+
+    def __init__(self, state: FoldState, partitions: int) -> None:
+        self.state = state
+        self.region = state.region
+        self.partitions = partitions
+
+    def install(self, app: faust.App) -> None:
+        router = ViewRouter(app, self.state.table)
+        for path, view, routed in (
+            ("/v1/objects/{object_id}", self.get_object, True),
+            ("/v1/objects", self.list_objects, False),
+            ("/v1/objects/{object_id}/range", self.ts_range, True),
+            ("/v1/objects/{object_id}/path", self.graph_path, True),
+            ("/v1/objects/{object_id}/watch", self.watch, False),
+            ("/v1/objects/{object_id}/history", self.history, False),
+            ("/v1/digest", self.digest, False),
+        ):
+            handler = _handler(view)
+            app.page(path)(router.routed(handler) if routed else handler)
+
+    def lookup(self, web: faust.web.Web, object_id: str) -> tuple[Any, faust.web.Response | None]:
+        st = self.state.peek(object_id)
         if st is None:
-            return None, _error(web, 404, f"unknown object {object_id!r} in region {region}")
+            return None, _error(web, 404, f"unknown object {object_id!r} in region {self.region}")
         return st, None
 
-    @app.page("/v1/objects/{object_id}")
-    @until_ready
-    @app.table_route(table=table, match_info="object_id")
-    async def get_object(web: faust.web.Web, request: Any, object_id: str) -> faust.web.Response:
-        st, err = lookup(web, object_id)
-        return err or web.bytes(state.view_bytes(st), content_type="application/json")
+    async def get_object(self, web: faust.web.Web, request: Any, object_id: str) -> faust.web.Response:
+        st, err = self.lookup(web, object_id)
+        return err or web.bytes(self.state.view_bytes(st), content_type="application/json")
 
-    @app.page("/v1/objects")
-    async def list_objects(web: faust.web.Web, request: Any) -> faust.web.Response:
+    async def list_objects(self, web: faust.web.Web, request: Any) -> faust.web.Response:
+        state, region = self.state, self.region
         prefix = request.query.get("prefix", "")
         after = request.query.get("after") or None
         try:
@@ -92,11 +161,8 @@ def install_query_views(app: faust.App, state: Any) -> None:
         nxt = ids[-1] if len(ids) == limit else None
         return web.json({"region": region, "prefix": prefix, "objects": views, "next": nxt})
 
-    @app.page("/v1/objects/{object_id}/range")
-    @until_ready
-    @app.table_route(table=table, match_info="object_id")
-    async def ts_range(web: faust.web.Web, request: Any, object_id: str) -> faust.web.Response:
-        st, err = lookup(web, object_id)
+    async def ts_range(self, web: faust.web.Web, request: Any, object_id: str) -> faust.web.Response:
+        st, err = self.lookup(web, object_id)
         if err:
             return err
         if st.crdt_type != "timeseries":
@@ -114,11 +180,8 @@ def install_query_views(app: faust.App, state: Any) -> None:
         except (ValueError, KeyError) as e:
             return _error(web, 400, str(e))
 
-    @app.page("/v1/objects/{object_id}/path")
-    @until_ready
-    @app.table_route(table=table, match_info="object_id")
-    async def graph_path(web: faust.web.Web, request: Any, object_id: str) -> faust.web.Response:
-        st, err = lookup(web, object_id)
+    async def graph_path(self, web: faust.web.Web, request: Any, object_id: str) -> faust.web.Response:
+        st, err = self.lookup(web, object_id)
         if err:
             return err
         if st.crdt_type != "graph":
@@ -128,14 +191,14 @@ def install_query_views(app: faust.App, state: Any) -> None:
             return _error(web, 400, "path needs ?from=<vertex>&to=<vertex>")
         return web.json({"object_id": object_id, "from": a, "to": b, "path": st.value.shortest_path(a, b)})
 
-    @app.page("/v1/objects/{object_id}/watch")
-    async def watch(web: faust.web.Web, request: Any, object_id: str) -> Any:
+    async def watch(self, web: faust.web.Web, request: Any, object_id: str) -> Any:
+        state = self.state
         resp = aioweb.StreamResponse(
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
         )
         await resp.prepare(request)
         pubsub = state.cache.client.pubsub()
-        await pubsub.subscribe(watch_channel(region, object_id))
+        await pubsub.subscribe(watch_channel(self.region, object_id))
         try:
             current = await state.cache.get(object_id)
             if current is not None:
@@ -153,12 +216,7 @@ def install_query_views(app: faust.App, state: Any) -> None:
             await pubsub.aclose()
         return resp
 
-    @app.page("/v1/objects/{object_id}/history")
-    async def history(web: faust.web.Web, request: Any, object_id: str) -> faust.web.Response:
-        import datetime as dt
-
-        from jarvis.replay import hlc_at
-
+    async def history(self, web: faust.web.Web, request: Any, object_id: str) -> faust.web.Response:
         q = request.query
         try:
             limit = min(10_000, max(0, int(q.get("limit", "100"))))
@@ -172,29 +230,33 @@ def install_query_views(app: faust.App, state: Any) -> None:
         if report.state is None and not report.failures:
             return _error(web, 404, f"no archived operations of {object_id!r}")
         body = report.as_dict(history_limit=limit)
-        body["region"] = region
+        body["region"] = self.region
         return web.bytes(orjson.dumps(body, default=str), content_type="application/json")
 
-    @app.page("/v1/digest")
-    async def digest(web: faust.web.Web, request: Any) -> faust.web.Response:
-        n = app.conf.topic_partitions
+    async def digest(self, web: faust.web.Web, request: Any) -> faust.web.Response:
+        return web.json(self.digest_body())
+
+    def digest_body(self) -> dict[str, Any]:
+        """Digest of the locally owned state: a sha256 per partition over its objects' values."""
+        state = self.state
         per_partition: dict[int, Any] = {}
         ids = sorted(state.object_ids())
         for oid in ids:
             st = state.peek(oid)
             if st is None:
                 continue
-            p = partition_for(oid, n)
+            p = partition_for(oid, self.partitions)
             h = per_partition.setdefault(p, hashlib.sha256())
             h.update(
                 oid.encode() + b"\0" + orjson.dumps(st.value.value(), option=orjson.OPT_SORT_KEYS) + b"\n"
             )
         parts = {str(p): h.hexdigest() for p, h in sorted(per_partition.items())}
-        return web.json({"region": region, "objects": len(ids), "partitions": parts})
+        return {"region": self.region, "objects": len(ids), "partitions": parts}
+
+
+def install_query_views(app: faust.App, state: FoldState) -> None:
+    QueryViews(state, app.conf.topic_partitions).install(app)
 
 
 def _archive_replay(object_id: str, at_hlc: int | None) -> Any:
-    from connectors.replayer import Replayer
-    from jarvis.config import settings
-
     return Replayer.from_settings(settings()).from_archive(object_id, at_hlc)

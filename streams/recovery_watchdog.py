@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 
 import faust
 
-from jarvis.worker_cli import restart_argv
+from streams.faust_compat import recovery_progress
+from streams.reexec import restart_argv
 
 log = logging.getLogger(__name__)
 
@@ -57,13 +58,12 @@ def install_recovery_watchdog(app: faust.App) -> StallClock:
 
     @app.timer(CHECK_EVERY_S)
     async def watch_recovery() -> None:
-        recovery = app.tables.recovery
+        progress = recovery_progress(app)
         now = time.monotonic()
-        recovering = recovery.in_recovery
-        remaining = recovery.active_remaining_total() if recovering else -1
-        busy = recovering or app.rebalancing
+        recovering, remaining = progress.recovering, progress.remaining
+        busy = recovering or progress.rebalancing
         limit = STALL_S if recovering else REBALANCE_STALL_S
-        if not clock.stalled(busy, (app.rebalancing_count, recovering, remaining), limit, now):
+        if not clock.stalled(busy, (progress.rebalancing_count, recovering, remaining), limit, now):
             return
         log.error(
             "%s made no progress for %.0f s (%d changelog records still to read): "

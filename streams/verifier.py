@@ -23,19 +23,20 @@ import time
 import faust
 from prometheus_client import Counter
 
+from connectors.schema_registry import RegistryCodec
 from connectors.seen_feed import SeenFeed
 from jarvis import topics
-from jarvis.codec import encode_rejected, encode_verified
-from jarvis.codec.registry import RegistryCodec, RegistryUnavailable
+from jarvis.codec import encode_verified
+from jarvis.codec.registry import RegistryUnavailable
 from jarvis.codec.seen import SeenRecord, encode_seen
 from jarvis.config import Settings
 from jarvis.gate import Gate, GateResult
-from jarvis.ops import RejectedOperation
 from jarvis.security.keys import TrustStore
 from jarvis.security.seen_batches import Acceptance, SeenBatches
 from pipelines.loader import pipelines
 from streams.app import make_app
 from streams.metrics import install_metrics_page
+from streams.rejected import rejected_message
 
 OPS_ACCEPTED = Counter("jarvis_verifier_accepted_total", "Operations accepted by the verifier", ["region"])
 OPS_REJECTED = Counter(
@@ -124,7 +125,7 @@ def build(settings: Settings, region: str, instance: int = 0) -> faust.App:
                 await ops_out.send(key=event.key, value=value, partition=msg.partition)
                 OPS_ACCEPTED.labels(region).inc(len(result.accepted))
             for rej in result.rejected:
-                record = RejectedOperation.from_gate(
+                key, value = rejected_message(
                     original=event.value or b"",
                     reasons=rej.reasons,
                     topic=msg.topic,
@@ -134,8 +135,7 @@ def build(settings: Settings, region: str, instance: int = 0) -> faust.App:
                     op=rej.op,
                     region=region,
                 )
-                key = (rej.op.object_id if rej.op else f"raw:{msg.partition}:{msg.offset}").encode()
-                await rejected_out.send(key=key, value=encode_rejected(record))
+                await rejected_out.send(key=key, value=value)
                 for r in rej.reasons:
                     OPS_REJECTED.labels(region, reason_label(r)).inc()
 

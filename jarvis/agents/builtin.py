@@ -14,6 +14,8 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
+from connectors.replay_sources import live_view
+from connectors.replayer import Replayer
 from jarvis.agents import HandlerError, TaskContext
 
 
@@ -45,9 +47,6 @@ class DataVerification:
     capabilities = frozenset({"verify"})
 
     def run(self, ctx: TaskContext) -> Any:
-        from connectors.replay_sources import live_view
-        from connectors.replayer import Replayer
-
         oid = ctx.payload.get("object_id")
         if not oid:
             raise HandlerError("payload needs object_id", retryable=False)

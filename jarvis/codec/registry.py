@@ -16,8 +16,9 @@ a schema id means something only to the registry that issued it; the fingerprint
 everywhere. The signature covers each operation's content (records.op_content), never the framing,
 so re-framing or re-encoding a batch leaves it verifiable.
 
-confluent-kafka's registry client is imported only when a RegistryCodec is built: a pipeline
-without a registry never loads it.
+This module is the format itself (pure): telling the framings apart, subjects, the schema a
+registry is given. The client that talks to a registry, RegistryCodec, is an adapter:
+connectors/schema_registry.py.
 """
 
 from __future__ import annotations
@@ -25,23 +26,19 @@ from __future__ import annotations
 import enum
 import json
 import struct
-import threading
 from typing import TYPE_CHECKING, Any
 
 from fastavro import parse_schema
 from fastavro.schema import to_parsing_canonical_form
 
-from jarvis import topics
-from jarvis.codec.errors import CodecError, UnknownSchema
+from jarvis.codec.errors import CodecError
 from jarvis.codec.fingerprint import crc64_avro
-from jarvis.codec.records import batch_from_record, batch_record
-from jarvis.codec.single_object import LZ4_MAGIC, MAGIC, decode, encode
+from jarvis.codec.single_object import LZ4_MAGIC, MAGIC
 from jarvis.codec.store import NAMESPACE, Schema, SchemaStore, store
 from jarvis.errors import JarvisError
-from jarvis.ops import OperationBatch
 
 if TYPE_CHECKING:
-    from confluent_kafka.schema_registry import SchemaRegistryClient
+    pass
 
 CONFLUENT_MAGIC = 0
 CONFLUENT_HEADER = 5  # magic byte + 4-byte schema id
@@ -144,163 +141,3 @@ _MALFORMED = (EOFError, IndexError, ValueError, TypeError, UnicodeDecodeError, O
 
 class RegistryUnavailable(JarvisError, RuntimeError):
     """The registry did not answer (down, or an error of its own): retry later, the message is fine."""
-
-
-class RegistryCodec:
-    """Encode records in the Confluent wire format; decode that and the single-object formats alike."""
-
-    def __init__(
-        self,
-        url: str,
-        *,
-        schemas: SchemaStore | None = None,
-        client: SchemaRegistryClient | None = None,
-        conf: dict[str, Any] | None = None,
-        auto_register: bool = True,
-    ) -> None:
-        """`conf`: more SchemaRegistryClient settings (auth, TLS, retries) beside the URL."""
-        from confluent_kafka.schema_registry import SchemaRegistryClient
-
-        self.url = url
-        self.schemas = schemas or store()
-        self.client = client or SchemaRegistryClient({"url": url, **(conf or {})})
-        self.auto_register = auto_register
-        self._serializers: dict[str, Any] = {}
-        self._deserializers: dict[str | None, Any] = {}
-        # schema id -> (writer's full name, the schemas/ schema with the same canonical form or None)
-        self._writers: dict[int, tuple[str, Schema | None]] = {}
-        # The registry holds schemas standalone (named types inlined); the store fingerprints a
-        # schema that refers to another file's type by that type's name. Both keys lead to it.
-        self._by_registered_fp = {
-            fingerprint_of(standalone_schema(sc, self.schemas)): sc
-            for sc in self.schemas.by_fingerprint.values()
-        }
-        self._by_registered_fp.update(self.schemas.by_fingerprint)
-        self._lock = threading.Lock()
-
-    # -- encoding ---------------------------------------------------------------------------------
-    def encode(self, name: str, record: dict[str, Any], topic: str) -> bytes:
-        """`record` as schemas/<name>.avsc, framed with the id the registry gives that schema under
-        subject "<topic>-value" (registered on first use unless auto_register is off)."""
-        from confluent_kafka.serialization import MessageField, SerializationContext
-
-        ser = self._serializers.get(name)
-        if ser is None:
-            ser = self._serializer(name)
-        try:
-            return ser(record, SerializationContext(topic, MessageField.VALUE))
-        except (ValueError, TypeError):
-            raise  # the record does not fit its schema: the caller's bug, as with encode()
-        except Exception as e:
-            raise self._translate(e, f"registering {name} under {subject(topic)}") from e
-
-    def encode_batch(self, batch: OperationBatch, topic: str = topics.INGRESS) -> bytes:
-        return self.encode("OperationBatch", batch_record(batch), topic)
-
-    def _serializer(self, name: str) -> Any:
-        from confluent_kafka.schema_registry.avro import AvroSerializer
-
-        with self._lock:
-            ser = self._serializers.get(name)
-            if ser is None:
-                schema_str = standalone_schema(self.schemas.schema(name), self.schemas)
-                ser = AvroSerializer(
-                    self.client, schema_str, conf={"auto.register.schemas": self.auto_register}
-                )
-                self._serializers[name] = ser
-        return ser
-
-    # -- decoding ---------------------------------------------------------------------------------
-    def decode(self, data: bytes, topic: str, reader: str | None = None) -> tuple[str, dict[str, Any]]:
-        """(full record name, record) of a message in any of the formats; with `reader`, the writer's
-        schema is resolved into that schemas/ schema (Avro schema evolution)."""
-        if wire_format(data) is not WireFormat.CONFLUENT:
-            return decode(data, reader, schemas=self.schemas)
-        from confluent_kafka.serialization import MessageField, SerializationContext, SerializationError
-
-        writer_name, _ = self._writer(schema_id(data))
-        deser = self._deserializer(reader)
-        try:
-            record = deser(bytes(data), SerializationContext(topic, MessageField.VALUE))
-        except _MALFORMED as e:
-            raise CodecError(f"malformed {writer_name} body: {type(e).__name__}: {e}") from None
-        except SerializationError as e:
-            raise CodecError(f"undecodable {writer_name}: {e}") from None
-        except Exception as e:
-            raise self._translate(e, f"decoding a {writer_name}") from e
-        name = self.schemas.schema(reader).name if reader else writer_name
-        return name, record
-
-    def decode_batch(self, data: bytes, topic: str = topics.INGRESS) -> OperationBatch:
-        name, r = self.decode(data, topic)
-        if not name.endswith("OperationBatch"):
-            raise CodecError(f"expected an OperationBatch, got a {name}")
-        return batch_from_record(r)
-
-    def _deserializer(self, reader: str | None) -> Any:
-        from confluent_kafka.schema_registry.avro import AvroDeserializer
-
-        deser = self._deserializers.get(reader)
-        if deser is None:
-            with self._lock:
-                schema_str = standalone_schema(self.schemas.schema(reader), self.schemas) if reader else None
-                deser = self._deserializers[reader] = AvroDeserializer(self.client, schema_str)
-        return deser
-
-    # -- the verifier's view ----------------------------------------------------------------------
-    def to_single_object(self, data: bytes, topic: str = topics.INGRESS) -> bytes:
-        """The message as the rest of the pipeline reads it: single-object (an lz4 frame or a
-        single-object message comes back unchanged).
-
-        A writer schema whose canonical form is one of schemas/ (current or history) has the same
-        binary encoding, so only the header changes, with no decoding. A schema schemas/ does not
-        know (a newer producer, say) is resolved into our current schema of the same name by the
-        registry's deserializer and written again."""
-        if wire_format(data) is not WireFormat.CONFLUENT:
-            return data
-        name, known = self._writer(schema_id(data))
-        if known is not None:
-            return MAGIC + known.fingerprint + bytes(data[CONFLUENT_HEADER:])
-        short = name.rpartition(".")[2]
-        if f"{NAMESPACE}.{short}" not in self.schemas.current:
-            raise UnknownSchema(f"registry schema {name} (id {schema_id(data)}) is not a Jarvis record")
-        _, record = self.decode(data, topic, reader=short)
-        return encode(short, record, schemas=self.schemas)
-
-    def _writer(self, sid: int) -> tuple[str, Schema | None]:
-        hit = self._writers.get(sid)
-        if hit is not None:
-            return hit
-        try:
-            registered = self.client.get_schema(sid)
-        except Exception as e:
-            raise self._translate(e, f"looking up schema id {sid}") from e
-        if (registered.schema_type or "AVRO") != "AVRO" or not registered.schema_str:
-            raise UnknownSchema(f"schema id {sid} is a {registered.schema_type} schema, not Avro")
-        try:
-            parsed = parse_schema(json.loads(registered.schema_str))
-            fp = fingerprint_of(registered.schema_str)
-        except Exception as e:  # noqa: BLE001 - whatever the registry holds, say which id it is
-            raise UnknownSchema(f"schema id {sid} is not a usable Avro schema: {e}") from None
-        name = parsed["name"] if isinstance(parsed, dict) and "name" in parsed else str(parsed)
-        hit = (name, self._by_registered_fp.get(fp))
-        self._writers[sid] = hit
-        return hit
-
-    @staticmethod
-    def _translate(e: Exception, doing: str) -> Exception:
-        """Whose fault: the registry's when it did not answer (RegistryUnavailable: the caller
-        retries, the message is fine), the message's otherwise (a CodecError: rejected with why)."""
-        from confluent_kafka.schema_registry.error import SchemaRegistryError
-
-        if isinstance(e, SchemaRegistryError):
-            if e.http_status_code == 404:
-                return UnknownSchema(f"{doing}: the schema registry does not know it ({e.error_message})")
-            if 400 <= e.http_status_code < 500:
-                return CodecError(f"{doing}: the schema registry refused it ({e})")
-            return RegistryUnavailable(f"{doing}: schema registry error: {e}")
-        # Connection refused, time-outs (after the client's own retries): httpx's TransportError,
-        # matched by name because the client picks httpx or its successor httpx2 at import.
-        if isinstance(e, OSError) or any(c.__name__ == "TransportError" for c in type(e).__mro__):
-            return RegistryUnavailable(f"{doing}: schema registry unavailable: {type(e).__name__}: {e}")
-        return CodecError(f"{doing}: {type(e).__name__}: {e}")

@@ -73,6 +73,7 @@ def postgres_proc(settings: Settings) -> Proc:
 
 
 def ensure_database(settings: Settings) -> None:
+    # Lazy: only this command loads psycopg; every `jarvis` command imports this module.
     import psycopg
 
     admin = settings.postgres_dsn.rsplit("/", 1)[0] + "/postgres"
@@ -85,6 +86,7 @@ def ensure_database(settings: Settings) -> None:
 
 
 def ping(settings: Settings) -> bool:
+    # Lazy: only this command loads psycopg; every `jarvis` command imports this module.
     import psycopg
 
     with psycopg.connect(settings.postgres_dsn, connect_timeout=2) as conn:

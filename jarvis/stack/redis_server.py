@@ -23,6 +23,7 @@ def redis_proc(settings: Settings) -> Proc:
 
 
 def ping(settings: Settings) -> bool:
+    # Lazy: only this command loads redis-py; every `jarvis` command imports this module.
     import redis
 
     return bool(redis.Redis.from_url(settings.redis_url, socket_timeout=1).ping())

@@ -17,6 +17,7 @@ from jarvis.config import RegionConfig, Settings
 from jarvis.roles import web_port
 from jarvis.stack import kafka, kafka_dist, mirrormaker, postgres, prometheus, redis_server, schema_registry
 from jarvis.stack.procs import Proc, StackError, port_open, process_env, wait_until
+from jarvis.stack.workers import start_workers, wait_for_queries, worker_proc, worker_procs
 
 Report = Callable[[str], None]
 
@@ -49,8 +50,6 @@ class Stack:
         return Proc(name=prometheus.NAME, run_dir=self.settings.home)
 
     def worker_procs(self) -> list[Proc]:
-        from jarvis.stack.workers import worker_procs
-
         return worker_procs(self.settings)
 
     def all_procs(self) -> list[Proc]:
@@ -114,8 +113,6 @@ class Stack:
             self._await_schema_registry(registry_proc, report)
 
         if workers:
-            from jarvis.stack.workers import start_workers, wait_for_queries
-
             start_workers(s, report)
             wait_for_queries(s, report)
         wait_until(lambda: prometheus.ping(s), 60, prom, "Prometheus")
@@ -178,8 +175,6 @@ class Stack:
 
     def _restart_verifiers_for_registry(self, report: Report) -> None:
         """Verifiers decode ingress, so they must know the registry; workers read settings once, at start."""
-        from jarvis.stack.workers import worker_proc
-
         url = self.settings.schema_registry_url
         for region in self.settings.regions:
             proc = worker_proc(self.settings, "verifier", region.name)
@@ -290,6 +285,7 @@ def console_url(settings: Settings, region: str) -> str:
 
 
 def cluster_metadata(bootstrap: str, timeout: float = 3.0) -> Any:
+    # Lazy: only this command loads librdkafka; every `jarvis` command imports this module.
     from confluent_kafka.admin import AdminClient
 
     admin = AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": 3000})

@@ -16,12 +16,12 @@ from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from connectors.kafka_io import tail_consumer
+from connectors.schema_registry import RegistryCodec
 from connectors.sdk import Client
 from jarvis import topics
 from jarvis.codec import store
 from jarvis.codec.records import batch_record, op_record
 from jarvis.codec.registry import (
-    RegistryCodec,
     WireFormat,
     schema_id,
     standalone_schema,

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from jarvis.worker_cli import restart_argv
 from streams.recovery_watchdog import StallClock
+from streams.reexec import restart_argv
 
 
 def test_progress_keeps_the_watchdog_quiet() -> None:

@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from jarvis import worker_cli
 from jarvis.cli import app
+from streams.reexec import restart_argv
 
 
 class Exec(Exception):
@@ -46,7 +47,7 @@ def test_a_crash_restarts_the_same_command_after_a_pause(archiver) -> None:
     result = run()
     assert isinstance(result.exception, Exec)
     assert calls["sleep"] == [worker_cli.CRASH_RESTART_S]
-    assert calls["exec"] == [worker_cli.restart_argv()]
+    assert calls["exec"] == [restart_argv()]
     assert calls["exec"][0][-4:] == ["worker", "archiver", "--region", "eu"]
 
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import avro.schema
 import pytest
 
+from connectors.schema_registry import RegistryCodec
 from jarvis.codec import encode, encode_batch, store
 from jarvis.codec.registry import (
-    RegistryCodec,
     RegistryUnavailable,
     WireFormat,
     explain_unframed,
