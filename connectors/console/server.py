@@ -25,6 +25,7 @@ from connectors.console import shape
 from connectors.console.auth import Access, OpenAccess, Principal, bearer_token
 from connectors.console.health import measure_forever
 from connectors.console.topic_tail import rejected_row, tail
+from connectors.regions import agreement, digests, mirror_lag
 from jarvis import topics
 from jarvis.config import Settings
 from jarvis.roles import web_port
@@ -249,8 +250,6 @@ class Console:
         return resp
 
     async def regions(self, request: web.Request) -> web.Response:
-        from connectors.regions import agreement, digests, mirror_lag
-
         def read() -> dict[str, Any]:
             try:
                 lag = [vars(x) for x in mirror_lag(self.settings)]

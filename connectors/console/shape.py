@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -147,8 +148,6 @@ def rejected_csv(rows: Iterable[Mapping[str, Any]]) -> str:
 
 
 def _cell(v: Any) -> str:
-    import json
-
     return "" if v is None else json.dumps(v, sort_keys=True, default=str)
 
 
