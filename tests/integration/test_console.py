@@ -54,19 +54,19 @@ def written(stack) -> dict[str, Any]:
     g.add_edge("a", "d")
     wf = a.workflow(IDS["wf"])
     wf.transition("submitted")
-    a.flush(wait=True)
+    a.flush()
     wf.transition("approved")  # two concurrent decisions from "submitted": the earlier one wins
     b.workflow(IDS["wf"]).transition("rejected")
     a.counter(IDS["live"]).increment(5)
     a.register(HOSTILE).write("<script>alert(2)</script>")
     a.gset(IDS["members"]).add("<img src=y onerror=alert(3)>")
     a.register(IDS["history"]).write("first value")
-    a.flush(wait=True)
-    b.flush(wait=True)
+    a.flush()
+    b.flush()
     time.sleep(1.5)  # the history slider moves between the two writes' milliseconds
     a.register(IDS["history"]).write("second value")
     a.counter(IDS["rejected"]).increment(5_000_000_000_000)  # above max_abs_number: rejected
-    a.flush(wait=True)
+    a.flush()
     assert wait_until(lambda: read_value(q, IDS["history"]) == "second value", 60)
     assert wait_until(lambda: all(read_value(q, i) is not None for i in (*LISTED, IDS["live"], HOSTILE)), 60)
     assert wait_until(lambda: (read_value(q, IDS["wf"]) or {}).get("state") == "approved", 60)

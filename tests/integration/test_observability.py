@@ -54,7 +54,7 @@ def test_every_dashboard_panel_returns_series(stack) -> None:
     c.counter(oid).increment(3)
     c.counter(f"{oid}-rejected").increment(9_000_000_000_000)  # out of range: a rejection by reason
     c.tasks.submit("noop", {"x": 1})
-    c.flush(wait=True)
+    c.flush()
     assert wait_until(lambda: read_value(s.region_config("eu").query_url, oid) == 3, 60)
     missing: dict[str, str] = {}
     deadline = time.monotonic() + 120

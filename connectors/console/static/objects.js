@@ -76,13 +76,17 @@ function registerCard(o) {
       : h("p", { class: "muted" }, `writer unknown: ${o.detail.history_error || "not archived yet"}`));
 }
 
-async function timeseriesCard(o) {
-  const win = h("input", { id: "window", type: "number", value: 60, min: 1, size: 6 });
+// `state` outlives a redraw (a live change redraws the card): the user's window and path stay.
+async function timeseriesCard(o, state) {
+  const win = h("input", { id: "window", type: "number", value: state.window || 60, min: 1, size: 6 });
   const agg = h("select", { id: "agg" }, ["mean", "sum", "count", "min", "max", "p50", "p90", "p95", "p99"].map((a) => h("option", {}, a)));
   const from = h("input", { id: "from", placeholder: "from (epoch s)", size: 14 });
   const to = h("input", { id: "to", placeholder: "to (epoch s)", size: 14 });
   const raw = h("div", {}), buckets = h("div", {});
+  if (state.agg) agg.value = state.agg;
+  from.value = state.from || ""; to.value = state.to || "";
   const draw = async () => {
+    Object.assign(state, { window: win.value, agg: agg.value, from: from.value, to: to.value });
     const range = { from: from.value, to: to.value };
     const [pts, agr] = await Promise.all([
       get(objectPath(o.object_id, "range"), range),
@@ -97,18 +101,22 @@ async function timeseriesCard(o) {
   return card;
 }
 
-async function graphCard(o) {
+async function graphCard(o, state) {
   const { vertices, edges } = o.value;
   const a = h("select", { id: "path-from" }, vertices.map((v) => h("option", {}, v)));
   const b = h("select", { id: "path-to" }, vertices.map((v) => h("option", {}, v)));
   if (vertices.length > 1) b.value = vertices[vertices.length - 1];
+  if (vertices.includes(state.pathFrom)) a.value = state.pathFrom;
+  if (vertices.includes(state.pathTo)) b.value = state.pathTo;
   const drawing = h("div", { id: "graph" }, graphDrawing(vertices, edges));
   const result = h("span", { id: "path-result" });
   const find = async () => {
+    Object.assign(state, { pathFrom: a.value, pathTo: b.value });
     const r = await get(objectPath(o.object_id, "path"), { from: a.value, to: b.value });
     result.textContent = r.path ? `path: ${r.path.join(" → ")}` : "no path";
     show(drawing, graphDrawing(vertices, edges, r.path || []));
   };
+  if (state.pathFrom) await find();
   return h("div", { class: "card" }, h("div", { class: "toolbar" }, "shortest path from ", a, " to ", b,
     h("button", { id: "path-go", onclick: find }, "Find"), result), drawing);
 }
@@ -131,9 +139,10 @@ export async function objectPage(root, id, ctx) {
   const body = h("div", { id: "object-body" });
   const live = h("span", { id: "live", class: "muted" }, "connecting…");
   let updates = 0, pending = null;
+  const state = {};
   const render = async () => {
     const o = await get(objectPath(id));
-    const card = CARDS[o.type] ? await CARDS[o.type](o) : h("pre", {}, JSON.stringify(o.value, null, 2));
+    const card = CARDS[o.type] ? await CARDS[o.type](o, state) : h("pre", {}, JSON.stringify(o.value, null, 2));
     show(body,
       table(["type", "region", "ops folded", "updated"], [[o.type, o.region, h("span", { id: "ops" }, o.ops), o.updated_time]]),
       card);
