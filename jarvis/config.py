@@ -78,6 +78,7 @@ class Settings:
     agent_concurrency: int = 8
     task_unroutable_s: float = 60.0  # a task no live agent pool can run is dead-lettered after this
     worker_loglevel: str = "warn"  # of the workers `jarvis stack up` starts: crit, error, warn, info, debug
+    log_format: str = "text"  # JARVIS_LOG_FORMAT: "json" makes workers log one JSON object per line
     pipelines_file: Path | None = None  # JARVIS_PIPELINES: a definitions file instead of the packaged one
 
     @classmethod
@@ -106,6 +107,7 @@ class Settings:
             agent_concurrency=int(_env("AGENT_CONCURRENCY", "8")),
             task_unroutable_s=float(_env("TASK_UNROUTABLE_S", "60")),
             worker_loglevel=_env("WORKER_LOGLEVEL", "warn"),
+            log_format=_env("LOG_FORMAT", "text").lower(),
             pipelines_file=Path(os.environ["JARVIS_PIPELINES"]) if os.environ.get("JARVIS_PIPELINES") else None,
         )
 
