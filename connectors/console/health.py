@@ -22,7 +22,7 @@ AGREE = Gauge("jarvis_regions_agree", "1 when every region's state digests are e
 DIFFERING = Gauge("jarvis_regions_differing_partitions", "Partitions whose digests differ", ["observer"])
 FOLD_READY = Gauge("jarvis_fold_ready", "1 when the region's fold answers object reads", ["region"])
 
-EVERY_S = 5.0
+EVERY_S = 10.0  # two consumers per region per round: on 2 cores, cheap at this pace
 log = logging.getLogger(__name__)
 
 
