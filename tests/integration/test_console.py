@@ -194,7 +194,7 @@ def test_updates_live_after_an_operation_is_written(written, browser, shots) -> 
 def test_shows_a_rejected_operation_with_its_reason(written, browser, shots) -> None:
     route = "/rejected?" + urllib.parse.urlencode({"prefix": IDS["rejected"], "reason": "out of range"})
     open_page(browser, written["console"], route)
-    wait_for(browser, "#rejected-rows td", timeout=30, text=IDS["rejected"])
+    wait_for(browser, "#rejected-rows", timeout=30, text=IDS["rejected"])
     rows = browser.find_element("id", "rejected-rows").text
     assert "out of range" in rows and "console-a" in rows
     browser.find_element("css selector", "#rejected-rows tr.clickable").click()

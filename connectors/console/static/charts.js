@@ -71,7 +71,7 @@ export function workflowTimeline(steps, xLabel) {
   const svg = s("svg", { width: W, height, viewBox: `0 0 ${W} ${height}`, class: "timeline", "data-steps": steps.length });
   if (!steps.length) { svg.append(s("text", { x: 20, y: 30 }, "no transitions")); return svg; }
   const ts = steps.map((t) => t.timestamp);
-  const fx = scale(Math.min(...ts), Math.max(...ts), 150, W - 60);
+  const fx = scale(Math.min(...ts), Math.max(...ts), 150, W - 140);  // room for the last label
   const fy = (node) => PAD + rowH * nodes.indexOf(node);
   nodes.forEach((n) => svg.append(s("text", { x: 6, y: fy(n) + 4 }, n)));
   const byContest = new Map();
