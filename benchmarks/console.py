@@ -84,6 +84,7 @@ def first_page(driver, console: str, query: str, prefix: str, rounds: int) -> di
 
 
 def live_delay(driver, console: str, query: str, oid: str, rounds: int) -> list[float]:
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -108,7 +109,8 @@ def live_delay(driver, console: str, query: str, oid: str, rounds: int) -> list[
         t.start()
         c.counter(oid).increment(1)
         c.flush()
-        WebDriverWait(driver, 30, poll_frequency=0.002).until(
+        # A redraw replaces the element between two looks at it: stale is "not yet".
+        WebDriverWait(driver, 30, poll_frequency=0.002, ignored_exceptions=(StaleElementReferenceException,)).until(
             lambda d, w=want: d.find_element(By.ID, "value").text == str(w)
         )
         on_screen = time.perf_counter()
