@@ -8,6 +8,10 @@ command -v mvn >/dev/null || need+=(maven)
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
 command -v mosquitto_pub >/dev/null || need+=(mosquitto-clients)
+command -v prometheus >/dev/null && command -v promtool >/dev/null || need+=(prometheus)
+# The console's browser test drives Debian's Chromium through its matching driver (no browser download).
+command -v chromium >/dev/null || need+=(chromium)
+command -v chromedriver >/dev/null || need+=(chromium-driver)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing Debian packages: ${need[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
@@ -17,4 +21,5 @@ if [ ${#need[@]} -gt 0 ]; then
   # Debian starts packaged services on install; the stack runs its own instances on its own ports.
   $SUDO service redis-server stop >/dev/null 2>&1 || true
   $SUDO service mosquitto stop >/dev/null 2>&1 || true
+  $SUDO service prometheus stop >/dev/null 2>&1 || true
 fi

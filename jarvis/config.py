@@ -90,6 +90,7 @@ class Settings:
     # /watch streams per fold worker at most; past it a 503. Each costs a socket and a queue (one
     # Redis pub/sub connection serves them all): 2,000 fit this 2-core machine with room.
     max_watchers: int = 2_000
+    log_format: str = "text"  # JARVIS_LOG_FORMAT: "json" makes workers log one JSON object per line
     pipelines_file: Path | None = None  # JARVIS_PIPELINES: a definitions file instead of the packaged one
 
     @classmethod
@@ -119,6 +120,7 @@ class Settings:
             task_unroutable_s=float(_env("TASK_UNROUTABLE_S", "60")),
             worker_loglevel=_env("WORKER_LOGLEVEL", "warn"),
             max_watchers=int(_env("MAX_WATCHERS", "2000")),
+            log_format=_env("LOG_FORMAT", "text").lower(),
             pipelines_file=Path(os.environ["JARVIS_PIPELINES"]) if os.environ.get("JARVIS_PIPELINES") else None,
         )
 

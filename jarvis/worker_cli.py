@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import importlib
+import logging.config
 import os
 import sys
 import time
@@ -15,6 +16,7 @@ import typer
 
 from jarvis import roles
 from jarvis.config import settings
+from jarvis.logfmt import json_logging_config
 from streams.reexec import restart_argv
 
 GC_YOUNG_THRESHOLD = 50_000  # CPython's default: 700
@@ -66,8 +68,11 @@ def worker(
         raise typer.BadParameter(f"the {spec.name} worker is not built yet") from None
     given = {"capabilities": _listed(capabilities), "concurrency": concurrency, "name": name}
     options = {k: v for k, v in given.items() if k in spec.options}
+    log_config = json_logging_config(spec.name, region, loglevel) if s.log_format == "json" else None
     with restarting_after_a_crash(f"{spec.name} {region}", enabled=restart):
         if spec.entry is roles.Entry.run:  # a plain consumer-group worker, not a Faust app
+            if log_config is not None:
+                logging.config.dictConfig(log_config)
             module.run(s, region, instance, **options)
             return
         app = module.build(s, region, instance)
@@ -82,7 +87,8 @@ def worker(
         gc.freeze()
         gc.set_threshold(GC_YOUNG_THRESHOLD, 20, 20)
 
-        w = Worker(app, loglevel=loglevel, quiet=True)
+        # Faust replaces the root logger's handlers at start: the JSON form goes in through its own door.
+        w = Worker(app, loglevel=loglevel, quiet=True, logging_config=log_config)
         # Faust's terminal spinner sets the root logger to DEBUG so that it spins on every record: every
         # debug call in aiokafka and Faust (several per produced message) then builds a LogRecord that
         # the handler drops. py-spy put that at 7% of the fold's time. Workers log to files: no spinner.

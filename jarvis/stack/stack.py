@@ -15,7 +15,16 @@ from typing import Any
 from jarvis import topics
 from jarvis.config import RegionConfig, Settings
 from jarvis.roles import web_port
-from jarvis.stack import kafka, kafka_dist, mirrormaker, mosquitto, postgres, redis_server, schema_registry
+from jarvis.stack import (
+    kafka,
+    kafka_dist,
+    mirrormaker,
+    mosquitto,
+    postgres,
+    prometheus,
+    redis_server,
+    schema_registry,
+)
 from jarvis.stack.procs import Proc, StackError, port_open, process_env, wait_until
 from jarvis.stack.workers import start_workers, wait_for_ingest, wait_for_queries, worker_proc, worker_procs
 
@@ -48,13 +57,15 @@ class Stack:
 
     def mqtt_broker(self, region: RegionConfig) -> Proc:
         return mosquitto.broker_proc(self.settings, region)
+    def prometheus(self) -> Proc:
+        return Proc(name=prometheus.NAME, run_dir=self.settings.home)
 
     def worker_procs(self) -> list[Proc]:
         return worker_procs(self.settings)
 
     def all_procs(self) -> list[Proc]:
         # Workers first: a verifier may still be asking the registry for a schema.
-        procs = [*self.worker_procs(), self.mm2(), self.schema_registry()]
+        procs = [self.prometheus(), *self.worker_procs(), self.mm2(), self.schema_registry()]
         procs += [self.broker(r) for r in self.settings.regions]
         procs += [self.mqtt_broker(r) for r in self.settings.regions]
         return [*procs, self.postgres(), self.redis()]
@@ -83,6 +94,7 @@ class Stack:
         self._start_redis(report)
         self._start_postgres(report)
         self._start_mosquitto(report)
+        prom = self._start_prometheus(report)  # it scrapes whatever answers; nothing waits for it
         started = []
         for region in s.regions:
             if self._broker_ready(region):
@@ -117,7 +129,22 @@ class Stack:
             start_workers(s, report)
             wait_for_queries(s, report)
             wait_for_ingest(s, report)
+        wait_until(lambda: prometheus.ping(s), 60, prom, "Prometheus")
+        report(f"prometheus answers on {prometheus.url(s)}")
         return time.monotonic() - t0
+
+    def _start_prometheus(self, report: Report) -> Proc | None:
+        s = self.settings
+        if self._safe(lambda: prometheus.ping(s)):
+            report(f"prometheus already answers on {prometheus.url(s)}")
+            return None
+        proc = self.prometheus()
+        if not proc.running():
+            self._check_port_free(prometheus.port(s), "Prometheus", "JARVIS_PORT_OFFSET")
+            proc = prometheus.prometheus_proc(s)
+            proc.start()
+            report(f"prometheus starting on {prometheus.url(s)}")
+        return proc
 
     def _start_redis(self, report: Report) -> None:
         s = self.settings
@@ -255,6 +282,7 @@ class Stack:
             regions[r.name] = {
                 "bootstrap": r.bootstrap,
                 "query_url": r.query_url,
+                "console_url": console_url(s, r.name),
                 "kafka": "up" if self._broker_ready(r) else "down",
                 "ingest_url": f"http://{r.host}:{web_port(s, 'ingest', r.name)}",
                 "mqtt_url": r.mqtt_url,
@@ -276,7 +304,14 @@ class Stack:
             "schema_registry": s.local_schema_registry_url,
             "schema_registry_status": registry,
             "processes": procs,
+            "console_url": console_url(s, s.region_names[0]),
+            "prometheus_url": prometheus.url(s),
+            "prometheus_status": "up" if self._safe(lambda: prometheus.ping(s)) else "down",
         }
+
+
+def console_url(settings: Settings, region: str) -> str:
+    return f"http://{settings.host}:{web_port(settings, 'console', region)}/"
 
 
 def cluster_metadata(bootstrap: str, timeout: float = 3.0) -> Any:

@@ -27,7 +27,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     )),
     ("workers, SDK, services", (
         "streams", "connectors.sdk", "connectors.audit", "connectors.regions", "connectors.replayer",
-        "connectors.verdicts", "connectors.ingest", "jarvis.stack", "jarvis.agents",
+        "connectors.verdicts", "connectors.ingest", "connectors.console", "jarvis.stack", "jarvis.agents",
     )),
     ("adapters", ("connectors",)),
     ("rules on the wire format", ("jarvis.gate", "jarvis.replay", "jarvis.tasks")),

@@ -37,6 +37,7 @@ from jarvis.cli import app
 from jarvis.codec.store import SCHEMA_DIR, store
 from pipelines.loader import DEFAULT_FILE, pipelines
 from connectors.archive.migrate import MIGRATIONS
+from connectors.console.server import static_files
 
 worker = typer.main.get_command(app).commands["worker"]
 ann = next(p for p in worker.params if p.name == "role").type_descriptor.annotation
@@ -59,6 +60,7 @@ print(json.dumps({
     "prefixes": sorted(pipes.rules),
     "workflows": sorted(pipes.workflows),
     "migrations": sorted(p.name for p in MIGRATIONS.iterdir() if p.name.endswith(".sql")),
+    "console_files": sorted(static_files()),
 }))
 """
 
@@ -155,6 +157,8 @@ def test_schemas_pipelines_and_migrations_match_the_checkout(probe: dict) -> Non
     assert probe["workflows"] == sorted(default.workflows)
     sql = sorted(p.name for p in (REPO_ROOT / "connectors" / "archive" / "migrations").glob("*.sql"))
     assert probe["migrations"] == sql and sql
+    pages = sorted(p.name for p in (REPO_ROOT / "connectors" / "console" / "static").iterdir())
+    assert probe["console_files"] == pages and "index.html" in pages
 
 
 def test_jarvis_pipelines_overrides_the_packaged_default(

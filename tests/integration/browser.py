@@ -1,0 +1,42 @@
+"""Debian's Chromium driven by Selenium through Debian's chromium-driver: never a downloaded browser.
+
+The flags keep the browser off the network beyond the page under test: on this machine's closed
+network its background connections (updates, sync, field trials) would otherwise hang or fail."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+FLAGS = (
+    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--window-size=1280,1400",
+)  # fmt: skip
+
+
+@contextmanager
+def chromium() -> Iterator[object]:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    assert Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists(), "make install installs chromium and chromium-driver"
+    os.environ["SE_OFFLINE"] = "true"  # Selenium Manager must not look for drivers online
+    profile = tempfile.mkdtemp(prefix="jarvis-chromium-")
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for flag in (*FLAGS, f"--user-data-dir={profile}"):
+        opts.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+    driver.set_page_load_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
