@@ -96,6 +96,7 @@ class LWWSpec(CrdtSpec):
         workflow: dict[str, Any] | None = None,
         max_points: int | None = None,
         resolver: str | None = None,
+        bound: int | None = None,
     ) -> Any:
         if resolver == "category":
             return LWWRegister(replica, resolver=category_resolver)
@@ -128,6 +129,7 @@ class TimeSeriesSpec(CrdtSpec):
         workflow: dict[str, Any] | None = None,
         max_points: int | None = None,
         resolver: str | None = None,
+        bound: int | None = None,
     ) -> Any:
         return TimeSeries(replica, max_points=max_points)
 
@@ -187,6 +189,7 @@ class WorkflowSpec(CrdtSpec):
         workflow: dict[str, Any] | None = None,
         max_points: int | None = None,
         resolver: str | None = None,
+        bound: int | None = None,
     ) -> Any:
         if workflow is None:
             raise ShapeError("a workflow object needs its definition")
