@@ -6,7 +6,8 @@ accepted operations; operation i's dot is (region, ingress partition, ingress of
 Reprocessing an ingress record after a crash yields the same dots, so the fold recognises the
 duplicate. A re-sent batch (the same signed operations in a new ingress record, here, in another
 partition or in another region) is rejected: every accepted batch is noted in jarvis.ops.seen, which
-every verifier of every region reads (connectors/seen_feed.py) before it judges a message. Every rejected operation is written with all its reasons; nothing is dropped silently.
+every verifier of every region reads (connectors/seen_feed.py) before it judges a message. Every
+rejected operation is written with all its reasons; nothing is dropped silently.
 
 With JARVIS_SCHEMA_REGISTRY_URL set, ingress messages may also come in the Confluent wire format:
 they are forwarded as single-object messages (same Avro body, header swapped), because schema ids
@@ -19,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
 
 import faust
 from prometheus_client import Counter
@@ -50,92 +52,129 @@ def reason_label(reason: str) -> str:
     return reason.split(":")[0].split("(")[0].strip()[:48]
 
 
+@dataclass(frozen=True, slots=True)
+class Out:
+    """One record the verifier writes."""
+
+    topic: str
+    key: bytes
+    value: bytes
+    partition: int | None = None  # None: by key (jarvis.ops.rejected)
+
+
+def outputs(
+    result: GateResult, region: str, topic: str, partition: int, offset: int, key: bytes, original: bytes
+) -> list[Out]:
+    """What the verifier writes for one judged ingress message, in order.
+
+    An accepted batch's note goes to jarvis.ops.seen before the batch goes to jarvis.ops: after a
+    crash between the two, the note names this very position, which the re-run reproduces and the
+    gate does not count as a duplicate. Then every rejected operation, with all its reasons."""
+    out: list[Out] = []
+    if result.accepted:
+        if result.seen_key is not None and result.batch is not None:
+            note = SeenRecord(
+                result.seen_key,
+                result.batch.batch_id,
+                Acceptance(region, partition, offset),
+                result.seen_expires_ms,
+            )
+            out.append(Out(topics.SEEN, result.seen_key, encode_seen(note), partition))
+        verified = encode_verified(
+            region, partition, offset, result.accepted, result.confidences, result.message
+        )
+        out.append(Out(topics.OPS, key, verified, partition))
+    for rej in result.rejected:
+        rkey, value = rejected_message(
+            original=original, reasons=rej.reasons, topic=topic, partition=partition, offset=offset,
+            index=rej.index, op=rej.op, region=region,
+        )  # fmt: skip
+        out.append(Out(topics.REJECTED, rkey, value))
+    return out
+
+
+class Judge:
+    """The gate, fed with every region's accepted batches before each message it judges."""
+
+    def __init__(self, region: str, gate: Gate, feed: SeenFeed) -> None:
+        self.region = region
+        self.gate = gate
+        self.feed = feed
+
+    async def judge(self, data: bytes, partition: int, offset: int) -> GateResult:
+        if not self.feed.caught_up.is_set():
+            await self._until_caught_up()
+        seen = self.gate.seen
+        if seen is not None:
+            for rec in self.feed.drain():
+                seen.record(rec.key, rec.where, rec.expires_ms)
+        try:
+            return self.gate.check(data, partition, offset, int(time.time() * 1000))
+        except RegistryUnavailable:
+            return await self._when_registry_answers(data, partition, offset)
+
+    async def _until_caught_up(self) -> None:
+        # A message judged before every acceptance of the window is known could be a re-send.
+        started = last_said = time.monotonic()
+        topics_read = ", ".join(self.feed.topics)
+        while not self.feed.caught_up.is_set():
+            await asyncio.sleep(0.05)
+            if time.monotonic() - last_said > 10:
+                last_said = time.monotonic()
+                log.warning(
+                    "verifier %s: still reading %s before judging any message", self.region, topics_read
+                )
+        log.info("verifier %s: read %s in %.1f s", self.region, topics_read, time.monotonic() - started)
+
+    async def _when_registry_answers(self, data: bytes, partition: int, offset: int) -> GateResult:
+        # Only a schema id this worker has not seen yet asks the registry (the client caches every
+        # answer), so this waits out a registry outage; it is not on the way of every message.
+        delay = 0.5
+        while True:
+            try:
+                return self.gate.check(data, partition, offset, int(time.time() * 1000))
+            except RegistryUnavailable as e:
+                log.warning("verifier %s: %s; retrying in %.1f s", self.region, e, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+
 def build(settings: Settings, region: str, instance: int = 0) -> faust.App:
     # jarvis.ops is written uncompressed: a message is the ingress message as received, so lz4 would
     # only squeeze the same bytes again (py-spy: 9% of the verifier's CPU), and the broker validates
     # an uncompressed batch without inflating it. MirrorMaker 2's producer compresses for the link.
     app = make_app(settings, "verifier", region, instance, producer_compression_type=None)
     ingress = app.topic(topics.INGRESS, key_type=bytes, value_type=bytes)
-    ops_out = app.topic(topics.OPS, key_type=bytes, value_type=bytes)
-    rejected_out = app.topic(topics.REJECTED, key_type=bytes, value_type=bytes)
-    seen_out = app.topic(topics.SEEN, key_type=bytes, value_type=bytes)
-    seen = SeenBatches()
-    feed = SeenFeed(settings.bootstrap(region), region, settings.region_names)
+    sinks = {
+        t: app.topic(t, key_type=bytes, value_type=bytes) for t in (topics.OPS, topics.SEEN, topics.REJECTED)
+    }
     registry = RegistryCodec(settings.schema_registry_url) if settings.schema_registry_url else None
     gate = Gate(
         region,
         pipelines(),
         TrustStore(settings.keys_dir),
         framing=registry.to_single_object if registry else None,
-        seen=seen,
+        seen=SeenBatches(),
     )
+    feed = SeenFeed(settings.bootstrap(region), region, settings.region_names)
+    judge = Judge(region, gate, feed)
     install_metrics_page(app)
 
     @app.task
     async def follow_seen() -> None:
         feed.start()
 
-    async def until_caught_up() -> None:
-        # A message judged before every acceptance of the window is known could be a re-send.
-        started = last_said = time.monotonic()
-        while not feed.caught_up.is_set():
-            await asyncio.sleep(0.05)
-            if time.monotonic() - last_said > 10:
-                last_said = time.monotonic()
-                log.warning("verifier %s: still reading %s before judging any message", region, ", ".join(feed.topics))
-        log.info("verifier %s: read %s in %.1f s", region, ", ".join(feed.topics), time.monotonic() - started)
-
-    async def check_when_registry_answers(data: bytes, partition: int, offset: int) -> GateResult:
-        # Only a schema id this worker has not seen yet asks the registry (the client caches every
-        # answer), so this waits out a registry outage; it is not on the way of every message.
-        delay = 0.5
-        while True:
-            try:
-                return gate.check(data, partition, offset, int(time.time() * 1000))
-            except RegistryUnavailable as e:
-                log.warning("verifier %s: %s; retrying in %.1f s", region, e, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
-
     @app.agent(ingress)
     async def verify(stream: faust.StreamT) -> None:
         async for event in stream.events():
             msg = event.message
-            if not feed.caught_up.is_set():
-                await until_caught_up()
-            for rec in feed.drain():
-                seen.record(rec.key, rec.where, rec.expires_ms)
-            try:
-                result = gate.check(event.value or b"", msg.partition, msg.offset, int(time.time() * 1000))
-            except RegistryUnavailable:
-                result = await check_when_registry_answers(event.value or b"", msg.partition, msg.offset)
+            data = event.value or b""
+            result = await judge.judge(data, msg.partition, msg.offset)
+            for out in outputs(result, region, msg.topic, msg.partition, msg.offset, event.key, data):
+                await sinks[out.topic].send(key=out.key, value=out.value, partition=out.partition)
             if result.accepted:
-                if result.seen_key is not None and result.batch is not None:
-                    where = Acceptance(region, msg.partition, msg.offset)
-                    note = SeenRecord(result.seen_key, result.batch.batch_id, where, result.seen_expires_ms)
-                    await seen_out.send(key=result.seen_key, value=encode_seen(note), partition=msg.partition)
-                value = encode_verified(
-                    region,
-                    msg.partition,
-                    msg.offset,
-                    result.accepted,
-                    result.confidences,
-                    result.message,
-                )
-                await ops_out.send(key=event.key, value=value, partition=msg.partition)
                 OPS_ACCEPTED.labels(region).inc(len(result.accepted))
             for rej in result.rejected:
-                key, value = rejected_message(
-                    original=event.value or b"",
-                    reasons=rej.reasons,
-                    topic=msg.topic,
-                    partition=msg.partition,
-                    offset=msg.offset,
-                    index=rej.index,
-                    op=rej.op,
-                    region=region,
-                )
-                await rejected_out.send(key=key, value=value)
                 for r in rej.reasons:
                     OPS_REJECTED.labels(region, reason_label(r)).inc()
 
