@@ -320,17 +320,20 @@ def fold_decisions(
                 v.reasons.extend(rej.reasons)
                 covered.pop(key, None)
             now = time.monotonic()
+            contexts: dict[str, dict[str, Any]] = {}  # one read per object and round
             for key, d in list(pending.items()):
                 if key in covered:
                     if now - covered[key] >= DECISION_GRACE_S:
                         verdicts[d.op_id].applied = True
                         del pending[key]
                     continue
-                try:
-                    view = read(verdicts[d.op_id].object_id)
-                except OSError:
-                    view = None
-                last = ((view or {}).get("context") or {}).get(f"{region}/{key[0]}")
+                oid = verdicts[d.op_id].object_id
+                if oid not in contexts:
+                    try:
+                        contexts[oid] = (read(oid) or {}).get("context") or {}
+                    except OSError:
+                        contexts[oid] = {}
+                last = contexts[oid].get(f"{region}/{key[0]}")
                 if last is not None and tuple(last) >= (key[1], key[2]):
                     covered[key] = now
             if pending and now >= deadline:
