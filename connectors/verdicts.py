@@ -162,7 +162,11 @@ def await_verdicts(
             if msg.error():
                 continue  # partition EOF and the like; a broker error shows as the timeout
             for key, index, verdict in _judged(msg.topic(), msg.value() or b"", region, pending):
-                batch = pending[key]
+                batch = pending.get(key)
+                if batch is None:
+                    # Decided by an earlier record: the fold's refusal of a bounded-counter decrement
+                    # (under the same ingress position) can be read before the verifier's acceptance.
+                    continue
                 targets = range(len(batch.op_ids)) if index is None else [index]
                 for i in targets:
                     if 0 <= i < len(batch.op_ids) and i not in decided[key]:
