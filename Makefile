@@ -5,9 +5,17 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install k8s-schemas system-deps demo test test-unit lint stack-up stack-down bench clean
+.PHONY: install yjs k8s-schemas system-deps demo test test-unit lint stack-up stack-down bench clean
 
-install: $(STAMP) k8s-schemas
+install: $(STAMP) k8s-schemas yjs
+
+# The reference Yjs under node, for tests/unit/test_yjs_interop.py (skipped where npm is missing).
+YJS := tests/interop/yjs
+yjs: $(YJS)/node_modules/.installed
+
+$(YJS)/node_modules/.installed: $(YJS)/package.json $(YJS)/package-lock.json
+	@if command -v npm >/dev/null; then cd $(YJS) && npm ci --no-audit --no-fund --silent && touch node_modules/.installed; \
+	else echo "npm not found: the yjs interop tests will be skipped"; fi
 
 $(STAMP): pyproject.toml
 	@bash deploy/install-system-deps.sh

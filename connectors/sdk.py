@@ -39,14 +39,17 @@ from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import KafkaException, Producer
 
-from connectors.verdicts import RejectedError as RejectedError  # raised by flush(wait=True)
 from connectors.verdicts import (
+    Decision,
     SentBatch,
     Transition,
+    Verdict,
     VerdictReport,
     await_verdicts,
+    fold_decisions,
     transition_outcomes,
 )
+from connectors.verdicts import RejectedError as RejectedError  # raised by flush(wait=True)
 from connectors.verdicts import VerdictTimeout as VerdictTimeout
 from jarvis import topics
 from jarvis.agents import discover
@@ -55,8 +58,10 @@ from jarvis.codec.batch_builder import BatchBuilder, Head
 from jarvis.codec.records import canonical_args_utf8
 from jarvis.config import Settings
 from jarvis.config import settings as default_settings
-from jarvis.crdt import HLC
+from jarvis.crdt import HLC, Map, Text
 from jarvis.crdt import registry as crdt_registry
+from jarvis.crdt.bcounter_spec import JUDGED
+from jarvis.crdt.text import encode_update
 from jarvis.errors import JarvisError
 from jarvis.ops import KINDS_BY_TYPE, Operation, OperationBatch, object_id_too_long
 from jarvis.partitioning import partition_for
@@ -146,6 +151,8 @@ class Client:
         self._tracked: dict[int, list[str]] = {}  # per partition: op ids of the fast path's builder
         self._sent: list[SentBatch] = []  # delivered batches whose verdicts nobody asked for yet
         self._transitions: dict[str, Transition] = {}  # by op id, likewise
+        self._decisions: set[str] = set()  # bounded-counter ops whose verdict the fold gives
+        self._docs: dict[str, Text] = {}  # per text object: this client's replica (its edits' origin)
 
     # -- object handles ---------------------------------------------------------------------------
     def counter(self, object_id: str) -> CounterHandle:
@@ -168,6 +175,15 @@ class Client:
 
     def workflow(self, object_id: str) -> WorkflowHandle:
         return WorkflowHandle(self, object_id, self._type_of(object_id, "workflow"))
+
+    def bcounter(self, object_id: str) -> BCounterHandle:
+        return BCounterHandle(self, object_id, self._type_of(object_id, "bcounter"))
+
+    def text(self, object_id: str) -> TextHandle:
+        return TextHandle(self, object_id, self._type_of(object_id, "text"))
+
+    def map(self, object_id: str) -> MapHandle:
+        return MapHandle(self, object_id, self._type_of(object_id, "map"))
 
     @property
     def tasks(self) -> Tasks:
@@ -197,6 +213,8 @@ class Client:
         head = route.heads.get(kind) or route.head(kind)  # also validates object id, type and kind
         if self.track_verdicts and crdt_type == "workflow":
             self._transitions[op_id] = Transition(object_id, hlc, self.node_id, str(args.get("to_state")))
+        elif self.track_verdicts and crdt_type == "bcounter" and kind in JUDGED:
+            self._decisions.add(op_id)
         if self.on_op is not None or route.general:
             op = Operation(op_id, object_id, crdt_type, kind, args, self.node_id, self.region, hlc, {}, [])
             if self.on_op is not None:
@@ -271,17 +289,17 @@ class Client:
 
     def verdicts(self, timeout: float = 30.0) -> VerdictReport:
         """Flush, then what the verifier decided about every operation sent since the last call."""
-        return self._judge(*self._take_sent(timeout), timeout)
+        return self._judge(*self._take_sent(timeout), timeout=timeout)
 
     def verdicts_async(self, timeout: float = 30.0) -> Future[VerdictReport]:
         """Flush now; a future of the verdicts on everything sent so far (resolved by a thread)."""
-        sent, transitions = self._take_sent(timeout)
+        sent, transitions, decisions = self._take_sent(timeout)
         pool = ThreadPoolExecutor(1, thread_name_prefix="jarvis-verdicts")
-        future = pool.submit(self._judge, sent, transitions, timeout)
+        future = pool.submit(self._judge, sent, transitions, decisions, timeout=timeout)
         pool.shutdown(wait=False)
         return future
 
-    def _take_sent(self, timeout: float) -> tuple[list[SentBatch], dict[str, Transition]]:
+    def _take_sent(self, timeout: float) -> tuple[list[SentBatch], dict[str, Transition], set[str]]:
         if not self.track_verdicts:
             raise RuntimeError(
                 "verdicts need Client(track_verdicts=True): it remembers where each batch landed"
@@ -290,13 +308,27 @@ class Client:
         with self._lock:
             sent, self._sent = self._sent, []
             transitions, self._transitions = self._transitions, {}
-        return sent, transitions
+            decisions, self._decisions = self._decisions, set()
+        return sent, transitions, decisions
 
     def _judge(
-        self, sent: list[SentBatch], transitions: dict[str, Transition], timeout: float
+        self,
+        sent: list[SentBatch],
+        transitions: dict[str, Transition],
+        decisions: set[str],
+        *,
+        timeout: float,
     ) -> VerdictReport:
         verdicts = await_verdicts(self.bootstrap, self.region, sent, timeout)
         transition_outcomes(self.read, transitions, verdicts, timeout)
+        pending = [
+            Decision(op, v.dot)
+            for op in decisions
+            if (v := verdicts.get(op)) is not None and v.accepted and v.dot is not None
+        ]
+        if pending:
+            since = min(b.sent_ms for b in sent)
+            fold_decisions(self.bootstrap, self.region, self.read, pending, verdicts, since, timeout)
         return VerdictReport(self.region, verdicts)
 
     def _send(self, partition: int) -> None:
@@ -506,6 +538,88 @@ class GraphHandle(_Handle):
 class WorkflowHandle(_Handle):
     def transition(self, to_state: str, **args: Any) -> str:
         return self._emit("transition", {"to_state": to_state, "args": args})
+
+
+class BCounterHandle(_Handle):
+    """A bounded counter: decrements and transfers are decided by the region's fold, against the
+    rights the region holds; with verdicts tracked, `flush(wait=True)` reports a refused one."""
+
+    def increment(self, n: int = 1) -> str:
+        return self._emit("increment", {"n": n})
+
+    def decrement(self, n: int = 1, *, wait: bool = False, timeout: float = 30.0) -> str | Verdict:
+        """Queue a decrement; with `wait`, send it and return its verdict (needs track_verdicts)."""
+        op_id = self._emit("decrement", {"n": n})
+        return self.client.verdicts(timeout).of(op_id) if wait else op_id
+
+    def transfer(self, n: int, to_region: str) -> str:
+        return self._emit("transfer", {"n": n, "to_region": to_region})
+
+    def rights(self, region: str | None = None) -> int:
+        """The rights `region` (default: the client's) holds, as the region's query API sees them."""
+        view = self.read()
+        return 0 if view is None else int(view["value"]["rights"].get(region or self.client.region, 0))
+
+
+class TextHandle(_Handle):
+    """Collaborative text. Edits are made in this client's own Yrs document (synced from the
+    region's state on first use, or by `sync()`), and sent as the updates they made."""
+
+    def doc(self) -> Text:
+        docs = self.client._docs
+        doc = docs.get(self.object_id)
+        if doc is None:
+            doc = docs[self.object_id] = Text(self.client.node_id)
+            self.sync()
+        return doc
+
+    def sync(self) -> None:
+        """Merge the region's state into this client's document (concurrent edits by others)."""
+        view = self.read()
+        if view is not None:
+            self.doc().apply_update(view["value"]["update"])
+
+    def insert(self, index: int, s: str) -> str:
+        made = self.doc().insert(index, s)
+        return self._emit("insert", {"index": index, "s": s, "update": encode_update(made.update or b"")})
+
+    def delete(self, index: int, n: int = 1) -> str:
+        made = self.doc().delete(index, n)
+        return self._emit("delete", {"index": index, "n": n, "update": encode_update(made.update or b"")})
+
+    def apply_update(self, update: bytes) -> str:
+        """Send an update made elsewhere (e.g. by a Yjs document)."""
+        self.doc().apply_update(update)
+        return self._emit("update", {"update": encode_update(update)})
+
+    def text(self) -> str:
+        return self.doc().read()
+
+
+class MapHandle(_Handle):
+    """Keys to nested CRDTs (counter, register, set, text), add-wins keys, remove-resets."""
+
+    def state(self) -> Map:
+        """The map as the region's query API holds it now."""
+        view = self.read()
+        return Map() if view is None else Map.from_dict(view["value"]["state"])
+
+    def update(self, key: str, nested_type: str, kind: str, args: dict[str, Any] | None = None) -> str:
+        nested = dict(args or {})
+        if nested_type == "text" and kind in ("insert", "delete"):
+            # A text index means something only in a document: edit the field as read, send the update.
+            field = self.state().fields.get((key, "text"))
+            doc = field.text.copy() if field is not None else Text(self.client.node_id)
+            made = doc.insert(nested["index"], nested["s"]) if kind == "insert" else doc.delete(
+                nested["index"], nested.get("n", 1)
+            )  # fmt: skip
+            kind, nested = "update", {"update": encode_update(made.update or b"")}
+        return self._emit("update", {"key": key, "type": nested_type, "kind": kind, "args": nested})
+
+    def remove(self, key: str) -> str:
+        """Remove `key`: resets what this client saw of it (a concurrent update survives)."""
+        observed = self.state().remove(key)
+        return self._emit("remove", {"key": key, "observed": observed.to_dict()})
 
 
 class Tasks:

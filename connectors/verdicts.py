@@ -162,7 +162,11 @@ def await_verdicts(
             if msg.error():
                 continue  # partition EOF and the like; a broker error shows as the timeout
             for key, index, verdict in _judged(msg.topic(), msg.value() or b"", region, pending):
-                batch = pending[key]
+                batch = pending.get(key)
+                if batch is None:
+                    # Decided by an earlier record: the fold's refusal of a bounded-counter decrement
+                    # (under the same ingress position) can be read before the verifier's acceptance.
+                    continue
                 targets = range(len(batch.op_ids)) if index is None else [index]
                 for i in targets:
                     if 0 <= i < len(batch.op_ids) and i not in decided[key]:
@@ -263,3 +267,84 @@ def transition_outcomes(
                 list(todo),
             )
         time.sleep(0.2)
+
+
+# After an object's context covers an operation, how long a refusal of it may still be on its way
+# to jarvis.ops.rejected: the fold sends the record while folding the message, before it settles.
+DECISION_GRACE_S = 0.03
+
+
+@dataclass(slots=True)
+class Decision:
+    """A bounded-counter decrement or transfer the verifier accepted: the fold of its origin decides."""
+
+    op_id: str
+    dot: tuple[str, int, int, int]  # region, ingress partition, offset, index
+
+
+def fold_decisions(
+    bootstrap: str,
+    region: str,
+    read: Callable[[str], dict[str, Any] | None],
+    decisions: list[Decision],
+    verdicts: dict[str, Verdict],
+    since_ms: int,
+    timeout: float,
+) -> None:
+    """Mark the accepted operations of `decisions` the fold refused (jarvis.ops.rejected, under their
+    ingress position, streams/fold.py) as not applied, with the fold's reason; the others are
+    applied once their object's folded context covers their dot and no refusal followed."""
+    pending = {(d.dot[1], d.dot[2], d.dot[3]): d for d in decisions}
+    covered: dict[tuple[int, int, int], float] = {}
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"verdicts-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+            "fetch.wait.max.ms": 10,
+        }
+    )
+    try:
+        n = len(consumer.list_topics(topics.REJECTED, timeout=10).topics[topics.REJECTED].partitions)
+        consumer.assign(_positions(consumer, topics.REJECTED, range(n), since_ms - CLOCK_SLACK_MS))
+        deadline = time.monotonic() + timeout
+        while pending:
+            for msg in consumer.consume(num_messages=500, timeout=0.01):
+                if msg.error():
+                    continue
+                try:
+                    rej = decode_rejected(msg.value() or b"")
+                except CodecError:
+                    continue
+                key = (rej.partition, rej.offset, rej.index if rej.index is not None else -1)
+                if rej.topic != topics.INGRESS or rej.region != region or key not in pending:
+                    continue
+                v = verdicts[pending.pop(key).op_id]
+                v.applied = False
+                v.reasons.extend(rej.reasons)
+                covered.pop(key, None)
+            now = time.monotonic()
+            contexts: dict[str, dict[str, Any]] = {}  # one read per object and round
+            for key, d in list(pending.items()):
+                if key in covered:
+                    if now - covered[key] >= DECISION_GRACE_S:
+                        verdicts[d.op_id].applied = True
+                        del pending[key]
+                    continue
+                oid = verdicts[d.op_id].object_id
+                if oid not in contexts:
+                    try:
+                        contexts[oid] = (read(oid) or {}).get("context") or {}
+                    except OSError:
+                        contexts[oid] = {}
+                last = contexts[oid].get(f"{region}/{key[0]}")
+                if last is not None and tuple(last) >= (key[1], key[2]):
+                    covered[key] = now
+            if pending and now >= deadline:
+                raise VerdictTimeout(
+                    f"{len(pending)} bounded-counter operation(s) not decided after {timeout:g} s: "
+                    f"is the fold of {region} running?",
+                    [d.op_id for d in pending.values()],
+                )
+    finally:
+        consumer.close()

@@ -90,13 +90,14 @@ def new_state(
     workflow: dict[str, Any] | None = None,
     max_points: int | None = None,
     resolver: str | None = None,
+    bound: int | None = None,
 ) -> ObjectState:
     """An empty object. The fold is a replica named "fold"; per-op metadata names the real origin."""
     spec = registry.SPECS.get(crdt_type)
     if spec is None:
         raise FoldError(f"{object_id}: unknown CRDT type {crdt_type!r}")
     try:
-        value = spec.new("fold", workflow=workflow, max_points=max_points, resolver=resolver)
+        value = spec.new("fold", workflow=workflow, max_points=max_points, resolver=resolver, bound=bound)
     except registry.ShapeError as e:
         raise FoldError(f"{object_id}: {e}") from None
     return ObjectState(object_id, crdt_type, value)

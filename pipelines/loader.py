@@ -65,6 +65,7 @@ class PrefixRule:
     max_points: int | None = None
     workflow: WorkflowDef | None = None
     resolver: str | None = None
+    bound: int | None = None  # a bounded counter's bound: `min:` in the file
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,9 @@ def load(path: Path | None = None) -> Pipelines:
                     raise PipelineError(f"{pname}.{prefix}: unknown workflow {wname!r}")
                 wf = workflows[wname]
             vr = spec.get("value_range")
+            bound = spec.get("min")
+            if bound is not None and type(bound) is not int:
+                raise PipelineError(f"{pname}.{prefix}: min must be an integer, got {bound!r}")
             rules[prefix] = PrefixRule(
                 pipeline=pname,
                 prefix=prefix,
@@ -140,6 +144,7 @@ def load(path: Path | None = None) -> Pipelines:
                 max_points=spec.get("max_points"),
                 workflow=wf,
                 resolver=spec.get("resolver"),
+                bound=bound,
             )
     return Pipelines(rules=rules, workflows=workflows, source=file)
 
@@ -161,6 +166,7 @@ def object_factory(pipes: Pipelines) -> Callable[[str, str], ObjectState]:
             workflow=rule.workflow.as_dict() if rule and rule.workflow else None,
             max_points=rule.max_points if rule else None,
             resolver=rule.resolver if rule else None,
+            bound=rule.bound if rule else None,
         )
 
     return create

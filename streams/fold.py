@@ -19,6 +19,7 @@ value of every changed object in Redis (one script call per flush, with change n
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -30,11 +31,13 @@ from faust.types import TP
 from prometheus_client import Counter, Gauge, Histogram
 
 from connectors.redis_cache import CacheUnavailable, RedisCache
+from connectors.sdk import Client
 from jarvis import topics
 from jarvis.codec import CodecError, decode_verified, decode_verified_runs
 from jarvis.config import Settings
+from jarvis.crdt.bcounter_spec import decide_in
 from jarvis.materialize import ObjectState, RunFolded, fold_run
-from jarvis.ops import Operation
+from jarvis.ops import DotRun, Operation
 from pipelines.loader import pipelines
 from streams.app import make_app
 from streams.cache_rebuild import CacheRebuild
@@ -44,6 +47,7 @@ from streams.metrics import install_metrics_page
 from streams.query import install_query_views
 from streams.recovery_watchdog import install_recovery_watchdog, restart_worker
 from streams.rejected import rejected_message
+from streams.rights import DECIDE_EVERY_S, RightsService
 from streams.source_order import RESEEK_S, Step
 
 FOLDED = Counter("jarvis_fold_ops_total", "Operations folded into state", ["region", "type"])
@@ -100,6 +104,7 @@ class FoldWorker:
         send_rejected: Callable[[bytes, bytes], Awaitable[Any]],
         restart: Callable[[], Awaitable[None]],
         rebuild: CacheRebuild | None = None,
+        rights: RightsService | None = None,
     ) -> None:
         self.state = state
         self.rebuild = rebuild
@@ -107,6 +112,7 @@ class FoldWorker:
         self.source = source
         self.send_rejected = send_rejected
         self.restart = restart
+        self.rights = rights
 
     async def on_revoked(self, app: Any, revoked: Any, **kwargs: Any) -> None:
         # Faust waited for every message to be acked just before, so everything is written; objects
@@ -145,15 +151,22 @@ class FoldWorker:
             # before its effect is among the held-back changes it writes.
             state.held.append(event)
 
-    async def reject(self, event: Any, reasons: list[str], op: Operation | None = None) -> None:
+    async def reject(
+        self, event: Any, reasons: list[str], op: Operation | None = None, run: DotRun | None = None,
+        index: int | None = None,
+    ) -> None:  # fmt: skip
+        """Send a rejected record. One of this region's own operations (`run` and `index` given) is
+        recorded under its ingress position, where the SDK's verdicts look for it (a bounded
+        counter's refused decrement is decided here, after the verifier accepted it)."""
         msg = event.message
+        own = run is not None and run.origin_region == self.region
         key, value = rejected_message(
             original=event.value or b"",
             reasons=reasons,
-            topic=msg.topic,
-            partition=msg.partition,
-            offset=msg.offset,
-            index=None,
+            topic=topics.INGRESS if own else msg.topic,
+            partition=run.partition if own and run else msg.partition,
+            offset=run.offset if own and run else msg.offset,
+            index=index if own else None,
             op=op,
             region=self.region,
         )
@@ -193,14 +206,23 @@ class FoldWorker:
             await self.reject(event, [f"undecodable record on {msg.topic}: {type(e).__name__}: {e}"])
             return
         done = RunFolded()
+        failed: list[tuple[DotRun, int, str]] = []
         for run in runs:
+            before = len(done.failed)
             fold_run(run, self.state_of, done)
-        if done.failed:
+            failed.extend((run, i, why) for i, why in done.failed[before:])
+        if self.rights is not None and ("bcounter" in done.folded or failed):
+            for run in runs:
+                self.rights.note(run)
+        if failed:
             # Rare: the operations themselves (ids for the rejected records) are decoded only now.
             vb = decode_verified(event.value or b"")
-            by_index = dict(zip(vb.indexes, vb.ops, strict=True))
-            for index, reason in done.failed:
-                await self.reject(event, [reason], by_index.get(index))
+            by_dot = {(d.partition, d.offset, d.index): op for d, op in zip(vb.dots, vb.ops, strict=True)}
+            for run, index, reason in failed:
+                op = by_dot.get((run.partition, run.offset, index))
+                await self.reject(event, [reason], op, run, index)
+                if op is not None and self.rights is not None:
+                    self.rights.refused(op, reason)
         for crdt_type, n in done.folded.items():
             FOLDED.labels(region, crdt_type).inc(n)
         if done.duplicates:
@@ -297,6 +319,8 @@ def build(settings: Settings, region: str, instance: int = 0) -> faust.App:
     positions = app.Table("positions", partitions=settings.partitions, key_type=bytes, value_type=bytes)
 
     state = FoldState(region, table, pipelines(), RedisCache(settings.redis_url, region), positions)
+    decide_in(region)  # this process's fold judges its region's bounded-counter decrements
+    rights = RightsService(region, state.peek)
     install_metrics_page(app)
     install_recovery_watchdog(app)
     install_query_views(app, state, settings.max_watchers)
@@ -305,7 +329,32 @@ def build(settings: Settings, region: str, instance: int = 0) -> faust.App:
         return await rejected_out.send(key=key, value=value)
 
     rebuild = CacheRebuild(state, settings.partitions, REBUILD_BATCH)
-    worker = FoldWorker(state, lambda: app.consumer, send_rejected, partial(restart_worker, app), rebuild)
+    worker = FoldWorker(
+        state, lambda: app.consumer, send_rejected, partial(restart_worker, app), rebuild=rebuild, rights=rights
+    )
+    producer: list[Client] = []  # made on the first round that emits: it asks Kafka for metadata
+
+    async def rights_round() -> None:
+        due = rights.due()
+        if not due:
+            return
+        try:
+            if not producer:
+                producer.append(
+                    await asyncio.to_thread(
+                        Client, region=region, node_id=f"fold-{region}", settings=settings, linger_ms=1
+                    )
+                )
+            client = producer[0]
+            for oid, kind, args in due:
+                client.emit(oid, "bcounter", kind, args)
+            await asyncio.to_thread(client.flush, 10.0)
+        except Exception as e:  # noqa: BLE001 - the next round publishes the state again
+            log.warning("fold %s: bounded-counter decisions not published (%r)", region, e)
+            for oid, kind, _args in due:
+                if kind == "decided":
+                    rights.decided.add(oid)
+
     app.on_partitions_revoked.connect(worker.on_revoked)
     app.on_partitions_assigned.connect(worker.on_assigned)
     install_readiness(app, table, state)
@@ -317,6 +366,7 @@ def build(settings: Settings, region: str, instance: int = 0) -> faust.App:
             await worker.handle(event)
 
     app.timer(SETTLE_EVERY_S)(worker.settle)
+    app.timer(DECIDE_EVERY_S)(rights_round)
     app.timer(CACHE_EVERY_S)(worker.flush_cache)
     app.timer(RESEEK_S)(worker.seek_again)
     app.timer(2.0)(worker.measure_lag)

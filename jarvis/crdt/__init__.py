@@ -20,6 +20,9 @@ from jarvis.crdt.workflow import GUARDS, Workflow
 # Registering the built-in types on first import of the package: every user of jarvis.crdt.registry
 # imports this package first, so the registry is never seen without them.
 from jarvis.crdt import builtin_types as _builtin_types  # noqa: E402, F401  isort: skip
+from jarvis.crdt import bcounter_spec as _bcounter_spec  # noqa: E402, F401  isort: skip
+from jarvis.crdt import map_spec as _map_spec  # noqa: E402, F401  isort: skip
+from jarvis.crdt import text_spec as _text_spec  # noqa: E402, F401  isort: skip
 
 __all__ = [
     "HLC", "VectorClock", "hlc_pack", "hlc_unpack", "GCounter", "PNCounter", "GSet", "ORSet", "LWWRegister",

@@ -101,6 +101,7 @@ class LWWSpec(CrdtSpec):
         workflow: dict[str, Any] | None = None,
         max_points: int | None = None,
         resolver: str | None = None,
+        bound: int | None = None,
     ) -> Any:
         if resolver == "category":
             return LWWRegister(replica, resolver=category_resolver)
@@ -141,6 +142,7 @@ class TimeSeriesSpec(CrdtSpec):
         workflow: dict[str, Any] | None = None,
         max_points: int | None = None,
         resolver: str | None = None,
+        bound: int | None = None,
     ) -> Any:
         return TimeSeries(replica, max_points=max_points)
 
@@ -207,6 +209,7 @@ class WorkflowSpec(CrdtSpec):
         workflow: dict[str, Any] | None = None,
         max_points: int | None = None,
         resolver: str | None = None,
+        bound: int | None = None,
     ) -> Any:
         if workflow is None:
             raise ShapeError("a workflow object needs its definition")

@@ -38,6 +38,9 @@ class Rule(Protocol):
     @property
     def workflow(self) -> Any: ...  # a WorkflowDef (with .states and .name) or None
 
+    @property
+    def bound(self) -> int | None: ...  # a bounded counter's bound (the pipeline file's `min:`)
+
 
 # (kind, args, the object's pipeline rule, reasons): appends why the arguments are not acceptable.
 ArgCheck = Callable[[str, dict[str, Any], Any, list[str]], None]
@@ -99,6 +102,7 @@ class CrdtSpec:
         workflow: dict[str, Any] | None = None,
         max_points: int | None = None,
         resolver: str | None = None,
+        bound: int | None = None,
     ) -> Any:
         """An empty value, shaped by the object's pipeline (workflow definition, bounds, resolver)."""
         return self.crdt_class(replica)

@@ -14,7 +14,9 @@ def test_default_pipelines_cover_the_seed_use_cases() -> None:
     assert p.rule_for("prescription:rx-1").workflow.initial == "prescribed"
     assert p.rule_for("quality:line-3").telemetry is True
     used = {r.crdt_type for r in p.rules.values()}
-    assert used == {"gcounter", "pncounter", "gset", "orset", "lww", "timeseries", "graph", "workflow"}
+    assert used == {
+        "gcounter", "pncounter", "gset", "orset", "lww", "timeseries", "graph", "workflow", "bcounter", "text", "map"
+    }  # fmt: skip
 
 
 @pytest.mark.parametrize("object_id", ["nosuchprefix:x", "inventory:", "no-colon"])

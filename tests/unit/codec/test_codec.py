@@ -44,6 +44,11 @@ ARGS = {
     "add_edge": {"src": "a", "dst": "b"},
     "remove_edge": {"src": "a", "dst": "b"},
     "transition": {"to_state": "approved", "args": {"by": "ada"}},
+    "transfer": {"n": 4, "to_region": "us"},
+    "decided": {"region": "eu", "state": {"min": 0, "p": {"eu": {"eu": 5}}, "d": {"eu": 1}, "seqs": {}}, "want": 0},
+    "insert": {"index": 0, "s": "hé", "update": "AQ=="},
+    "delete": {"index": 0, "n": 1, "update": "AQ=="},
+    "update": {"key": "name", "type": "register", "kind": "write", "args": {"value": "ada"}},
 }
 
 
