@@ -24,7 +24,9 @@ def audit_window(
     like = f"{prefix}:%" if prefix else "%"
     with psycopg.connect(settings.postgres_dsn) as conn:
         rows = conn.execute(
-            "SELECT node_id, split_part(object_id, ':', 1), count(*), count(DISTINCT object_id), "
+            # Operations that came through the ingest gateway name their sender: "device-17 via ingest-eu-0".
+            "SELECT coalesce((metadata->>'principal') || ' via ' || node_id, node_id), "
+            "split_part(object_id, ':', 1), count(*), count(DISTINCT object_id), "
             "min(ts), max(ts) FROM jarvis.ops WHERE ts >= %s AND ts < %s AND object_id LIKE %s "
             "GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2",
             (since, until, like),

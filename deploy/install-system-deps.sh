@@ -6,6 +6,8 @@ command -v java >/dev/null || need+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || need+=(maven)
 [ -x /usr/lib/postgresql/15/bin/postgres ] || ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)
 command -v redis-server >/dev/null || need+=(redis-server)
+command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
+command -v mosquitto_pub >/dev/null || need+=(mosquitto-clients)
 command -v prometheus >/dev/null && command -v promtool >/dev/null || need+=(prometheus)
 # The console's browser test drives Debian's Chromium through its matching driver (no browser download).
 command -v chromium >/dev/null || need+=(chromium)
@@ -18,5 +20,6 @@ if [ ${#need[@]} -gt 0 ]; then
   $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
   # Debian starts packaged services on install; the stack runs its own instances on its own ports.
   $SUDO service redis-server stop >/dev/null 2>&1 || true
+  $SUDO service mosquitto stop >/dev/null 2>&1 || true
   $SUDO service prometheus stop >/dev/null 2>&1 || true
 fi

@@ -18,6 +18,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 KAFKA_BASE_PORT = 19092
 QUERY_BASE_PORT = 8081
 SCHEMA_REGISTRY_BASE_PORT = 18081
+MQTT_BASE_PORT = 11883  # the region's Mosquitto broker: base + region index + JARVIS_PORT_OFFSET
 # Apicurio Registry's Confluent-compatible API lives under this path, not at the root.
 CCOMPAT_PATH = "/apis/ccompat/v7"
 
@@ -49,6 +50,14 @@ class RegionConfig:
     def query_url(self) -> str:
         return f"http://{self.host}:{self.query_port}"
 
+    @property
+    def mqtt_port(self) -> int:
+        return MQTT_BASE_PORT + self.index + self.port_offset
+
+    @property
+    def mqtt_url(self) -> str:
+        return f"mqtt://{self.host}:{self.mqtt_port}"
+
 
 def _env(name: str, default: str) -> str:
     return os.environ.get(f"JARVIS_{name}", default)
@@ -78,6 +87,9 @@ class Settings:
     agent_concurrency: int = 8
     task_unroutable_s: float = 60.0  # a task no live agent pool can run is dead-lettered after this
     worker_loglevel: str = "warn"  # of the workers `jarvis stack up` starts: crit, error, warn, info, debug
+    # /watch streams per fold worker at most; past it a 503. Each costs a socket and a queue (one
+    # Redis pub/sub connection serves them all): 2,000 fit this 2-core machine with room.
+    max_watchers: int = 2_000
     log_format: str = "text"  # JARVIS_LOG_FORMAT: "json" makes workers log one JSON object per line
     pipelines_file: Path | None = None  # JARVIS_PIPELINES: a definitions file instead of the packaged one
 
@@ -107,6 +119,7 @@ class Settings:
             agent_concurrency=int(_env("AGENT_CONCURRENCY", "8")),
             task_unroutable_s=float(_env("TASK_UNROUTABLE_S", "60")),
             worker_loglevel=_env("WORKER_LOGLEVEL", "warn"),
+            max_watchers=int(_env("MAX_WATCHERS", "2000")),
             log_format=_env("LOG_FORMAT", "text").lower(),
             pipelines_file=Path(os.environ["JARVIS_PIPELINES"]) if os.environ.get("JARVIS_PIPELINES") else None,
         )

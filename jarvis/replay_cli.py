@@ -127,7 +127,7 @@ def print_report(report: Any, history: int) -> None:
         for e in report.history[-history:]:
             ok = "[green]ok[/]" if e.problem is None else f"[red]{e.problem}[/]"
             args = json.dumps(e.op.args, default=str)
-            t.add_row(hlc_iso(e.op.hlc), e.op.node_id, e.op.region, e.op.kind, args[:60], ok)
+            t.add_row(hlc_iso(e.op.hlc), _who(e.op), e.op.region, e.op.kind, args[:60], ok)
         c.print(t)
     if report.failures:
         c.print(
@@ -160,7 +160,7 @@ def html_report(report: Any, history: int) -> str:
             "</svg>"
         )
     rows = "".join(
-        f"<tr><td>{escape(hlc_iso(e.op.hlc) or '')}</td><td>{escape(e.op.node_id)}</td><td>{escape(e.op.region)}</td>"
+        f"<tr><td>{escape(hlc_iso(e.op.hlc) or '')}</td><td>{escape(_who(e.op))}</td><td>{escape(e.op.region)}</td>"
         f"<td>{escape(e.op.kind)}</td><td><code>{escape(json.dumps(e.op.args, default=str)[:200])}</code></td>"
         f"<td>{'ok' if e.problem is None else '<b style=color:#c00>' + escape(e.problem) + '</b>'}</td></tr>"
         for e in report.history[-history:]
@@ -228,3 +228,9 @@ def audit_cmd(
     for r in result["rejected"][:50]:
         rj.add_row(r["rejected_at"], r["object_id"] or "-", "; ".join(r["reasons"])[:100])
     c.print(rj)
+
+
+def _who(op: Any) -> str:
+    """The producing node, and for operations through the ingest gateway who sent them."""
+    principal = op.metadata.get("principal") if op.metadata else None
+    return f"{principal} via {op.node_id}" if principal else op.node_id

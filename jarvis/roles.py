@@ -70,8 +70,10 @@ ROLES: tuple[RoleSpec, ...] = (
         metrics_slot=3,
         options=frozenset({"capabilities", "concurrency", "name"}),
     ),
+    # HTTP and MQTT in, signed batches to ingress out; its web port serves the ingest API.
+    RoleSpec("ingest", "connectors.ingest.worker", Entry.run, (topics.IDEMPOTENCY,), metrics_slot=4),
     # The web console: reads the rejected and dead-letter topics without a group; its port is the page's.
-    RoleSpec("console", "connectors.console.server", Entry.run, (topics.REJECTED, topics.TASKS_DEAD), metrics_slot=4),
+    RoleSpec("console", "connectors.console.server", Entry.run, (topics.REJECTED, topics.TASKS_DEAD), metrics_slot=5),
 )
 
 BY_NAME: Mapping[str, RoleSpec] = MappingProxyType({r.name: r for r in ROLES})

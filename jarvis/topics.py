@@ -17,6 +17,7 @@ REJECTED = "jarvis.ops.rejected"  # every rejected operation or message, with it
 TASKS = "jarvis.tasks"  # agent tasks as submitted, before routing
 TASKS_DEAD = "jarvis.tasks.dead"  # tasks that failed every attempt, with their error
 AGENTS = "jarvis.agents"  # compacted: live agent workers, their capabilities and pool
+IDEMPOTENCY = "jarvis.ingest.idempotency"  # compacted: the ingest gateway's answers by Idempotency-Key
 TASK_POOL_PREFIX = "jarvis.tasks.pool."  # routed tasks, one topic per worker capability set
 
 # The largest record batch a broker takes (its message.max.bytes; jarvis/stack/kafka.py sets it).
@@ -64,6 +65,12 @@ PIPELINE_TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(TASKS_DEAD, "tasks that failed every attempt", {"retention.ms": _30_DAYS_MS}),
     # Compacted, short segments: a presence reader replays little beyond each worker's last heartbeat.
     TopicSpec(AGENTS, "live agent workers (heartbeats)", {"cleanup.policy": "compact", "segment.ms": "60000"}),
+    # Compacted, and deleted after a day and a bit: an Idempotency-Key holds for 24 h.
+    TopicSpec(
+        IDEMPOTENCY,
+        "the ingest gateway's answers by Idempotency-Key (24 h)",
+        {"cleanup.policy": "compact,delete", "retention.ms": str(25 * 3600 * 1000), "segment.ms": str(3600 * 1000)},
+    ),
 )
 
 BY_NAME: Mapping[str, TopicSpec] = MappingProxyType({t.name: t for t in PIPELINE_TOPICS})

@@ -54,7 +54,14 @@ def make_app(settings: Settings, role: str, region: str, instance: int = 0, **ov
     faust_compat.check_installed()  # before any Kafka connection: an upgrade stops the worker here
     app = faust.App(f"jarvis-{role}-{region}", **conf)
     app.on_partitions_assigned.connect(_shorten_fetch_wait)
+    faust_compat.set_web_idle_timeout(app, WEB_IDLE_TIMEOUT_S)
     return app
+
+
+# A connection that has not sent a whole request (headers included) for this long, or sits idle
+# between requests, is closed. Long enough for a client polling every few seconds to keep its
+# connection; a /watch stream is a request in progress, which this never cuts.
+WEB_IDLE_TIMEOUT_S = 10.0
 
 
 # Faust builds its Kafka consumer with fetch_max_wait_ms=1500, fixed. aiokafka keeps one fetch

@@ -19,6 +19,7 @@ from typing import Any
 
 import aiokafka
 import faust
+from aiohttp.web import AppRunner
 from aiokafka.consumer.fetcher import Fetcher
 from faust.exceptions import NotReady
 from faust.tables.base import Collection
@@ -28,6 +29,7 @@ from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.transport.drivers.aiokafka import Producer as FaustKafkaProducer
 from faust.transport.producer import Producer as FaustProducer
 from faust.transport.producer import ProducerBuffer
+from faust.web.drivers.aiohttp import Web as FaustAiohttpWeb
 
 from jarvis.errors import JarvisError
 
@@ -95,6 +97,9 @@ def _missing() -> list[str]:
         missing.append("faust.tables.recovery.Recovery.active_remaining_total")
     if not _assigned_on_self(faust.App, "rebalancing_count"):
         missing.append("faust.App.rebalancing_count")
+    # set_web_idle_timeout
+    if not _assigned_on_self(FaustAiohttpWeb, "_runner") or not _assigned_on_self(FaustAiohttpWeb, "web_app"):
+        missing.append("faust.web.drivers.aiohttp.Web._runner/web_app")
     # disable_spinner
     if "spinner" not in getattr(faust.Worker, "__annotations__", {}):
         missing.append("faust.Worker.spinner")
@@ -201,6 +206,21 @@ def recovery_progress(app: faust.App) -> RecoveryProgress:
     recovering = bool(_attr(recovery, "in_recovery"))
     remaining = _attr(recovery, "active_remaining_total")() if recovering else -1
     return RecoveryProgress(bool(app.rebalancing), _attr(app, "rebalancing_count"), recovering, remaining)
+
+
+def set_web_idle_timeout(app: faust.App, seconds: float) -> None:
+    """Close a worker's HTTP connections that are idle, or have not sent a whole request, for
+    `seconds`.
+
+    aiohttp closes a connection whose request headers are incomplete, or that waits for its next
+    request, once its keep-alive timeout passes (the timer starts when the connection opens and
+    only a complete request resets it), so that one setting is both the header and the idle
+    timeout. Faust builds its aiohttp AppRunner with the default (3,630 s: 100 slow-header
+    connections were held as long as their clients liked) and has no setting for it, so the runner
+    is replaced, before the server starts, by one with the timeout."""
+    web = app.web
+    _attr(web, "_runner")
+    web._runner = AppRunner(_attr(web, "web_app"), access_log=None, keepalive_timeout=seconds)
 
 
 def disable_spinner(worker: faust.Worker) -> None:

@@ -29,7 +29,7 @@ import faust
 from faust.types import TP
 from prometheus_client import Counter, Gauge, Histogram
 
-from connectors.redis_cache import RedisCache
+from connectors.redis_cache import CacheUnavailable, RedisCache
 from jarvis import topics
 from jarvis.codec import CodecError, decode_verified, decode_verified_runs
 from jarvis.config import Settings
@@ -37,7 +37,8 @@ from jarvis.materialize import ObjectState, RunFolded, fold_run
 from jarvis.ops import Operation
 from pipelines.loader import pipelines
 from streams.app import make_app
-from streams.faust_compat import set_producer_buffer_limit
+from streams.cache_rebuild import CacheRebuild
+from streams.faust_compat import recovery_progress, set_producer_buffer_limit
 from streams.fold_state import INFLIGHT_LIMIT, FoldState
 from streams.metrics import install_metrics_page
 from streams.query import install_query_views
@@ -70,6 +71,9 @@ CACHE_BATCH = 2_000
 # the last one, so with a few thousand hot objects this is a cost per object per flush, not per
 # operation: at 0.05 s the flushes took ~10% of the fold's CPU and most of Redis's (py-spy --gil).
 CACHE_EVERY_S = 0.1
+# Objects per chunk of a cache rebuild (streams/cache_rebuild.py): reading each from the table and
+# serialising its view ran ~12,500 objects/s, so 2,000 a chunk held the event loop for 160 ms.
+REBUILD_BATCH = 500
 
 
 class Source(Protocol):
@@ -95,8 +99,10 @@ class FoldWorker:
         source: Callable[[], Source],
         send_rejected: Callable[[bytes, bytes], Awaitable[Any]],
         restart: Callable[[], Awaitable[None]],
+        rebuild: CacheRebuild | None = None,
     ) -> None:
         self.state = state
+        self.rebuild = rebuild
         self.region = state.region
         self.source = source
         self.send_rejected = send_rejected
@@ -108,12 +114,16 @@ class FoldWorker:
         self.state.write_unwritten()
         self.state.live.clear()
         self.state.order.reset()
+        if self.rebuild is not None:
+            self.rebuild.reset()
 
     async def on_assigned(self, app: Any, assigned: Any, **kwargs: Any) -> None:
         self.state.live.clear()
         self.state.recovering = True
         self.state.order.reset()
         self.state.read.clear()
+        if self.rebuild is not None:
+            self.rebuild.reset()
 
     async def handle(self, event: Any) -> None:
         """One message of the agent's stream (acked later, by FoldState.settle)."""
@@ -213,11 +223,23 @@ class FoldWorker:
             await self.restart()
 
     async def flush_cache(self) -> None:
-        state = self.state
-        if not state.dirty:
-            return
-        dirty = state.take_dirty(CACHE_BATCH)
-        await state.cache.put_many({oid: state.view_bytes(st) for oid, st in dirty.items()})
+        """Write changed objects to Redis, then a share of any cache rebuild (one after the other:
+        streams/cache_rebuild.py says why). Redis being unreachable never stops the fold: changes
+        are dropped from the queue and the rebuild writes every object once Redis answers again."""
+        state, rebuild = self.state, self.rebuild
+        down = rebuild is not None and rebuild.down
+        try:
+            if state.dirty and not down:
+                dirty = state.take_dirty(CACHE_BATCH)
+                await state.cache.put_many({oid: state.view_bytes(st) for oid, st in dirty.items()})
+            if rebuild is not None:
+                await rebuild.step(time.monotonic())
+        except CacheUnavailable as e:
+            if not down:
+                log.warning("fold %s: %s; folding on, the cache is rebuilt once Redis is back", self.region, e)
+            state.dirty.clear()
+            if rebuild is not None:
+                rebuild.lost(time.monotonic())
         OBJECTS.labels(self.region).set(len(state.live))
 
     async def seek_again(self) -> None:
@@ -245,6 +267,22 @@ class FoldWorker:
                 LAG.labels(self.region, topic).set(max(0, high - offset - 1))
 
 
+def install_readiness(app: faust.App, table: Any, state: FoldState) -> None:
+    """Feed FoldState.readiness from Faust: each assignment (every partition number of every topic
+    assigned: the fold's sources and its tables' changelogs are co-partitioned) and each completed
+    table recovery (Table.on_recover runs once per rebalance, after the changelogs are read)."""
+
+    async def assigned(app_: Any, assigned: Any, **kwargs: Any) -> None:
+        generation = recovery_progress(app).rebalancing_count
+        state.readiness.on_assigned({tp.partition for tp in assigned}, generation)
+
+    async def recovered() -> None:
+        state.readiness.on_recovered(recovery_progress(app).rebalancing_count)
+
+    app.on_partitions_assigned.connect(assigned)
+    table.on_recover(recovered)
+
+
 def build(settings: Settings, region: str, instance: int = 0) -> faust.App:
     app = make_app(settings, "fold", region, instance)
     # Faust holds every incoming message back while its producer buffer has more than 100 records,
@@ -261,14 +299,16 @@ def build(settings: Settings, region: str, instance: int = 0) -> faust.App:
     state = FoldState(region, table, pipelines(), RedisCache(settings.redis_url, region), positions)
     install_metrics_page(app)
     install_recovery_watchdog(app)
-    install_query_views(app, state)
+    install_query_views(app, state, settings.max_watchers)
 
     async def send_rejected(key: bytes, value: bytes) -> Any:
         return await rejected_out.send(key=key, value=value)
 
-    worker = FoldWorker(state, lambda: app.consumer, send_rejected, partial(restart_worker, app))
+    rebuild = CacheRebuild(state, settings.partitions, REBUILD_BATCH)
+    worker = FoldWorker(state, lambda: app.consumer, send_rejected, partial(restart_worker, app), rebuild)
     app.on_partitions_revoked.connect(worker.on_revoked)
     app.on_partitions_assigned.connect(worker.on_assigned)
+    install_readiness(app, table, state)
 
     @app.agent(ops_in)
     async def fold(stream: faust.StreamT) -> None:  # the agent's name stays streams.fold.build.<locals>.fold

@@ -14,6 +14,7 @@ from connectors.redis_cache import RedisCache
 from jarvis.materialize import ObjectState
 from pipelines.loader import Pipelines, object_factory
 from streams.faust_compat import put_with_changelog
+from streams.readiness import PartitionReadiness
 from streams.source_order import SourceOrder
 
 LIVE_LIMIT = 200_000  # decoded objects kept beside the table's bytes; beyond, decode on demand
@@ -54,6 +55,8 @@ class FoldState:
         # Set when partitions are assigned: the table is being recovered from its changelog, so
         # every decoded object held from before may be older than what recovery brings back.
         self.recovering = False
+        # Which partitions the query views may answer for (assigned here and recovered).
+        self.readiness = PartitionReadiness()
 
     def load(self, object_id: str) -> ObjectState | None:
         """The fold's own read: decoded objects are kept, the fold being their only writer."""

@@ -11,6 +11,12 @@ through Redis, which every fold worker of the region feeds.
   GET /v1/objects/{id}/watch                 server-sent events: the view now, then every change
   GET /v1/objects/{id}/history?at=&limit=   replay from the archive: operations, signatures, value
   GET /v1/digest                             digest of the locally owned state, per partition
+  GET /readyz                                200 once every partition assigned here is recovered
+                                             (and reads can be routed), else 503 with what is not
+
+A read of an object whose partition is not assigned-and-recovered here answers 503
+{"error": "recovering", "retry_after": s} with a Retry-After header, never 404: until its partition
+is recovered the table cannot tell an unknown object from one not read back yet.
 """
 
 from __future__ import annotations
@@ -18,27 +24,39 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hashlib
+import urllib.parse
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import aiohttp
 import faust
 import orjson
 from aiohttp import web as aioweb
 
-from connectors.redis_cache import watch_channel
+from connectors.redis_cache import CacheUnavailable
+from connectors.redis_watch import CLOSED, TooManyWatchers, WatchHub
 from connectors.replayer import Replayer
 from jarvis.config import settings
+from jarvis.ops import object_id_too_long
 from jarvis.partitioning import partition_for
 from jarvis.replay import hlc_at
 from streams.faust_compat import fetch_topic_metadata, producer_started, topic_metadata_known
 from streams.fold_state import FoldState
+from streams.readiness import RETRY_AFTER_S
 
 MAX_PAGE = 1000
+KEEPALIVE_S = 15.0  # a comment line on an idle watch stream this often: finds clients that left
 ViewFun = Callable[..., Awaitable[Any]]
 
 
 def _error(web: faust.web.Web, status: int, message: str) -> faust.web.Response:
-    return web.json({"error": message}, status=status)
+    headers = {"Retry-After": str(RETRY_AFTER_S)} if status == 503 else None
+    return web.json({"error": message}, status=status, headers=headers)
+
+
+def _recovering(web: faust.web.Web, region: str, partition: int) -> faust.web.Response:
+    body = {"error": "recovering", "retry_after": RETRY_AFTER_S, "region": region, "partition": partition}
+    return web.json(body, status=503, headers={"Retry-After": str(RETRY_AFTER_S)})
 
 
 def not_ready_reason(
@@ -93,10 +111,21 @@ class ViewRouter:
         route = self.app.table_route(table=self.table, match_info="object_id")(view)
 
         async def guarded(web: faust.web.Web, request: Any, **kwargs: Any) -> faust.web.Response:
+            too_long = object_id_too_long(request.match_info.get("object_id", ""))
+            if too_long:
+                return _error(web, 414, too_long)
             reason = await self.not_ready()
             if reason is not None:
                 return _error(web, 503, f"the fold is starting ({reason}); retry")
-            return await route(web, request, **kwargs)
+            try:
+                resp = await route(web, request, **kwargs)
+            except (aiohttp.ClientError, TimeoutError) as e:
+                # The owner is restarting or its partitions are moving: a retry will find it.
+                return _error(web, 503, f"the worker owning this object did not answer ({type(e).__name__}); retry")
+            if resp.status == 503 and "Retry-After" not in resp.headers:
+                # Faust's router forwards only the status and body of the owner's answer.
+                resp.headers["Retry-After"] = str(RETRY_AFTER_S)
+            return resp
 
         guarded.__name__ = view.__name__
         return guarded
@@ -116,12 +145,15 @@ def _handler(method: ViewFun) -> ViewFun:
 class QueryViews:
     """The query endpoints of one fold worker, reading the worker's FoldState and the region's Redis."""
 
-    def __init__(self, state: FoldState, partitions: int) -> None:
+    def __init__(self, state: FoldState, partitions: int, hub: WatchHub | None = None) -> None:
         self.state = state
         self.region = state.region
         self.partitions = partitions
+        self.hub = hub
+        self.app: faust.App | None = None
 
     def install(self, app: faust.App) -> None:
+        self.app = app
         router = ViewRouter(app, self.state.table)
         for path, view, routed in (
             ("/v1/objects/{object_id}", self.get_object, True),
@@ -135,7 +167,19 @@ class QueryViews:
             handler = _handler(view)
             app.page(path)(router.routed(handler) if routed else handler)
 
+        async def readyz(web: faust.web.Web, request: Any) -> faust.web.Response:
+            readiness = self.state.readiness
+            reason = await router.not_ready()
+            ready = readiness.all_ready and reason is None
+            body = {"ready": ready, "region": self.region, "routing": reason or "ok", **readiness.report()}
+            return web.json(body, status=200 if ready else 503)
+
+        app.page("/readyz")(readyz)
+
     def lookup(self, web: faust.web.Web, object_id: str) -> tuple[Any, faust.web.Response | None]:
+        partition = partition_for(object_id, self.partitions)
+        if not self.state.readiness.can_answer(partition):
+            return None, _recovering(web, self.region, partition)
         st = self.state.peek(object_id)
         if st is None:
             return None, _error(web, 404, f"unknown object {object_id!r} in region {self.region}")
@@ -153,11 +197,17 @@ class QueryViews:
             limit = min(MAX_PAGE, max(1, int(request.query.get("limit", "100"))))
         except ValueError:
             return _error(web, 400, "limit must be an integer")
-        ids = await state.cache.list_ids(prefix, after, limit)
-        views = []
-        if ids:
-            raw = await state.cache.client.mget([f"jarvis:{region}:obj:{i}" for i in ids])
-            views = [orjson.loads(r) for r in raw if r is not None]
+        try:
+            # Listing reads Redis only: while any partition's objects are not all there (Redis
+            # restarted, the fold rebuilding it), a page could silently miss existing objects.
+            unbuilt = await state.cache.unbuilt(range(self.partitions))
+            if unbuilt:
+                return _error(web, 503, f"the cache is being rebuilt (partitions {sorted(unbuilt)}); retry")
+            ids = await state.cache.list_ids(prefix, after, limit)
+            raw = await state.cache.views(ids)
+        except CacheUnavailable as e:
+            return _error(web, 503, f"listing needs Redis: {e}; retry")
+        views = [orjson.loads(r) for r in raw if r is not None]
         nxt = ids[-1] if len(ids) == limit else None
         return web.json({"region": region, "prefix": prefix, "objects": views, "next": nxt})
 
@@ -192,29 +242,73 @@ class QueryViews:
         return web.json({"object_id": object_id, "from": a, "to": b, "path": st.value.shortest_path(a, b)})
 
     async def watch(self, web: faust.web.Web, request: Any, object_id: str) -> Any:
-        state = self.state
-        resp = aioweb.StreamResponse(
-            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
-        )
-        await resp.prepare(request)
-        pubsub = state.cache.client.pubsub()
-        await pubsub.subscribe(watch_channel(self.region, object_id))
+        """The object's view now (from Redis, else from the fold), then every change. Every refusal
+        (too many streams, Redis down, the object's partition recovering) is a 503 before the 200."""
+        too_long = object_id_too_long(object_id)
+        if too_long:
+            return _error(web, 414, too_long)
+        if self.hub is None:
+            return _error(web, 503, "watch streams are not served by this worker")
         try:
-            current = await state.cache.get(object_id)
+            sub = await self.hub.subscribe(object_id)
+        except (TooManyWatchers, CacheUnavailable) as e:
+            return _error(web, 503, f"watch unavailable: {e}; retry")
+        try:
+            try:
+                current = await self.state.cache.get(object_id)
+            except CacheUnavailable as e:
+                return _error(web, 503, f"watch unavailable: {e}; retry")
+            if current is None:
+                current, err = await self.fold_view(web, object_id)
+                if err is not None:
+                    return err
+            resp = aioweb.StreamResponse(
+                headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+            )
+            await resp.prepare(request)
             if current is not None:
                 await resp.write(b"event: state\ndata: " + current + b"\n\n")
             while True:
-                msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=15.0)
-                if msg is None:
+                try:
+                    data = await asyncio.wait_for(sub.changes.get(), timeout=KEEPALIVE_S)
+                except TimeoutError:
                     await resp.write(b": keep-alive\n\n")  # lets us notice a client that left
                     continue
-                await resp.write(b"event: change\ndata: " + msg["data"] + b"\n\n")
+                if data is CLOSED:
+                    break  # Redis went away or the client fell behind: it reconnects for the state
+                await resp.write(b"event: change\ndata: " + data + b"\n\n")
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:
-            await pubsub.unsubscribe()
-            await pubsub.aclose()
+            await self.hub.unsubscribe(sub)
         return resp
+
+    async def fold_view(self, web: faust.web.Web, object_id: str) -> tuple[bytes | None, Any]:
+        """The object's view from the fold (Redis lacked it): this worker's table if it owns the
+        object's partition, else the owner's query API. (None, None): no such object."""
+        partition = partition_for(object_id, self.partitions)
+        state = self.state
+        if state.readiness.can_answer(partition):
+            st = state.peek(object_id)
+            return (None if st is None else state.view_bytes(st)), None
+        app = self.app
+        assert app is not None  # install() ran
+        try:
+            owner = app.router.key_store(state.table.name, object_id.encode())
+        except KeyError:
+            return None, _recovering(web, self.region, partition)
+        if str(owner).rstrip("/") == str(app.conf.canonical_url).rstrip("/"):
+            return None, _recovering(web, self.region, partition)  # ours, still being recovered
+        url = f"{str(owner).rstrip('/')}/v1/objects/{urllib.parse.quote(object_id, safe='')}"
+        try:
+            async with app.http_client.get(url, timeout=aiohttp.ClientTimeout(total=5)) as r:
+                if r.status == 200:
+                    return await r.read(), None
+                if r.status == 404:
+                    return None, None
+        except (aiohttp.ClientError, TimeoutError):
+            pass
+        return None, _recovering(web, self.region, partition)
 
     async def history(self, web: faust.web.Web, request: Any, object_id: str) -> faust.web.Response:
         q = request.query
@@ -254,8 +348,9 @@ class QueryViews:
         return {"region": self.region, "objects": len(ids), "partitions": parts}
 
 
-def install_query_views(app: faust.App, state: FoldState) -> None:
-    QueryViews(state, app.conf.topic_partitions).install(app)
+def install_query_views(app: faust.App, state: FoldState, max_watchers: int) -> None:
+    hub = WatchHub(state.cache.client, state.region, max_watchers)
+    QueryViews(state, app.conf.topic_partitions, hub).install(app)
 
 
 def _archive_replay(object_id: str, at_hlc: int | None) -> Any:

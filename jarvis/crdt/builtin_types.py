@@ -14,7 +14,7 @@ from jarvis.crdt.graph import Graph
 from jarvis.crdt.gset import GSet
 from jarvis.crdt.orset import ORSet
 from jarvis.crdt.register import LWWRegister
-from jarvis.crdt.registry import CrdtSpec, Rule, ShapeError, register
+from jarvis.crdt.registry import Arg, CrdtSpec, Rule, ShapeError, register
 from jarvis.crdt.resolvers import category_resolver
 from jarvis.crdt.timeseries import TimeSeries
 from jarvis.crdt.workflow import Workflow
@@ -25,6 +25,7 @@ class GCounterSpec(CrdtSpec):
     crdt_class = GCounter
     kinds = ("increment",)
     handle = "counter"
+    args = {"increment": (Arg("n", "integer", False, "step, default 1"),)}
 
     def mutate(
         self, value: Any, kind: str, a: dict[str, Any], hlc: int, node_id: str, origin: str,
@@ -49,6 +50,7 @@ class PNCounterSpec(GCounterSpec):
     name = "pncounter"
     crdt_class = PNCounter
     kinds = ("increment", "decrement")
+    args = {k: (Arg("n", "integer", False, "step, default 1"),) for k in kinds}
 
 
 class GSetSpec(CrdtSpec):
@@ -56,6 +58,7 @@ class GSetSpec(CrdtSpec):
     crdt_class = GSet
     kinds = ("add",)
     handle = "gset"
+    args = {"add": (Arg("element", None),)}
 
     def mutate(
         self, value: Any, kind: str, a: dict[str, Any], hlc: int, node_id: str, origin: str,
@@ -72,6 +75,7 @@ class ORSetSpec(GSetSpec):
     crdt_class = ORSet
     kinds = ("add", "remove")
     handle = "orset"
+    args = {k: (Arg("element", None),) for k in kinds}
 
     def mutate(
         self, value: Any, kind: str, a: dict[str, Any], hlc: int, node_id: str, origin: str,
@@ -88,6 +92,7 @@ class LWWSpec(CrdtSpec):
     crdt_class = LWWRegister
     kinds = ("write",)
     handle = "register"
+    args = {"write": (Arg("value", None), Arg("category", "string", False, "for a category resolver"))}
 
     def new(
         self,
@@ -120,6 +125,14 @@ class TimeSeriesSpec(CrdtSpec):
     crdt_class = TimeSeries
     kinds = ("append",)
     handle = "timeseries"
+    args = {
+        "append": (
+            Arg("timestamp", "number", doc="epoch seconds"),
+            Arg("value", "number"),
+            Arg("metadata", "object", False),
+        )
+    }
+    kind_aliases = {"append_data_point": "append"}
 
     def new(
         self,
@@ -156,6 +169,12 @@ class GraphSpec(CrdtSpec):
     crdt_class = Graph
     kinds = ("add_vertex", "remove_vertex", "add_edge", "remove_edge")
     handle = "graph"
+    args = {
+        "add_vertex": (Arg("vertex", "string"),),
+        "remove_vertex": (Arg("vertex", "string"),),
+        "add_edge": (Arg("src", "string"), Arg("dst", "string")),
+        "remove_edge": (Arg("src", "string"), Arg("dst", "string")),
+    }
 
     def mutate(
         self, value: Any, kind: str, a: dict[str, Any], hlc: int, node_id: str, origin: str,
@@ -179,6 +198,7 @@ class WorkflowSpec(CrdtSpec):
     crdt_class = Workflow
     kinds = ("transition",)
     handle = "workflow"
+    args = {"transition": (Arg("to_state", "string"), Arg("args", "object", False))}
 
     def new(
         self,

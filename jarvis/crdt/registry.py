@@ -17,7 +17,8 @@ Pure: standard library only, like the rest of jarvis.crdt.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 from jarvis.errors import JarvisError
@@ -46,6 +47,18 @@ class ShapeError(JarvisError, ValueError):
     """An object of this type cannot be created from what its pipeline gives (e.g. no definition)."""
 
 
+@dataclass(frozen=True, slots=True)
+class Arg:
+    """One argument of an operation kind, as a JSON client sends it (the ingest gateway, its OpenAPI
+    document and the SDK's handles agree on these). `json_type` is a JSON Schema type name
+    ("string", "integer", "number", "object", ...) or None for any JSON value."""
+
+    name: str
+    json_type: str | None
+    required: bool = True
+    doc: str = ""
+
+
 class CrdtSpec:
     """One CRDT type. Subclass it, set the class attributes, implement `mutate`, and register an
     instance. Override `check_args`, `new`, `view` or `plot` where the defaults do not fit."""
@@ -54,6 +67,11 @@ class CrdtSpec:
     crdt_class: ClassVar[type]  # has value(), to_dict() and from_dict(d): the changelog stores it so
     kinds: ClassVar[tuple[str, ...]]  # the operation names it accepts
     handle: ClassVar[str | None] = None  # the SDK's Client method producing it (client.<handle>(id))
+    # Per kind, its arguments; a kind missing here takes any JSON object (types defined in a test).
+    args: ClassVar[Mapping[str, tuple[Arg, ...]]] = {}
+    # The SDK's method names where they differ from the wire kind (append_data_point -> append):
+    # a JSON client may use either.
+    kind_aliases: ClassVar[Mapping[str, str]] = {}
     # The verifier's per-type argument rules; None: the generic checks (size, ranges) are all.
     check_args: ArgCheck | None = None
 

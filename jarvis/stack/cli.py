@@ -72,6 +72,8 @@ def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
     for name, r in st["regions"].items():
         table.add_row(f"kafka {name}", r["bootstrap"], r["kafka"])
         table.add_row(f"query {name}", r["query_url"], st["processes"].get(f"worker-fold-{name}", "-"))
+        table.add_row(f"ingest {name}", r["ingest_url"], st["processes"].get(f"worker-ingest-{name}", "-"))
+        table.add_row(f"mqtt {name}", r["mqtt_url"], r["mqtt"])
         table.add_row(f"console {name}", r["console_url"], st["processes"].get(f"worker-console-{name}", "-"))
     table.add_row("mirrormaker 2", "", st["mirrormaker"])
     table.add_row("postgres", st["postgres"], st["postgres_status"])

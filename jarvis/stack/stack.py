@@ -15,9 +15,18 @@ from typing import Any
 from jarvis import topics
 from jarvis.config import RegionConfig, Settings
 from jarvis.roles import web_port
-from jarvis.stack import kafka, kafka_dist, mirrormaker, postgres, prometheus, redis_server, schema_registry
+from jarvis.stack import (
+    kafka,
+    kafka_dist,
+    mirrormaker,
+    mosquitto,
+    postgres,
+    prometheus,
+    redis_server,
+    schema_registry,
+)  # fmt: skip
 from jarvis.stack.procs import Proc, StackError, port_open, process_env, wait_until
-from jarvis.stack.workers import start_workers, wait_for_queries, worker_proc, worker_procs
+from jarvis.stack.workers import start_workers, wait_for_ingest, wait_for_queries, worker_proc, worker_procs
 
 Report = Callable[[str], None]
 
@@ -46,6 +55,9 @@ class Stack:
     def schema_registry(self) -> Proc:
         return Proc(name=schema_registry.NAME, run_dir=self.settings.home)
 
+    def mqtt_broker(self, region: RegionConfig) -> Proc:
+        return mosquitto.broker_proc(self.settings, region)
+
     def prometheus(self) -> Proc:
         return Proc(name=prometheus.NAME, run_dir=self.settings.home)
 
@@ -56,6 +68,7 @@ class Stack:
         # Workers first: a verifier may still be asking the registry for a schema.
         procs = [self.prometheus(), *self.worker_procs(), self.mm2(), self.schema_registry()]
         procs += [self.broker(r) for r in self.settings.regions]
+        procs += [self.mqtt_broker(r) for r in self.settings.regions]
         return [*procs, self.postgres(), self.redis()]
 
     # -- up ---------------------------------------------------------------------------------------
@@ -81,6 +94,7 @@ class Stack:
 
         self._start_redis(report)
         self._start_postgres(report)
+        self._start_mosquitto(report)
         prom = self._start_prometheus(report)  # it scrapes whatever answers; nothing waits for it
         started = []
         for region in s.regions:
@@ -115,6 +129,7 @@ class Stack:
         if workers:
             start_workers(s, report)
             wait_for_queries(s, report)
+            wait_for_ingest(s, report)
         wait_until(lambda: prometheus.ping(s), 60, prom, "Prometheus")
         report(f"prometheus answers on {prometheus.url(s)}")
         return time.monotonic() - t0
@@ -142,6 +157,19 @@ class Stack:
         proc.start()
         wait_until(lambda: redis_server.ping(s), 30, proc, "Redis")
         report(f"redis answers PING on {s.redis_url}")
+
+    def _start_mosquitto(self, report: Report) -> None:
+        s = self.settings
+        for region in s.regions:
+            if mosquitto.ping(region):
+                mosquitto.write_auth_files(s)
+                report(f"mosquitto {region.name} already answers on {region.mqtt_url}")
+                continue
+            self._check_port_free(region.mqtt_port, f"Mosquitto ({region.name})", "JARVIS_PORT_OFFSET")
+            proc = mosquitto.prepared_proc(s, region)
+            proc.start()
+            wait_until(lambda r=region: mosquitto.ping(r), 30, proc, f"Mosquitto {region.name}")
+            report(f"mosquitto {region.name} answers on {region.mqtt_url}")
 
     def ensure_schema_registry(self, report: Report = _quiet) -> str:
         """Start the local schema registry unless it answers, and point the verifiers at it; its URL."""
@@ -257,6 +285,9 @@ class Stack:
                 "query_url": r.query_url,
                 "console_url": console_url(s, r.name),
                 "kafka": "up" if self._broker_ready(r) else "down",
+                "ingest_url": f"http://{r.host}:{web_port(s, 'ingest', r.name)}",
+                "mqtt_url": r.mqtt_url,
+                "mqtt": "up" if mosquitto.ping(r) else "down",
             }
         procs = {p.name: ("running" if p.running() else "stopped") for p in self.all_procs()}
         if self._safe(lambda: schema_registry.ping(s)):

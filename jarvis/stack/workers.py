@@ -57,31 +57,67 @@ def start_workers(settings: Settings, report: Callable[[str], None]) -> None:
             report(f"started {proc.name}")
 
 
-def query_ready(query_url: str) -> bool:
-    """True once the fold answers object reads: a JSON 404 for an object nobody wrote is the proof."""
+def query_ready(query_url: str) -> tuple[bool, str]:
+    """Whether the fold serves reads of every object: /readyz answers 200 once every partition
+    assigned to it is recovered and reads can be routed (live, /healthz, comes much earlier: with
+    many objects held, table recovery takes minutes, and every read meanwhile answers 503)."""
     try:
-        with urllib.request.urlopen(f"{query_url}/v1/objects/jarvis:readiness-probe", timeout=2) as r:
-            return r.status == 200
+        with urllib.request.urlopen(f"{query_url}/readyz", timeout=2) as r:
+            return r.status == 200, "ready"
     except urllib.error.HTTPError as e:
-        if e.code != 404:
-            return False
         try:
-            return "error" in json.loads(e.read() or b"{}")
+            body = json.loads(e.read() or b"{}")
         except ValueError:
-            return False
+            return False, f"HTTP {e.code}"
+        recovering = body.get("recovering") or []
+        if recovering:
+            return False, f"recovering partitions {recovering}"
+        return False, str(body.get("routing", f"HTTP {e.code}"))
+    except (urllib.error.URLError, OSError):
+        return False, "not answering yet"
+
+
+def wait_for_queries(settings: Settings, report: Callable[[str], None], timeout: float = 600) -> None:
+    """Block until every region's query API is ready (partitions assigned and recovered, reads
+    routable), saying every 15 s what it still waits for."""
+    deadline = time.monotonic() + timeout
+    for region in settings.regions:
+        next_report = time.monotonic() + 15
+        while True:
+            ready, why = query_ready(region.query_url)
+            if ready:
+                break
+            now = time.monotonic()
+            if now > deadline:
+                raise RuntimeError(
+                    f"the fold worker of {region.name} was not ready at {region.query_url} in {timeout:.0f} s "
+                    f"({why}); see {settings.home / 'logs' / f'worker-fold-{region.name}.log'}"
+                )
+            if now > next_report:
+                report(f"query API of {region.name} not ready yet: {why}")
+                next_report = now + 15
+            time.sleep(0.25)
+        report(f"query API of {region.name} ready at {region.query_url}")
+
+
+def ingest_ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/healthz", timeout=2) as r:
+            return r.status == 200
     except (urllib.error.URLError, OSError):
         return False
 
 
-def wait_for_queries(settings: Settings, report: Callable[[str], None], timeout: float = 120) -> None:
-    """Block until every region's query API routes object reads (partitions assigned, tables ready)."""
+def wait_for_ingest(settings: Settings, report: Callable[[str], None], timeout: float = 60) -> None:
+    """Block until every region's ingest gateway answers (HTTP; its MQTT bridge connects on its own)."""
     deadline = time.monotonic() + timeout
     for region in settings.regions:
-        while not query_ready(region.query_url):
+        url = f"http://{region.host}:{roles.web_port(settings, 'ingest', region.name)}"
+        while not ingest_ready(url):
             if time.monotonic() > deadline:
                 raise RuntimeError(
-                    f"the fold worker of {region.name} did not start serving {region.query_url} in {timeout:.0f} s; "
-                    f"see {settings.home / 'logs' / f'worker-fold-{region.name}.log'}"
+                    f"the ingest gateway of {region.name} did not answer {url} in {timeout:.0f} s; "
+                    f"see {settings.home / 'logs' / f'worker-ingest-{region.name}.log'}"
                 )
             time.sleep(0.25)
-        report(f"query API of {region.name} ready at {region.query_url}")
+        report(f"ingest gateway of {region.name} ready at {url}")

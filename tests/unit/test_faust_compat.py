@@ -111,3 +111,30 @@ def test_the_worker_runs_without_its_spinner() -> None:
         return worker.spinner
 
     assert asyncio.run(run()) is None
+
+
+def test_the_web_server_closes_connections_idle_or_without_a_whole_request_after_its_timeout(
+    tmp_path: Path,
+) -> None:
+    """On the real aiohttp server Faust builds: a client that sends half a request line is cut."""
+
+    async def run() -> tuple[bytes, float]:
+        app = faust.App("web-timeout-test", broker="kafka://127.0.0.1:1", store="memory://", web_port=1)
+        faust_compat.set_web_idle_timeout(app, 0.5)
+        runner = app.web._runner
+        await runner.setup()
+        site = faust.web.drivers.aiohttp.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        t0 = asyncio.get_running_loop().time()
+        writer.write(b"GET /v1/objects/x HTTP/1.1\r\nHost: a\r\n")  # headers never finished
+        await writer.drain()
+        got = await asyncio.wait_for(reader.read(), timeout=5)  # b"" once the server closes
+        elapsed = asyncio.get_running_loop().time() - t0
+        writer.close()
+        await runner.cleanup()
+        return got, elapsed
+
+    got, elapsed = asyncio.run(run())
+    assert got == b"" and 0.4 < elapsed < 3

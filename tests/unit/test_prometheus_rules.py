@@ -60,4 +60,4 @@ def test_the_stack_config_scrapes_every_role_in_every_region(tmp_path: Path) -> 
     fold = [t["targets"][0] for t in jobs["jarvis-fold"]["static_configs"]]
     assert fold == ["127.0.0.1:8081", "127.0.0.1:8082"]
     console = [(t["targets"][0], t["labels"]["region"]) for t in jobs["jarvis-console"]["static_configs"]]
-    assert console == [("127.0.0.1:9261", "eu"), ("127.0.0.1:9262", "us")]
+    assert console == [("127.0.0.1:9281", "eu"), ("127.0.0.1:9282", "us")]

@@ -12,6 +12,7 @@ from aiohttp.test_utils import make_mocked_request
 
 from jarvis.materialize import ObjectState, apply
 from jarvis.ops import Dot, Operation
+from jarvis.partitioning import partition_for
 from pipelines.loader import object_factory, pipelines
 from streams.fold_state import FoldState
 from streams.query import QueryViews, ViewRouter, not_ready_reason
@@ -37,11 +38,23 @@ def _counter(object_id: str, n: int) -> ObjectState:
     return st
 
 
-def _views(objects: dict[str, ObjectState]) -> QueryViews:
+def _views(objects: dict[str, ObjectState], recovering: frozenset[int] = frozenset()) -> QueryViews:
     state = FoldState("eu", TableStandIn(), pipelines(), cache=None)  # type: ignore[arg-type]
     for oid, st in objects.items():
         state.changed(oid, 0, st)
+    state.readiness.on_assigned(set(range(6)) - recovering, generation=1)
+    state.readiness.on_recovered(generation=1)
+    state.readiness.on_assigned(range(6), generation=2)  # `recovering` newly assigned, not recovered
     return QueryViews(state, partitions=6)
+
+
+def _call_with_headers(view: Any, path: str, **kwargs: Any) -> tuple[int, Any, Any]:
+    async def run() -> tuple[int, Any, Any]:
+        app = _app()
+        response = await view(faust.web.View(app, app.web), make_mocked_request("GET", path), **kwargs)
+        return response.status, orjson.loads(response.body), response.headers
+
+    return asyncio.run(run())
 
 
 def _call(view: Any, path: str, **kwargs: Any) -> tuple[int, Any]:
@@ -99,3 +112,16 @@ def test_the_digest_depends_on_the_values_not_on_the_order_they_were_folded_in()
     c = _views({"ctr:a": _counter("ctr:a", 1), "ctr:b": _counter("ctr:b", 3)}).digest_body()
     assert a == b and a["objects"] == 2 and a["region"] == "eu"
     assert a != c
+
+
+def test_a_read_in_a_partition_still_recovering_answers_503_recovering_never_404() -> None:
+    recovering = partition_for("ctr:b", 6)
+    views = _views({"ctr:a": _counter("ctr:a", 4)}, recovering=frozenset({recovering}))
+    for view, path in ((views.get_object, ""), (views.ts_range, "/range"), (views.graph_path, "/path")):
+        status, body, headers = _call_with_headers(view, f"/v1/objects/ctr:b{path}", object_id="ctr:b")
+        assert status == 503 and headers["Retry-After"] == "1"
+        assert body == {"error": "recovering", "retry_after": 1, "region": "eu", "partition": recovering}
+    # An object of a recovered partition that the table lacks is unknown for sure.
+    other = next(f"ctr:c{i}" for i in range(100) if partition_for(f"ctr:c{i}", 6) != recovering)
+    status, body = _call(views.get_object, f"/v1/objects/{other}", object_id=other)
+    assert status == 404

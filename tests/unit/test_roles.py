@@ -16,7 +16,7 @@ from jarvis.worker_cli import Role
 
 def test_every_role_names_a_module_that_exists_once() -> None:
     names = [r.name for r in roles.ROLES]
-    assert names == ["verifier", "fold", "archiver", "agent", "console"]  # the stack's start order
+    assert names == ["verifier", "fold", "archiver", "agent", "ingest", "console"]  # the stack's start order
     assert len(set(names)) == len(names)
     for r in roles.ROLES:
         assert importlib.util.find_spec(r.module) is not None, r.module
@@ -30,8 +30,8 @@ def test_ports_are_the_ones_the_roles_always_had() -> None:
     s = Settings()
     assert roles.web_port(s, "fold", "eu") == s.region_config("eu").query_port
     assert roles.web_port(s, "fold", "us", 1) == s.region_config("us").query_port + 100
-    assert [roles.web_port(s, n, "eu") for n in ("verifier", "archiver", "agent", "console")] == [9201, 9221, 9241, 9261]
-    assert [roles.web_port(s, n, "us") for n in ("verifier", "archiver", "agent", "console")] == [9202, 9222, 9242, 9262]
+    assert [roles.web_port(s, n, "eu") for n in ("verifier", "archiver", "agent", "ingest", "console")] == [9201, 9221, 9241, 9261, 9281]
+    assert [roles.web_port(s, n, "us") for n in ("verifier", "archiver", "agent", "ingest", "console")] == [9202, 9222, 9242, 9262, 9282]
     assert roles.web_port(s, "agent", "eu", 2) == 9441
 
 
@@ -49,8 +49,8 @@ def test_a_role_has_one_kind_of_port() -> None:
 
 
 def test_unknown_role_names_the_known_ones() -> None:
-    with pytest.raises(KeyError, match="verifier, fold, archiver, agent, console"):
-        roles.role("ingest")
+    with pytest.raises(KeyError, match="verifier, fold, archiver, agent, ingest, console"):
+        roles.role("gateway")
 
 
 def test_only_the_agent_takes_agent_options() -> None:
@@ -63,8 +63,9 @@ def test_a_new_role_is_one_entry_and_the_stack_starts_its_instances(
 ) -> None:
     s = Settings(home=tmp_path)
     before = [p.name for p in worker_procs(s)]
-    assert before == [f"worker-{r}-{g}" for g in ("eu", "us") for r in ("verifier", "fold", "archiver", "agent", "console")]
-    gateway = RoleSpec("gateway", "streams.gateway", Entry.run, ("jarvis.ops.ingress",), instances=2, metrics_slot=5)
+    roles_in_order = ("verifier", "fold", "archiver", "agent", "ingest", "console")
+    assert before == [f"worker-{r}-{g}" for g in ("eu", "us") for r in roles_in_order]
+    gateway = RoleSpec("gateway", "streams.gateway", Entry.run, ("jarvis.ops.ingress",), instances=2, metrics_slot=6)
     monkeypatch.setattr(roles, "ROLES", (*roles.ROLES, gateway))
     after = worker_procs(s)
     assert [p.name for p in after if "gateway" in p.name] == [
@@ -72,4 +73,4 @@ def test_a_new_role_is_one_entry_and_the_stack_starts_its_instances(
     ]  # fmt: skip
     second = next(p for p in after if p.name == "worker-gateway-us-1")
     assert second.env["JARVIS_WORKER_INSTANCE"] == "1" and second.argv[-4:-2] == ["--region", "us"]
-    assert gateway.web_port(s, "eu", 1) == 9181 + 0 + 100 + 100
+    assert gateway.web_port(s, "eu", 1) == 9181 + 0 + 120 + 100

@@ -12,7 +12,8 @@ def test_every_pipeline_topic_is_defined_once() -> None:
     names = [t.name for t in PIPELINE_TOPICS]
     assert len(set(names)) == len(names)
     assert set(names) == {
-        topics.INGRESS, topics.OPS, topics.SEEN, topics.REJECTED, topics.TASKS, topics.TASKS_DEAD, topics.AGENTS
+        topics.INGRESS, topics.OPS, topics.SEEN, topics.REJECTED, topics.TASKS, topics.TASKS_DEAD, topics.AGENTS,
+        topics.IDEMPOTENCY,
     }  # fmt: skip
     assert all(topics.BY_NAME[n].name == n for n in names)
 

@@ -1,0 +1,181 @@
+"""Operations into jarvis.ops.ingress as the SDK sends them: grouped per partition, signed a batch at
+a time with the gateway's own node key, produced with acks=all by an idempotent producer.
+
+`write` is awaited by the HTTP handlers and the MQTT bridge: it returns once Kafka acknowledged
+every batch holding the operations, so an answer (or an MQTT PUBACK) never precedes durability.
+Memory is bounded: at most `max_inflight_ops` operations are between `write` and their delivery
+report; past that `write` raises Overloaded, which becomes a 503 with Retry-After (HTTP) or a
+delayed acknowledgement (MQTT: the broker keeps the message).
+
+Given the same operations (ids, HLCs, content) in the same order, the batches are byte-for-byte the
+same: a retried Idempotency-Key request rewrites identical batches, and the verifier's re-send
+protection (batch identity = the signed digests) keeps the second copy from counting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from confluent_kafka import KafkaException, Producer
+
+from jarvis import topics
+from jarvis.codec import encode_batch
+from jarvis.config import Settings
+from jarvis.crdt import HLC
+from jarvis.errors import JarvisError
+from jarvis.ops import Operation, OperationBatch
+from jarvis.partitioning import partition_for
+from jarvis.security.crypto import DataKeyring, encrypt_fields
+from jarvis.security.keys import ensure_node_key
+from jarvis.security.signing import sign_batch
+from pipelines.loader import Pipelines
+
+BATCH_OPS = 500  # as the SDK's default batch
+
+
+class Overloaded(JarvisError, RuntimeError):
+    """Kafka is not keeping up: too much is in flight. Retry after a moment."""
+
+
+class DeliveryFailed(JarvisError, RuntimeError):
+    """Kafka refused or timed out a batch."""
+
+
+def producer_conf(bootstrap: str) -> dict[str, Any]:
+    return {
+        "bootstrap.servers": bootstrap,
+        "enable.idempotence": True,
+        "acks": "all",
+        "compression.type": "lz4",
+        "linger.ms": 2,
+        "batch.size": 1_000_000,
+        "message.max.bytes": topics.PRODUCER_REQUEST_MAX_BYTES,
+        "queue.buffering.max.messages": 100_000,
+        "delivery.timeout.ms": 30_000,
+    }
+
+
+class IngressWriter:
+    def __init__(
+        self,
+        settings: Settings,
+        region: str,
+        node_id: str,
+        pipelines: Pipelines,
+        *,
+        max_inflight_ops: int = 200_000,
+    ) -> None:
+        self.region = region
+        self.node_id = node_id
+        self.pipelines = pipelines
+        # The development flow, as the SDK's: the gateway's key is trusted by every region it knows.
+        self.signer = ensure_node_key(node_id, keys_dir=settings.keys_dir, trust_regions=list(settings.region_names))
+        self.keyring = DataKeyring(settings.keys_dir)
+        self.hlc = HLC(node_id)
+        self.bootstrap = settings.bootstrap(region)
+        self.producer = Producer(producer_conf(self.bootstrap))
+        md = self.producer.list_topics(topics.INGRESS, timeout=10)
+        self.partitions = len(md.topics[topics.INGRESS].partitions)
+        if not self.partitions:
+            raise DeliveryFailed(f"topic {topics.INGRESS} does not exist: run `jarvis stack up`")
+        self.max_inflight_ops = max_inflight_ops
+        self.inflight_ops = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._poller = threading.Thread(target=self._poll, name="ingest-producer-poll", daemon=True)
+        self._poller.start()
+
+    def partition_of(self, object_id: str) -> int:
+        return partition_for(object_id, self.partitions)
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            self.producer.poll(0.05)
+
+    def operation(
+        self, op_id: str, object_id: str, crdt_type: str, kind: str, args: dict[str, Any], hlc: int,
+        metadata: dict[str, str],
+    ) -> Operation:  # fmt: skip
+        op = Operation(op_id, object_id, crdt_type, kind, args, self.node_id, self.region, hlc, metadata, [])
+        rule = self.pipelines.rule_for(object_id)
+        if rule is not None and rule.encrypt:
+            fields = [f for f in rule.encrypt if f in args]
+            if fields:
+                op = encrypt_fields(op, fields, self.keyring.key(rule.pipeline))
+        return op
+
+    async def write(self, ops: Sequence[Operation], batch_seed: str = "") -> list[tuple[int, int]]:
+        """Produce `ops`; once Kafka has them all, each one's (ingress partition, offset)."""
+        n = len(ops)
+        if not n:
+            return []
+        with self._lock:
+            if self.inflight_ops + n > self.max_inflight_ops:
+                raise Overloaded(f"{self.inflight_ops} operations already waiting for Kafka")
+            self.inflight_ops += n
+        loop = asyncio.get_running_loop()
+        try:
+            groups: dict[int, list[int]] = {}
+            for i, op in enumerate(ops):
+                groups.setdefault(self.partition_of(op.object_id), []).append(i)
+            waits: list[tuple[list[int], asyncio.Future[tuple[int, int]]]] = []
+            for p, idxs in groups.items():
+                for start in range(0, len(idxs), BATCH_OPS):
+                    chunk = idxs[start : start + BATCH_OPS]
+                    value = self._encode([ops[i] for i in chunk], f"{batch_seed}/{p}/{start}")
+                    fut: asyncio.Future[tuple[int, int]] = loop.create_future()
+                    self._produce(p, ops[chunk[0]].object_id.encode(), value, loop, fut)
+                    waits.append((chunk, fut))
+            out: list[tuple[int, int]] = [(-1, -1)] * n
+            for chunk, fut in waits:
+                p, off = await fut
+                for i in chunk:
+                    out[i] = (p, off)
+            return out
+        finally:
+            with self._lock:
+                self.inflight_ops -= n
+
+    def _encode(self, ops: list[Operation], seed: str) -> bytes:
+        op_digests, signature = sign_batch(ops, self.signer)
+        # Derived, not random: a rewrite of the same operations is the same message.
+        batch_id = hashlib.sha256(op_digests + seed.encode()).hexdigest()[:32]
+        created = max(op.hlc for op in ops)
+        batch = OperationBatch(batch_id, self.node_id, self.signer.key_id, self.region, created, ops, op_digests, signature)
+        return encode_batch(batch)
+
+    def _produce(
+        self, partition: int, key: bytes, value: bytes, loop: asyncio.AbstractEventLoop,
+        fut: asyncio.Future[tuple[int, int]],
+    ) -> None:  # fmt: skip
+        def done(err: Any, msg: Any) -> None:
+            if err is not None:
+                result: Any = DeliveryFailed(f"Kafka did not take the batch: {err}")
+            else:
+                result = (msg.partition(), msg.offset())
+            loop.call_soon_threadsafe(_settle, fut, result)
+
+        try:
+            self.producer.produce(topics.INGRESS, key=key, value=value, partition=partition, on_delivery=done)
+        except BufferError:
+            raise Overloaded("the producer's queue is full") from None
+        except KafkaException as e:
+            raise DeliveryFailed(str(e)) from None
+
+    def close(self) -> None:
+        self.producer.flush(10)
+        self._stop.set()
+        self._poller.join(2)
+
+
+def _settle(fut: asyncio.Future[Any], result: Any) -> None:
+    if fut.done():
+        return
+    if isinstance(result, BaseException):
+        fut.set_exception(result)
+    else:
+        fut.set_result(result)

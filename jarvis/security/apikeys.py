@@ -1,0 +1,164 @@
+"""API keys, roles and grants: who a caller is and what it may read or write. Pure (no I/O).
+
+A key is `jk_<key id>_<secret>`: 8 hex digits that name the key's record (so a lookup is one dict
+access, not a hash of every stored key) and 32 random bytes, URL-safe base64. Only the SHA-256 of
+the whole key is stored: a 256-bit random secret needs no slow hash (nothing to brute-force), and a
+stored hash that leaks does not let anyone in. Comparison is constant-time.
+
+The MQTT broker checks the same key as a password, in its own password-file format (Mosquitto's
+`$7$` PBKDF2-SHA512); that hash is made when the key is created, since the key itself is never kept.
+
+A role grants object-id patterns to read and to write: `*` (everything), `inventory:*` (a prefix),
+or an exact id. `admin` is built in and grants everything. The store behind lookups is an interface
+(`AuthStore`), so a replicated store can replace the file one (jarvis/security/key_store.py).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from jarvis.errors import JarvisError
+
+KEY_PREFIX = "jk_"
+SECRET_BYTES = 32
+KEY_ID_HEX = 8
+_KEY = re.compile(r"^jk_([0-9a-f]{8})_[A-Za-z0-9_-]{43}$")
+_PATTERN = re.compile(r"^(\*|[a-z0-9_-]+:\*|[a-z0-9_-]+:.+)$")
+ROLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+MOSQUITTO_ITERATIONS = 101  # mosquitto_passwd's default for $7$
+
+
+@dataclass(frozen=True, slots=True)
+class Role:
+    name: str
+    read: tuple[str, ...] = ()
+    write: tuple[str, ...] = ()
+    tasks: bool = False  # may submit agent tasks
+    admin: bool = False  # may change roles, keys and trust
+
+    def may_read(self, object_id: str) -> bool:
+        return self.admin or any_match(self.read, object_id)
+
+    def may_write(self, object_id: str) -> bool:
+        return self.admin or any_match(self.write, object_id)
+
+
+ADMIN = Role("admin", ("*",), ("*",), tasks=True, admin=True)
+BUILTIN_ROLES = {ADMIN.name: ADMIN}
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    key_id: str
+    name: str  # the principal operations record
+    role: str
+    sha256: str  # hex SHA-256 of the whole key
+    mqtt_hash: str  # the broker's password-file hash of the key
+    created_ms: int
+    revoked_ms: int | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_ms is None
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    name: str
+    key_id: str
+    role: Role = field(default=ADMIN)
+
+
+class AuthStore(Protocol):
+    """Where keys and roles live; the gateway and the query API see only this."""
+
+    def lookup(self, key: str) -> Principal | None: ...
+
+    def role(self, name: str) -> Role | None: ...
+
+
+class AuthError(JarvisError, ValueError):
+    """A key, role or pattern that is not acceptable; the message says why."""
+
+
+def new_key(random_bytes: bytes) -> tuple[str, str]:
+    """A key from KEY_ID_HEX / 2 + SECRET_BYTES random bytes: (key, key id)."""
+    if len(random_bytes) != KEY_ID_HEX // 2 + SECRET_BYTES:
+        raise AuthError(f"need {KEY_ID_HEX // 2 + SECRET_BYTES} random bytes")
+    key_id = random_bytes[: KEY_ID_HEX // 2].hex()
+    secret = base64.urlsafe_b64encode(random_bytes[KEY_ID_HEX // 2 :]).decode().rstrip("=")
+    return f"{KEY_PREFIX}{key_id}_{secret}", key_id
+
+
+def key_id_of(key: str) -> str | None:
+    """The record a presented key names, or None if it is not shaped like one of our keys."""
+    m = _KEY.match(key)
+    return m.group(1) if m else None
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def verify_key(key: str, record: KeyRecord) -> bool:
+    return record.active and hmac.compare_digest(hash_key(key), record.sha256)
+
+
+def mosquitto_hash(password: str, salt: bytes, iterations: int = MOSQUITTO_ITERATIONS) -> str:
+    """Mosquitto's password-file hash ($7$: PBKDF2-HMAC-SHA512, 64-byte digest)."""
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations, 64)
+    b64 = base64.b64encode
+    return f"$7${iterations}${b64(salt).decode()}${b64(digest).decode()}"
+
+
+def bearer_key(header: str | None) -> str | None:
+    """The key of an `Authorization: Bearer <key>` header (None if absent or another scheme)."""
+    if not header:
+        return None
+    scheme, _, value = header.strip().partition(" ")
+    return value.strip() or None if scheme.lower() == "bearer" else None
+
+
+def matches(pattern: str, object_id: str) -> bool:
+    if pattern == "*":
+        return True
+    if pattern.endswith(":*"):
+        return object_id.startswith(pattern[:-1])
+    return object_id == pattern
+
+
+def any_match(patterns: Iterable[str], object_id: str) -> bool:
+    return any(matches(p, object_id) for p in patterns)
+
+
+def check_pattern(pattern: str) -> str:
+    if not _PATTERN.match(pattern):
+        raise AuthError(f"grant pattern {pattern!r} must be '*', '<prefix>:*' or an object id")
+    return pattern
+
+
+def make_role(name: str, read: Iterable[str], write: Iterable[str], *, tasks: bool, admin: bool) -> Role:
+    if not ROLE_NAME.match(name):
+        raise AuthError(f"role name {name!r} must be 1-64 of A-Z a-z 0-9 _ . -")
+    if name in BUILTIN_ROLES:
+        raise AuthError(f"role {name!r} is built in and cannot be changed")
+    return Role(
+        name,
+        tuple(check_pattern(p) for p in read),
+        tuple(check_pattern(p) for p in write),
+        tasks=tasks,
+        admin=admin,
+    )
+
+
+def write_denial(principal: Principal, object_id: str) -> str | None:
+    """Why `principal` may not write `object_id` (None: it may)."""
+    if principal.role.may_write(object_id):
+        return None
+    return f"{principal.name} (role {principal.role.name}) may not write {object_id[:80]}"

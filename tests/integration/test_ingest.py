@@ -1,0 +1,429 @@
+"""The ingest gateway on the real stack (issue 18): curl and mosquitto_pub in, query API out.
+
+Every operation kind posted with curl reaches the values an independent model computes; MQTT
+telemetry at QoS 1 lands once per point; an Idempotency-Key retry counts once; the bad-input battery
+is answered with a 4xx and a reason each while the worker keeps serving.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import time
+import uuid
+from typing import Any
+
+import pytest
+
+from jarvis.config import Settings
+from jarvis.roles import web_port
+from jarvis.security.key_store import FileAuthStore
+from pipelines.loader import pipelines
+from tests.integration.pipeline_helpers import normalize, read_value, wait_until
+from tests.model import SentOp, model_value
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def gw(stack: Any, settings: Settings) -> dict[str, Any]:
+    store = FileAuthStore(settings.home)
+    tag = uuid.uuid4().hex[:6]
+    admin, _ = store.create_key("admin", f"test-admin-{tag}")
+    store.set_role(f"ro-{tag}", ["*"], [], tasks=False, admin=False)
+    reader, _ = store.create_key(f"ro-{tag}", f"test-reader-{tag}")
+    store.set_role(f"qual-{tag}", ["quality:*"], ["quality:*"], tasks=False, admin=False)
+    device, _ = store.create_key(f"qual-{tag}", f"device-{tag}")
+    from jarvis.stack import mosquitto
+
+    mosquitto.reload(settings)
+    r = settings.region_config("eu")
+    url = f"http://{r.host}:{web_port(settings, 'ingest', 'eu')}"
+    assert wait_until(lambda: curl(url + "/healthz")[0] == 200, 60)
+    return {
+        "url": url, "admin": admin, "reader": reader, "device": device, "device_name": f"device-{tag}",
+        "query": r.query_url, "mqtt_port": r.mqtt_port, "host": r.host, "tag": tag,
+    }  # fmt: skip
+
+
+def curl(url: str, body: bytes | None = None, *, key: str | None = None, ctype: str = "application/json",
+         headers: dict[str, str] | None = None, timeout: float = 30) -> tuple[int, Any, dict[str, str]]:  # fmt: skip
+    """(status, JSON body or text, headers) of curl's answer."""
+    argv = ["curl", "-sS", "-D", "-", "--max-time", str(timeout), url]
+    if key:
+        argv += ["-H", f"Authorization: Bearer {key}"]
+    for k, v in (headers or {}).items():
+        argv += ["-H", f"{k}: {v}"]
+    if body is not None:
+        argv += ["-X", "POST", "-H", f"Content-Type: {ctype}", "--data-binary", "@-"]
+    out = subprocess.run(argv, input=body, capture_output=True, timeout=timeout + 5).stdout
+    head, _, rest = out.partition(b"\r\n\r\n")
+    while head.startswith(b"HTTP/1.1 100"):
+        head, _, rest = rest.partition(b"\r\n\r\n")
+    lines = head.decode(errors="replace").split("\r\n")
+    status = int(lines[0].split()[1]) if lines and lines[0].startswith("HTTP") else 0
+    hdrs = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:])}
+    try:
+        return status, json.loads(rest), hdrs
+    except ValueError:
+        return status, rest.decode(errors="replace"), hdrs
+
+
+def post(gw: dict[str, Any], ops: Any, key: str | None = None, **kw: Any) -> tuple[int, Any, dict[str, str]]:
+    body = ops if isinstance(ops, bytes) else json.dumps(ops).encode()
+    return curl(gw["url"] + "/v1/ops", body, key=key or gw["admin"], **kw)
+
+
+def test_every_kind_over_curl_equals_the_model(gw: dict[str, Any]) -> None:
+    t = gw["tag"]
+    wf = pipelines().rule_for("doc:x").workflow.as_dict()  # type: ignore[union-attr]
+    requests: list[list[dict[str, Any]]] = [
+        [{"object_id": f"ctr:{t}", "kind": "increment", "args": {"n": 5}},
+         {"object_id": f"ctr:{t}", "kind": "decrement", "args": {"n": 2}},
+         {"object_id": f"gctr:{t}", "kind": "increment"},
+         {"object_id": f"gs:{t}", "kind": "add", "args": {"element": "a"}},
+         {"object_id": f"ors:{t}", "kind": "add", "args": {"element": "x"}},
+         {"object_id": f"ors:{t}", "kind": "add", "args": {"element": "y"}}],
+        [{"object_id": f"ors:{t}", "kind": "remove", "args": {"element": "x"}},
+         {"object_id": f"reg:{t}", "kind": "write", "args": {"value": {"price": 19.99}}},
+         {"object_id": f"ts:{t}", "kind": "append_data_point", "args": {"timestamp": 1732520000.0, "value": 93.1}},
+         {"object_id": f"ts:{t}", "kind": "append", "args": {"timestamp": 1732520001.0, "value": 94.0, "metadata": {"s": "a"}}},
+         {"object_id": f"g:{t}", "kind": "add_vertex", "args": {"vertex": "api"}},
+         {"object_id": f"g:{t}", "kind": "add_vertex", "args": {"vertex": "db"}},
+         {"object_id": f"g:{t}", "kind": "add_edge", "args": {"src": "api", "dst": "db"}},
+         {"object_id": f"g:{t}", "kind": "add_vertex", "args": {"vertex": "tmp"}},
+         {"object_id": f"doc:{t}", "kind": "transition", "args": {"to_state": "submitted"}}],
+        [{"object_id": f"g:{t}", "kind": "remove_vertex", "args": {"vertex": "tmp"}},
+         {"object_id": f"g:{t}", "kind": "add_edge", "args": {"src": "db", "dst": "api"}}],
+        [{"object_id": f"g:{t}", "kind": "remove_edge", "args": {"src": "db", "dst": "api"}},
+         {"object_id": f"doc:{t}", "kind": "transition", "args": {"to_state": "approved"}}],
+    ]  # fmt: skip
+    sent: list[SentOp] = []
+    seq = 0
+    for ops in requests:
+        status, body, _ = post(gw, ops)
+        assert status == 200, body
+        assert [r["status"] for r in body["results"]] == ["accepted"] * len(ops)
+        for op in ops:
+            rule = pipelines().rule_for(op["object_id"])
+            kind = "append" if op["kind"] == "append_data_point" else op["kind"]
+            seq += 1  # one gateway instance stamps HLCs in arrival order: the model's order
+            sent.append(SentOp(op["object_id"], rule.crdt_type, kind, op.get("args", {}), seq, "ingest-eu-0"))  # type: ignore[union-attr]
+    by: dict[str, list[SentOp]] = {}
+    for s in sent:
+        by.setdefault(s.object_id, []).append(s)
+    want = {oid: model_value(ops, wf) for oid, ops in by.items()}
+
+    def equal() -> bool:
+        return all(normalize(by[o][0].crdt_type, read_value(gw["query"], o)) == w for o, w in want.items())
+
+    assert wait_until(equal, 30), {o: read_value(gw["query"], o) for o in want}
+    # Where an operation is: accepted, with its dot; the principal recorded in it.
+    op_id = body["results"][0]["op_id"]
+    status, where, _ = curl(f"{gw['url']}/v1/ops/{op_id}", key=gw["reader"])
+    assert status == 200 and where["state"] == "accepted" and len(where["dot"]) == 4, where
+    assert where["principal"].startswith("test-admin-") and where["via"] == "ingest-eu-0"
+
+
+def test_a_rejected_operation_says_why_over_get(gw: dict[str, Any]) -> None:
+    # A workflow state the definition lacks passes the shape checks only if the gateway cannot know;
+    # it can (the gate's rules), so it is a 400 at once, naming the state.
+    status, body, _ = post(gw, [{"object_id": f"doc:{gw['tag']}-r", "kind": "transition", "args": {"to_state": "nosuch"}}])
+    assert status == 400 and "unknown workflow state 'nosuch'" in body["results"][0]["reasons"][0]
+
+
+def test_a_bad_operation_writes_nothing_of_its_request(gw: dict[str, Any]) -> None:
+    oid = f"ctr:{gw['tag']}-partial"
+    status, body, _ = post(gw, [{"object_id": oid, "kind": "increment", "args": {"n": 1}},
+                                {"object_id": oid, "kind": "increment", "args": {"n": "x"}}])  # fmt: skip
+    assert status == 400
+    assert body["results"][0]["status"] == "not_written"
+    assert body["results"][1]["reasons"] == ["args.n must be an integer, got str"]
+    status, _, _ = post(gw, [{"object_id": oid, "kind": "increment", "args": {"n": 7}}])
+    assert status == 200
+    assert wait_until(lambda: read_value(gw["query"], oid) == 7, 20)
+    time.sleep(1)
+    assert read_value(gw["query"], oid) == 7  # the first request's valid increment never came
+
+
+def test_auth_401_and_403(gw: dict[str, Any]) -> None:
+    op = {"object_id": f"ctr:{gw['tag']}-auth", "kind": "increment"}
+    status, body, hdrs = curl(gw["url"] + "/v1/ops", json.dumps(op).encode())
+    assert status == 401 and "Bearer" in body["error"] and "www-authenticate" in hdrs
+    assert post(gw, op, key="jk_00000000_" + "A" * 43)[0] == 401
+    status, body, _ = post(gw, op, key=gw["reader"])
+    assert status == 403 and "may not write" in body["results"][0]["reasons"][0]
+    status, body, _ = post(gw, op, key=gw["device"])
+    assert status == 403
+    status, _, _ = post(gw, {"object_id": f"quality:{gw['tag']}", "kind": "append", "args": {"timestamp": 1.0, "value": 5}}, key=gw["device"])
+    assert status == 200
+
+
+def test_idempotency_key_retry_counts_once(gw: dict[str, Any], stack: Any) -> None:
+    oid = f"ctr:{gw['tag']}-idem"
+    ops = [{"object_id": oid, "kind": "increment", "args": {"n": 3}}]
+    key = {"Idempotency-Key": uuid.uuid4().hex}
+    first = post(gw, ops, headers=key)
+    assert first[0] == 200
+    again = post(gw, ops, headers=key)
+    assert again[0] == 200 and again[1] == first[1] and again[2].get("idempotent-replayed") == "true"
+    assert post(gw, [{**ops[0], "args": {"n": 4}}], headers=key)[0] == 409
+    # Across a restart of the gateway: the answer comes from Kafka, not from its memory.
+    proc = next(p for p in stack.worker_procs() if p.name == "worker-ingest-eu")
+    proc.stop()
+    proc.start()
+    assert wait_until(lambda: curl(gw["url"] + "/healthz")[0] == 200, 60)
+    third = post(gw, ops, headers=key)
+    assert third[0] == 200 and third[1] == first[1]
+    assert wait_until(lambda: read_value(gw["query"], oid) == 3, 20)
+    time.sleep(1.5)
+    assert read_value(gw["query"], oid) == 3
+
+
+def test_a_pending_idempotent_request_rewritten_after_a_crash_counts_once(
+    gw: dict[str, Any], settings: Settings
+) -> None:
+    """The gateway dies between the Kafka write and the answer: here a second gateway object of the
+    same node (its key, the region's Kafka) writes the request and fails before recording the
+    answer. The retry to the running gateway finds the pending record and rewrites the very same
+    batches, which the verifier's re-send protection refuses to count again."""
+    import asyncio
+
+    from connectors.ingest.http import IngestApi
+    from connectors.ingest.idempotency import IdempotencyStore
+    from connectors.ingest.status import OpStatus
+    from connectors.ingest.writer import IngressWriter
+
+    oid = f"ctr:{gw['tag']}-crash"
+    ops = [{"object_id": oid, "kind": "increment", "args": {"n": 2}}] * 3
+    raw = json.dumps(ops).encode()
+    idem_key = uuid.uuid4().hex
+    store = FileAuthStore(settings.home)
+    principal = store.lookup(gw["admin"])
+    assert principal is not None
+
+    class Killed(Exception):
+        pass
+
+    async def crash_after_the_write() -> None:
+        writer = IngressWriter(settings, "eu", "ingest-eu-0", pipelines())
+        idem = IdempotencyStore(settings.bootstrap("eu"))
+        api = IngestApi("eu", "ingest-eu-0", writer, store, idem, OpStatus(writer.bootstrap, "eu"))
+
+        async def killed(*_: Any) -> None:
+            raise Killed
+
+        api._remember = killed  # type: ignore[method-assign]
+        import hashlib
+
+        key = f"{principal.key_id}:{idem_key}".encode()
+        try:
+            with pytest.raises(Killed):
+                await api._post_json(raw, principal, (key, hashlib.sha256(raw).hexdigest(), None))
+        finally:
+            writer.close()
+            idem.close()
+
+    asyncio.run(crash_after_the_write())
+    assert wait_until(lambda: read_value(gw["query"], oid) == 6, 20)
+    status, body, _ = post(gw, raw, headers={"Idempotency-Key": idem_key})
+    assert status == 200 and [r["status"] for r in body["results"]] == ["accepted"] * 3
+    time.sleep(3)
+    assert read_value(gw["query"], oid) == 6
+    status, again, _ = post(gw, raw, headers={"Idempotency-Key": idem_key})
+    assert again == body
+
+
+def test_ndjson_is_answered_line_by_line(gw: dict[str, Any]) -> None:
+    oid = f"ctr:{gw['tag']}-nd"
+    lines = [json.dumps({"object_id": oid, "kind": "increment", "args": {"n": 1}}) for _ in range(1200)]
+    lines.insert(5, "{not json")
+    lines.insert(9, json.dumps({"object_id": oid, "kind": "explode"}))
+    status, text, _ = post(gw, ("\n".join(lines) + "\n").encode(), ctype="application/x-ndjson")
+    assert status == 200
+    results = [json.loads(ln) for ln in text.splitlines()] if isinstance(text, str) else [text]
+    assert [r["index"] for r in results] == list(range(1202))
+    assert results[5]["status"] == "rejected" and "not JSON" in results[5]["reasons"][0]
+    assert results[9]["status"] == "rejected" and "no operation 'explode'" in results[9]["reasons"][0]
+    assert sum(r["status"] == "accepted" for r in results) == 1200
+    assert wait_until(lambda: read_value(gw["query"], oid) == 1200, 30)
+
+
+BAD_INPUTS: list[tuple[str, bytes, str, int, str]] = [
+    ("invalid JSON", b"{", "application/json", 400, "not JSON"),
+    ("unknown prefix", b'{"object_id": "nosuch:1", "kind": "increment"}', "application/json", 400, "no pipeline defines"),
+    ("unknown kind", b'{"object_id": "ctr:b", "kind": "explode"}', "application/json", 400, "no operation 'explode'"),
+    ("wrong argument type", b'{"object_id": "ctr:b", "kind": "increment", "args": {"n": [1]}}', "application/json", 400, "must be an integer"),
+    ("NaN", b'{"object_id": "ts:b", "kind": "append", "args": {"timestamp": 1, "value": NaN}}', "application/json", 400, "not JSON"),
+    ("Infinity", b'{"object_id": "ts:b", "kind": "append", "args": {"timestamp": 1, "value": Infinity}}', "application/json", 400, "not JSON"),
+    ("1e400", b'{"object_id": "ts:b", "kind": "append", "args": {"timestamp": 1, "value": 1e400}}', "application/json", 400, ""),
+    ("a 1 MB string", json.dumps({"object_id": "reg:b", "kind": "write", "args": {"value": "x" * 1_000_000}}).encode(), "application/json", 400, "payload of"),
+    ("body over the limit", b"[" + b'{"object_id": "ctr:b", "kind": "increment"},' * 100_000 + b"1]", "application/json", 413, "exceeds"),
+    ("10,000-deep nesting", b"[" * 10_000 + b"]" * 10_000, "application/json", 400, "not JSON"),
+    ("invalid UTF-8", b'{"object_id": "ctr:\xff\xfe", "kind": "increment"}', "application/json", 400, "not JSON"),
+    ("empty body", b"", "application/json", 400, "empty body"),
+    ("wrong content type", b"n=1", "application/x-www-form-urlencoded", 415, "Content-Type"),
+    ("an empty array", b"[]", "application/json", 400, "nothing to write"),
+    ("a JSON string", b'"hello"', "application/json", 400, "must be a JSON object"),
+]  # fmt: skip
+
+
+def test_bad_input_battery_each_a_4xx_with_a_reason(gw: dict[str, Any]) -> None:
+    for name, body, ctype, want, reason in BAD_INPUTS:
+        status, answer, _ = post(gw, body, ctype=ctype)
+        assert status == want, (name, status, str(answer)[:300])
+        text = json.dumps(answer)
+        assert reason in text, (name, text[:300])
+        assert curl(gw["url"] + "/healthz")[0] == 200, f"gateway down after {name}"
+
+
+def test_a_slow_client_does_not_stop_the_others(gw: dict[str, Any]) -> None:
+    host, port = gw["url"].removeprefix("http://").split(":")
+    slow = [socket.create_connection((host, int(port))) for _ in range(20)]
+    try:
+        for s in slow:
+            s.sendall(b"POST /v1/ops HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\nContent-Type: application/json\r\n")
+        t0 = time.monotonic()
+        status, _, _ = post(gw, {"object_id": f"ctr:{gw['tag']}-slow", "kind": "increment"})
+        assert status == 200 and time.monotonic() - t0 < 5
+    finally:
+        for s in slow:
+            s.close()
+
+
+def test_openapi_lists_every_kind_of_the_registry(gw: dict[str, Any]) -> None:
+    from jarvis.crdt import registry
+
+    status, doc, _ = curl(gw["url"] + "/openapi.json")
+    assert status == 200 and doc["openapi"].startswith("3.")
+    titles = {s["title"] for s in doc["components"]["schemas"]["Operation"]["oneOf"]}
+    assert {f"{t} {k}" for t in registry.names() for k in registry.SPECS[t].kinds} <= titles
+    assert "timeseries append_data_point" in titles
+
+
+# -- MQTT ---------------------------------------------------------------------------------------------
+
+
+def mosquitto_pub(gw: dict[str, Any], lines: list[str], topic: str | None = None, user: str | None = None,
+                  password: str | None = None) -> subprocess.CompletedProcess[bytes]:  # fmt: skip
+    """Publish one message per line (-l), QoS 1. With topic None each line is `topic payload`."""
+    argv = ["mosquitto_pub", "-h", gw["host"], "-p", str(gw["mqtt_port"]), "-q", "1",
+            "-u", user or gw["device_name"], "-P", password or gw["device"]]  # fmt: skip
+    if topic is not None:
+        return subprocess.run([*argv, "-t", topic, "-l"], input="\n".join(lines).encode() + b"\n", capture_output=True, timeout=120)
+    procs = []
+    by_topic: dict[str, list[str]] = {}
+    for ln in lines:
+        t, _, payload = ln.partition(" ")
+        by_topic.setdefault(t, []).append(payload)
+    for t, payloads in by_topic.items():
+        procs.append(subprocess.run([*argv, "-t", t, "-l"], input="\n".join(payloads).encode() + b"\n", capture_output=True, timeout=120))
+    return procs[-1]
+
+
+def series_len(gw: dict[str, Any], oid: str) -> int:
+    v = read_value(gw["query"], oid)
+    return len(v) if v else 0
+
+
+def test_mqtt_telemetry_2000_points_over_20_series_all_there_once(gw: dict[str, Any]) -> None:
+    t = gw["tag"]
+    base = 1732520000.0
+    for s in range(20):
+        payloads = [json.dumps({"ts": base + i, "value": float(i % 100)}) for i in range(100)]
+        r = mosquitto_pub(gw, payloads, topic=f"telemetry/quality:{t}-{s}")
+        assert r.returncode == 0, r.stderr
+    oids = [f"quality:{t}-{s}" for s in range(20)]
+    assert wait_until(lambda: all(series_len(gw, o) >= 100 for o in oids), 60), [series_len(gw, o) for o in oids]
+    time.sleep(1.5)
+    for o in oids:
+        points = read_value(gw["query"], o)
+        assert sorted(p["timestamp"] for p in points) == [base + i for i in range(100)], o
+
+
+def test_mqtt_refuses_a_wrong_password_and_rejects_garbage_with_reasons(gw: dict[str, Any], settings: Settings) -> None:
+    bad = mosquitto_pub(gw, ['{"value": 1}'], topic=f"telemetry/quality:{gw['tag']}-x", password="wrong")
+    assert bad.returncode != 0 and b"not authorised" in bad.stderr.lower().replace(b"authorized", b"authorised")
+    t = gw["tag"]
+    cases = {
+        f"telemetry/quality:{t}-garbage": "\x00\x01binary",
+        f"telemetry/quality:{t}-shape": '{"temp": 3}',
+        f"telemetry/nosuchtype:{t}": '{"value": 3}',
+        f"jarvis/ops/quality:{t}-ops": '{"kind": "explode"}',
+    }
+    since = int(time.time() * 1000) - 1000
+    for topic, payload in cases.items():
+        assert mosquitto_pub(gw, [payload], topic=topic).returncode == 0
+    import datetime as dt
+
+    from connectors.audit import rejected_between
+
+    def found() -> dict[str, list[str]]:
+        rows = rejected_between(settings, "eu", dt.datetime.fromtimestamp(since / 1000, dt.UTC),
+                                dt.datetime.now(dt.UTC) + dt.timedelta(seconds=5), None)  # fmt: skip
+        return {r["source"].split(":-1@")[0]: r["reasons"] for r in rows if r["source"].split(":-1@")[0] in cases}
+
+    assert wait_until(lambda: len(found()) == len(cases), 20), found()
+    got = found()
+    assert "not JSON" in got[f"telemetry/quality:{t}-garbage"][0]
+    assert "ts, value, metadata" in got[f"telemetry/quality:{t}-shape"][0]
+    assert "no pipeline defines" in got[f"telemetry/nosuchtype:{t}"][0]
+    assert "no operation 'explode'" in got[f"jarvis/ops/quality:{t}-ops"][0]
+    # The gateway still serves MQTT: a good point after the garbage lands.
+    assert mosquitto_pub(gw, ['{"ts": 5, "value": 1}'], topic=f"telemetry/quality:{t}-after").returncode == 0
+    assert wait_until(lambda: series_len(gw, f"quality:{t}-after") == 1, 20)
+
+
+def test_mqtt_publish_over_the_broker_limit_is_refused(gw: dict[str, Any]) -> None:
+    big = "x" * (2 * 1024 * 1024)
+    r = subprocess.run(
+        ["mosquitto_pub", "-h", gw["host"], "-p", str(gw["mqtt_port"]), "-q", "1", "-u", gw["device_name"],
+         "-P", gw["device"], "-t", f"telemetry/quality:{gw['tag']}-big", "-s"],
+        input=big.encode(), capture_output=True, timeout=60,
+    )  # fmt: skip
+    time.sleep(1)
+    assert series_len(gw, f"quality:{gw['tag']}-big") == 0, r.stderr
+    assert mosquitto_pub(gw, ['{"ts": 5, "value": 1}'], topic=f"telemetry/quality:{gw['tag']}-big2").returncode == 0
+    assert wait_until(lambda: series_len(gw, f"quality:{gw['tag']}-big2") == 1, 20)
+
+
+@pytest.mark.slow
+def test_mqtt_10000_points_with_kill_9_of_the_gateway_all_there_once(gw: dict[str, Any], stack: Any) -> None:
+    t = gw["tag"]
+    base = 1732600000.0
+    proc = next(p for p in stack.worker_procs() if p.name == "worker-ingest-eu")
+    pubs = []
+    for s in range(20):
+        payloads = "\n".join(json.dumps({"ts": base + i, "value": float(i % 100)}) for i in range(500)) + "\n"
+        argv = ["mosquitto_pub", "-h", gw["host"], "-p", str(gw["mqtt_port"]), "-q", "1", "-u", gw["device_name"],
+                "-P", gw["device"], "-t", f"telemetry/quality:{t}-k{s}", "-l"]  # fmt: skip
+        p = subprocess.Popen(argv, stdin=subprocess.PIPE)
+        pubs.append((p, payloads))
+    for p, payloads in pubs[:10]:
+        p.communicate(payloads.encode(), timeout=120)
+    proc.kill9()
+    proc.start()
+    for p, payloads in pubs[10:]:
+        p.communicate(payloads.encode(), timeout=120)
+    oids = [f"quality:{t}-k{s}" for s in range(20)]
+    assert wait_until(lambda: all(series_len(gw, o) >= 500 for o in oids), 120), [series_len(gw, o) for o in oids]
+    time.sleep(2)
+    assert [series_len(gw, o) for o in oids] == [500] * 20
+
+
+def test_audit_names_the_principal_via_the_gateway(gw: dict[str, Any], settings: Settings) -> None:
+    import datetime as dt
+
+    from connectors.audit import audit_window
+
+    since = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=5)
+    oid = f"ctr:{gw['tag']}-audit"
+    assert post(gw, {"object_id": oid, "kind": "increment"}, key=gw["admin"])[0] == 200
+
+    def who() -> list[str]:
+        until = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=5)
+        got = audit_window(settings, "eu", since, until, "ctr")
+        return [g["node_id"] for g in got["by_node_prefix"]]
+
+    assert wait_until(lambda: f"test-admin-{gw['tag']} via ingest-eu-0" in who(), 30), who()

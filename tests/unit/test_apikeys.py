@@ -1,0 +1,100 @@
+"""API keys, grants and the file store (jarvis/security/apikeys.py, key_store.py)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from jarvis.security.apikeys import (
+    ADMIN,
+    AuthError,
+    Principal,
+    Role,
+    bearer_key,
+    check_pattern,
+    key_id_of,
+    matches,
+    mosquitto_hash,
+    new_key,
+    write_denial,
+)
+from jarvis.security.key_store import FileAuthStore, mosquitto_password_lines
+
+
+def test_a_key_names_its_record_and_carries_32_random_bytes() -> None:
+    key, kid = new_key(bytes(range(36)))
+    assert kid == "00010203"
+    assert key.startswith("jk_00010203_")
+    assert base64.urlsafe_b64decode(key.rsplit("_", 1)[1] + "=") == bytes(range(4, 36))
+    assert key_id_of(key) == kid
+    assert key_id_of("jk_0001020_x") is None and key_id_of("Bearer x") is None
+    with pytest.raises(AuthError):
+        new_key(b"short")
+
+
+def test_patterns() -> None:
+    assert matches("*", "patient:1")
+    assert matches("inventory:*", "inventory:sku-1")
+    assert not matches("inventory:*", "inventoryx:sku-1")
+    assert not matches("inventory:*", "patient:1")
+    assert matches("ctr:a", "ctr:a") and not matches("ctr:a", "ctr:ab")
+    for bad in ("inv*", "", "a b:*", "*:*"):
+        with pytest.raises(AuthError):
+            check_pattern(bad)
+
+
+def test_grants() -> None:
+    reader = Principal("dash", "k1", Role("reader", read=("inventory:*",)))
+    writer = Principal("device-17", "k2", Role("telemetry", read=(), write=("quality:*", "ctr:a")))
+    assert reader.role.may_read("inventory:x") and not reader.role.may_read("patient:1")
+    assert write_denial(reader, "inventory:x") == "dash (role reader) may not write inventory:x"
+    assert write_denial(writer, "quality:line-1") is None and write_denial(writer, "ctr:a") is None
+    assert write_denial(writer, "ctr:b") is not None
+    assert ADMIN.may_write("anything:1") and ADMIN.may_read("x:y")
+
+
+def test_bearer_header() -> None:
+    assert bearer_key("Bearer jk_x") == "jk_x"
+    assert bearer_key("bearer  jk_x ") == "jk_x"
+    assert bearer_key("Basic abc") is None and bearer_key(None) is None and bearer_key("Bearer ") is None
+
+
+def test_mosquitto_hash_is_pbkdf2_sha512_in_its_file_format() -> None:
+    salt = b"0123456789ab"
+    h = mosquitto_hash("secret", salt, 101)
+    _, seven, it, s, d = h.split("$")
+    assert (seven, it, base64.b64decode(s)) == ("7", "101", salt)
+    assert base64.b64decode(d) == hashlib.pbkdf2_hmac("sha512", b"secret", salt, 101, 64)
+
+
+def test_file_store_keeps_only_hashes_and_finds_the_principal(tmp_path: Path) -> None:
+    store = FileAuthStore(tmp_path)
+    with pytest.raises(AuthError, match="no role 'telemetry'"):
+        store.create_key("telemetry")
+    store.set_role("telemetry", ["quality:*"], ["quality:*"], tasks=False, admin=False)
+    key, rec = store.create_key("telemetry", "device-17")
+    raw = (tmp_path / "auth" / "keys.json").read_text()
+    assert key not in raw and key.rsplit("_", 1)[1] not in raw
+    assert stat.S_IMODE(os.stat(tmp_path / "auth" / "keys.json").st_mode) == 0o600
+    p = store.lookup(key)
+    assert p is not None and (p.name, p.key_id, p.role.write) == ("device-17", rec.key_id, ("quality:*",))
+    # Another process (a running gateway) sees the change without restarting.
+    other = FileAuthStore(tmp_path)
+    assert other.lookup(key) is not None
+    assert other.lookup(key[:-1] + ("A" if key[-1] != "A" else "B")) is None
+    assert other.lookup("jk_ffffffff_" + "A" * 43) is None
+    with pytest.raises(AuthError, match="named 'device-17' already"):
+        store.create_key("telemetry", "device-17")
+    store.revoke("device-17")
+    assert other.lookup(key) is None
+    assert mosquitto_password_lines(store.list_keys()) == []
+    admin_key, _ = store.create_key("admin")
+    assert store.lookup(admin_key).role is ADMIN  # type: ignore[union-attr]
+    with pytest.raises(AuthError, match="built in"):
+        store.set_role("admin", [], [], tasks=False, admin=False)
+    assert [r.name for r in store.roles()] == ["admin", "telemetry"]

@@ -1,0 +1,84 @@
+"""The ingest gateway's pure parts: op ids, request checks, MQTT payloads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from connectors.ingest import op_ids
+from connectors.ingest.mqtt import to_operation_item
+from connectors.ingest.requests import check_idempotency_key, check_op, parse_body
+from jarvis.json_ops import JsonOp, OpInputError
+from jarvis.ops import Operation
+from jarvis.security.apikeys import ADMIN, Principal, Role
+from pipelines.loader import pipelines
+
+PIPES = pipelines()
+ADMIN_P = Principal("ops-team", "k0", ADMIN)
+
+
+def _build(j: JsonOp) -> Operation:
+    return Operation("g0.1.00000000", j.object_id, j.crdt_type, j.kind, j.args, "ingest-eu-0", "eu", 1 << 16, {}, [])
+
+
+def test_op_ids_carry_partition_and_time() -> None:
+    oid = op_ids.make(5, 1732520000123, "deadbeefcafe0001", 17)
+    assert op_ids.parse(oid) == (5, 1732520000123)
+    for bad in ("", "g5.12", "x5.1.deadbeef", "g5.1.xyz12345", "g" + "9" * 6 + ".1.deadbeef"):
+        assert op_ids.parse(bad) is None
+
+
+def test_body_shapes() -> None:
+    assert parse_body(b'{"a": 1}') == [{"a": 1}]
+    assert parse_body(b"[1, 2]") == [1, 2]
+    for raw, reason in ((b"", "empty body"), (b"  \n", "empty body"), (b"[]", "empty array"), (b"{", "not JSON"),
+                        (b'{"v": NaN}', "not JSON"), (b"[" * 5000 + b"]" * 5000, "not JSON"),
+                        (b"\xff", "not JSON"), (b"[" + b"1," * 10_000 + b"1]", "at most 10000")):  # fmt: skip
+        with pytest.raises(OpInputError) as e:
+            parse_body(raw)
+        assert reason in e.value.reasons[0], raw[:20]
+
+
+def test_check_op_applies_grants_then_the_verifiers_rules() -> None:
+    c, op = check_op({"object_id": "ctr:a", "kind": "increment", "args": {"n": 3}}, ADMIN_P, PIPES, _build)
+    assert op is not None and op.args == {"n": 3} and not c.reasons
+    reader = Principal("dash", "k1", Role("reader", read=("*",)))
+    c, op = check_op({"object_id": "ctr:a", "kind": "increment"}, reader, PIPES, _build)
+    assert op is None and c.forbidden and c.reasons == ["dash (role reader) may not write ctr:a"]
+    c, op = check_op({"object_id": "quality:l", "kind": "append", "args": {"timestamp": 1, "value": 500}}, ADMIN_P, PIPES, _build)
+    assert op is None and not c.forbidden and "outside the pipeline's range" in c.reasons[0]
+    c, op = check_op({"object_id": "reg:a", "kind": "write", "args": {"value": "x" * 1_000_000}}, ADMIN_P, PIPES, _build)
+    assert op is None and "payload of" in c.reasons[0]
+
+
+def test_idempotency_key_header() -> None:
+    assert check_idempotency_key("abc-123") is None
+    assert check_idempotency_key("") and check_idempotency_key("x" * 256) and check_idempotency_key("a\nb")
+
+
+def _item(topic: str, payload: bytes, received: float = 99.0) -> dict[str, Any]:
+    return to_operation_item(topic, payload, received)
+
+
+def test_mqtt_topics_become_operations() -> None:
+    assert _item("telemetry/quality:l-1", b'{"ts": 5.5, "value": 93.1, "metadata": {"s": "a"}}') == {
+        "object_id": "quality:l-1", "kind": "append_data_point",
+        "args": {"timestamp": 5.5, "value": 93.1, "metadata": {"s": "a"}},
+    }  # fmt: skip
+    assert _item("telemetry/quality:l-1", b'{"value": 1}')["args"] == {"timestamp": 99.0, "value": 1}
+    assert _item("jarvis/ops/ctr:a/b", b'{"kind": "increment", "args": {"n": 2}}') == {
+        "object_id": "ctr:a/b", "kind": "increment", "args": {"n": 2}
+    }
+    for topic, payload, reason in (
+        ("telemetry/q:1", b"\x00\x01", "not JSON"),
+        ("telemetry/q:1", b"[1]", "must be a JSON object"),
+        ("telemetry/q:1", b'{"temp": 1}', "ts, value, metadata"),
+        ("telemetry/q:1", b'{"ts": 1}', "needs a value"),
+        ("jarvis/ops/ctr:a", b'{"object_id": "ctr:b", "kind": "increment"}', "differs from the topic"),
+        ("other/x", b"{}", "neither"),
+        ("telemetry/q:1", b"x" * (1024 * 1024 + 1), "exceeds"),
+    ):
+        with pytest.raises(OpInputError) as e:
+            _item(topic, payload)
+        assert reason in e.value.reasons[0], (topic, payload[:20])
