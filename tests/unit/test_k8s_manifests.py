@@ -261,9 +261,7 @@ def test_every_role_has_a_deployment_its_env_read_and_its_probes_on_its_web_port
     region: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     deployments = of_kind(rendered(region), "Deployment")
-    # The console's Deployment (written beside the ingest's on another branch) did not survive the
-    # merge of the two; docs/known-defects.md says so until it is back.
-    assert set(deployments) == {r.value for r in Role} - {"console"}
+    assert set(deployments) == {r.value for r in Role}
     read = config_env_names()
     for role, d in deployments.items():
         c = worker_container(d)

@@ -63,12 +63,9 @@ def test_a_new_role_is_one_entry_and_the_stack_starts_its_instances(
 ) -> None:
     s = Settings(home=tmp_path)
     before = [p.name for p in worker_procs(s)]
-    assert before == [
-        f"worker-{r}-{g}"
-        for g in ("eu", "us")
-        for r in ("verifier", "fold", "archiver", "agent", "ingest", "console")
-    ]
-    gateway = RoleSpec("gateway", "streams.gateway", Entry.run, ("jarvis.ops.ingress",), instances=2, metrics_slot=5)
+    roles_in_order = ("verifier", "fold", "archiver", "agent", "ingest", "console")
+    assert before == [f"worker-{r}-{g}" for g in ("eu", "us") for r in roles_in_order]
+    gateway = RoleSpec("gateway", "streams.gateway", Entry.run, ("jarvis.ops.ingress",), instances=2, metrics_slot=6)
     monkeypatch.setattr(roles, "ROLES", (*roles.ROLES, gateway))
     after = worker_procs(s)
     assert [p.name for p in after if "gateway" in p.name] == [
@@ -76,4 +73,4 @@ def test_a_new_role_is_one_entry_and_the_stack_starts_its_instances(
     ]  # fmt: skip
     second = next(p for p in after if p.name == "worker-gateway-us-1")
     assert second.env["JARVIS_WORKER_INSTANCE"] == "1" and second.argv[-4:-2] == ["--region", "us"]
-    assert gateway.web_port(s, "eu", 1) == 9181 + 0 + 100 + 100
+    assert gateway.web_port(s, "eu", 1) == 9181 + 0 + 120 + 100
