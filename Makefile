@@ -5,7 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install yjs k8s-schemas system-deps demo test test-unit lint stack-up stack-down bench clean
+
+.PHONY: test-slow install yjs k8s-schemas system-deps demo test test-unit lint stack-up stack-down bench clean
 
 install: $(STAMP) k8s-schemas yjs
 
@@ -41,7 +42,12 @@ lint: install
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/jarvis stack up
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(BIN)/pytest -q -p no:cacheprovider -m "not slow"
+
+# The long scenarios (minutes each), left out of `make test`: the closing check of a session runs them.
+test-slow: install
+	$(BIN)/jarvis stack up
+	$(BIN)/pytest -q -p no:cacheprovider -m slow
 
 test-unit: install
 	$(BIN)/pytest -q -m "not integration" tests/unit

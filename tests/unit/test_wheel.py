@@ -21,7 +21,7 @@ import pytest
 from jarvis.config import REPO_ROOT
 from pipelines.loader import load
 
-pytestmark = pytest.mark.slow
+# About a minute (builds and installs the wheel): part of `make test`, which CI runs.
 # The pinned dependencies as wheels, kept between runs (in the ignored state directory): installing
 # them from the index took ~60 s of the test, from here ~16 s. The same pins either way, since the
 # wheel under test names them; a missing or changed one refills the wheelhouse from the index.
