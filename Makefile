@@ -5,7 +5,6 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-
 .PHONY: test-slow install yjs k8s-schemas system-deps demo test test-unit lint stack-up stack-down bench clean
 
 install: $(STAMP) k8s-schemas yjs
