@@ -131,6 +131,34 @@ def parse_op(d: Any, rule_for: Callable[[str], HasType | None]) -> JsonOp:
     return JsonOp(oid, crdt_type, wk, args)
 
 
+class OpParser:
+    """`parse_op` for a gateway, which sees the same objects and kinds again and again: an object id
+    found valid, with its pipeline's rule, and a (type, kind) found known are remembered, so a
+    repeat checks only its fields and args. Anything unusual takes `parse_op` itself, which gives
+    every reason; the two agree on every input (a property test holds them equal)."""
+
+    def __init__(self, rule_for: Callable[[str], HasType | None], max_objects: int = 100_000) -> None:
+        self._rule_for = rule_for
+        self._max_objects = max_objects
+        self._types: dict[str, str] = {}  # valid object id -> its CRDT type
+        self._kinds: dict[tuple[str, str], str] = {}  # (type, kind as sent) -> the wire kind
+
+    def parse(self, d: Any) -> JsonOp:
+        if type(d) is dict and d.keys() <= TOP_LEVEL_KEYS:
+            oid, kind, args = d.get("object_id"), d.get("kind"), d.get("args", {})
+            crdt_type = self._types.get(oid) if type(oid) is str else None
+            if crdt_type is not None and type(args) is dict and d.get("type") in (None, crdt_type):
+                wk = self._kinds.get((crdt_type, kind)) if type(kind) is str else None
+                if wk is not None and not check_args(crdt_type, wk, args):
+                    return JsonOp(oid, crdt_type, wk, args)
+        jop = parse_op(d, self._rule_for)  # raises with every reason
+        if len(self._types) >= self._max_objects:
+            self._types.clear()
+        self._types[jop.object_id] = jop.crdt_type
+        self._kinds[(jop.crdt_type, d["kind"])] = jop.kind
+        return jop
+
+
 def kinds_table() -> dict[str, dict[str, Any]]:
     """Per CRDT type, its kinds (aliases included) and their arguments: what docs and OpenAPI show."""
     out: dict[str, dict[str, Any]] = {}

@@ -40,7 +40,7 @@ from connectors.ingest.requests import (
 )
 from connectors.ingest.status import OpStatus
 from connectors.ingest.writer import BATCH_OPS, DeliveryFailed, IngressWriter, Overloaded
-from jarvis.json_ops import JsonOp, OpInputError
+from jarvis.json_ops import JsonOp, OpInputError, OpParser
 from jarvis.ops import Operation
 from jarvis.security.apikeys import AuthStore, Principal, bearer_key
 
@@ -95,6 +95,7 @@ class IngestApi:
         self.idem = idempotency
         self.status = status
         self.pipes = writer.pipelines
+        self.parser = OpParser(self.pipes.rule_for)
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[_errors_as_json])
@@ -192,8 +193,9 @@ class IngestApi:
         build = self._builder(principal, plan["nonce"], plan["ms"], plan["hlcs"].__getitem__)
         checked: list[Checked] = []
         ops: list[Operation] = []
+        verdicts: dict[tuple[str, str, bytes], list[str]] = {}
         for i, item in enumerate(items):
-            c, op = check_op(item, principal, self.pipes, lambda j, i=i: build(i, j))
+            c, op = check_op(item, principal, self.pipes, lambda j, i=i: build(i, j), parser=self.parser, verdicts=verdicts)
             checked.append(c)
             if op is not None:
                 ops.append(op)
@@ -274,6 +276,7 @@ class IngestApi:
             too_long = len(buf) > MAX_LINE_BYTES and not skipping
             out: list[dict[str, Any]] = []
             pending: list[tuple[int, Operation]] = []
+            verdicts: dict[tuple[str, str, bytes], list[str]] = {}  # per chunk read: bounded
             for line in lines:
                 if not line.strip():
                     continue
@@ -284,7 +287,7 @@ class IngestApi:
                 except OpInputError as e:
                     out.append({"index": i, "status": "rejected", "reasons": e.reasons})
                     continue
-                c, op = check_op(item, principal, self.pipes, lambda j, i=i: build(i, j))
+                c, op = check_op(item, principal, self.pipes, lambda j, i=i: build(i, j), parser=self.parser, verdicts=verdicts)
                 if op is None:
                     out.append({"index": i, "status": "rejected", "reasons": c.reasons})
                 else:

@@ -46,7 +46,7 @@ from jarvis import topics
 from jarvis.codec import CodecError, encode_rejected
 from jarvis.codec.records import decode_batch_record
 from jarvis.gate import RuleVerifier
-from jarvis.json_ops import OpInputError, parse_op
+from jarvis.json_ops import OpInputError, OpParser
 from jarvis.ops import Operation, RejectedOperation
 
 log = logging.getLogger("jarvis.ingest.mqtt")
@@ -116,6 +116,7 @@ class MqttBridge:
         password: str,
     ) -> None:
         self.writer = writer
+        self.parser = OpParser(writer.pipelines.rule_for)
         self.region = region
         self.client_id = f"jarvis-ingest-{region}-{instance}"
         self.group = f"jarvis-ingest-{region}"
@@ -184,7 +185,7 @@ class MqttBridge:
             try:
                 item = to_operation_item(m.topic, m.payload, m.received)
                 oid = item["object_id"]
-                jop = parse_op(item, self.writer.pipelines.rule_for)
+                jop = self.parser.parse(item)
             except OpInputError as e:
                 rejected.append((m, oid, e.reasons))
                 continue

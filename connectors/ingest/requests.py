@@ -14,8 +14,9 @@ from typing import Any
 
 import orjson
 
+from jarvis.codec.records import canonical_args_utf8
 from jarvis.gate import RuleVerifier
-from jarvis.json_ops import JsonOp, OpInputError, parse_op
+from jarvis.json_ops import JsonOp, OpInputError, OpParser, parse_op
 from jarvis.ops import Operation
 from jarvis.security.apikeys import Principal, write_denial
 from pipelines.loader import Pipelines
@@ -64,9 +65,15 @@ def check_op(
     principal: Principal,
     pipes: Pipelines,
     build: Callable[[JsonOp], Operation],
+    *,
+    parser: OpParser | None = None,
+    verdicts: dict[tuple[str, str, bytes], list[str]] | None = None,
 ) -> tuple[Checked, Operation | None]:
+    """A gateway passes its `parser` (which remembers objects) and one `verdicts` dict per request,
+    which remembers the rule check of each distinct content: the check depends on nothing else
+    (RuleVerifier.content_only), as the verifier's gate relies on too."""
     try:
-        jop = parse_op(item, pipes.rule_for)
+        jop = parser.parse(item) if parser is not None else parse_op(item, pipes.rule_for)
     except OpInputError as e:
         return Checked(reasons=e.reasons), None
     denial = write_denial(principal, jop.object_id)
@@ -75,7 +82,13 @@ def check_op(
     op = build(jop)
     rule = pipes.rule_for(jop.object_id)
     assert rule is not None  # parse_op found it
-    reasons, _ = _rules.check(op, rule)
+    if verdicts is None or rule.encrypt:
+        reasons, _ = _rules.check(op, rule)
+    else:
+        content = (rule.prefix, op.kind, canonical_args_utf8(op.args))
+        reasons = verdicts.get(content)  # type: ignore[assignment]
+        if reasons is None:
+            reasons = verdicts[content] = _rules.check(op, rule)[0]
     if reasons:
         return Checked(jop, reasons), None
     return Checked(jop), op

@@ -9,7 +9,7 @@ import pytest
 from connectors.ingest import op_ids
 from connectors.ingest.mqtt import to_operation_item
 from connectors.ingest.requests import check_idempotency_key, check_op, parse_body
-from jarvis.json_ops import JsonOp, OpInputError
+from jarvis.json_ops import JsonOp, OpInputError, OpParser
 from jarvis.ops import Operation
 from jarvis.security.apikeys import ADMIN, Principal, Role
 from pipelines.loader import pipelines
@@ -50,6 +50,22 @@ def test_check_op_applies_grants_then_the_verifiers_rules() -> None:
     assert op is None and not c.forbidden and "outside the pipeline's range" in c.reasons[0]
     c, op = check_op({"object_id": "reg:a", "kind": "write", "args": {"value": "x" * 1_000_000}}, ADMIN_P, PIPES, _build)
     assert op is None and "payload of" in c.reasons[0]
+
+
+def test_check_op_with_a_parser_and_remembered_verdicts_answers_as_without() -> None:
+    parser, verdicts = OpParser(PIPES.rule_for), {}
+    items = [
+        {"object_id": "ctr:a", "kind": "increment", "args": {"n": 3}},
+        {"object_id": "quality:l", "kind": "append", "args": {"timestamp": 1, "value": 500}},
+        {"object_id": "quality:m", "kind": "append", "args": {"timestamp": 1, "value": 500}},
+        {"object_id": "quality:m", "kind": "append", "args": {"timestamp": 1, "value": 5}},
+        {"object_id": "ctr:a", "kind": "explode"},
+    ]
+    for item in items * 2:
+        plain, op = check_op(item, ADMIN_P, PIPES, _build)
+        fast, fast_op = check_op(item, ADMIN_P, PIPES, _build, parser=parser, verdicts=verdicts)
+        assert (fast.reasons, fast.forbidden, fast_op) == (plain.reasons, plain.forbidden, op)
+    assert len(verdicts) == 3  # the two quality:* appends of value 500 share one verdict
 
 
 def test_idempotency_key_header() -> None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from jarvis.crdt import registry as crdt_registry
-from jarvis.json_ops import JsonOp, OpInputError, check_args, kinds_table, parse_op
+from jarvis.json_ops import JsonOp, OpInputError, OpParser, check_args, kinds_table, parse_op
 from pipelines.loader import pipelines
 
 RULES = pipelines()
@@ -92,3 +94,43 @@ def test_a_type_without_declared_args_takes_any_object() -> None:
         assert check_args("freeform_test", "poke", {"anything": 1}) == []
     finally:
         crdt_registry.unregister("freeform_test")
+
+
+# -- OpParser: parse_op with memory, equal to it on every input ----------------------------------
+_PREFIXES = sorted(RULES.prefixes())
+_ANY_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**40), 2**40) | st.floats() | st.text(max_size=6),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    max_leaves=6,
+)
+_KINDS = sorted({k for t in crdt_registry.names() for k in (*crdt_registry.SPECS[t].kinds,
+                 *crdt_registry.SPECS[t].kind_aliases)} | {"nope"})  # fmt: skip
+_OPS = st.fixed_dictionaries(
+    {
+        "object_id": st.one_of(
+            st.builds(lambda p, i: f"{p}:{i}", st.sampled_from([*_PREFIXES, "nosuch"]), st.sampled_from(["a", "b", "", "x\ny"])),
+            _ANY_JSON,
+        ),
+        "kind": st.one_of(st.sampled_from(_KINDS), _ANY_JSON),
+    },
+    optional={
+        "args": st.one_of(st.dictionaries(st.sampled_from(["n", "element", "value", "to_state", "v", "ts"]), _ANY_JSON, max_size=3), _ANY_JSON),
+        "type": st.one_of(st.sampled_from(sorted(crdt_registry.names())), _ANY_JSON),
+        "extra": _ANY_JSON,
+    },
+)
+
+
+def _outcome(f: object, d: object) -> object:
+    try:
+        return f(d)  # type: ignore[operator]
+    except OpInputError as e:
+        return e.reasons
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_OPS, min_size=1, max_size=12))
+def test_op_parser_agrees_with_parse_op_on_every_input_and_repeat(items: list[dict]) -> None:
+    parser = OpParser(RULES.rule_for, max_objects=4)  # small: the memory is also cleared on the way
+    for d in [*items, *items]:  # the repeats take the remembered path
+        assert _outcome(parser.parse, d) == _outcome(_parse, d)

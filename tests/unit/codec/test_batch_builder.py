@@ -55,15 +55,18 @@ def test_avro_long_equals_fastavro(n: int) -> None:
 
 
 @settings(max_examples=150, deadline=None)
-@given(ops=OPS, node=TEXT, region=TEXT, batch_id=TEXT, created=st.integers(0, 2**63 - 1))
-def test_builder_writes_what_encode_batch_writes(ops, node, region, batch_id, created) -> None:
+@given(
+    ops=OPS, node=TEXT, region=TEXT, batch_id=TEXT, created=st.integers(0, 2**63 - 1),
+    metadata=st.dictionaries(TEXT, TEXT, max_size=3),
+)  # fmt: skip
+def test_builder_writes_what_encode_batch_writes(ops, node, region, batch_id, created, metadata) -> None:
     signer = SIGNER
-    b = BatchBuilder(node, region)
+    b = BatchBuilder(node, region, metadata)
     model = []
     for i, ((crdt_type, kind), object_id, args, hlc) in enumerate(ops):
         op_id = f"op-{i}"
         b.add(op_id, Head.of(object_id, crdt_type, kind), canonical_args_utf8(args), hlc)
-        model.append(Operation(op_id, object_id, crdt_type, kind, args, node, region, hlc, {}, []))
+        model.append(Operation(op_id, object_id, crdt_type, kind, args, node, region, hlc, dict(metadata), []))
     digests, signature = sign_batch(model, signer)
     assert bytes(b.digests) == digests
     assert sign_digests(bytes(b.digests), signer) == signature
