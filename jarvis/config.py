@@ -96,6 +96,7 @@ class Settings:
     # JARVIS_REDIS_URL replace what is built from JARVIS_HOST and the local stack's ports.
     postgres_dsn_override: str | None = None
     redis_url_override: str | None = None
+    backup_key: str | None = None  # JARVIS_BACKUP_KEY: `jarvis backup`'s key (64 hex digits or base64)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -128,6 +129,7 @@ class Settings:
             pipelines_file=Path(os.environ["JARVIS_PIPELINES"]) if os.environ.get("JARVIS_PIPELINES") else None,
             postgres_dsn_override=os.environ.get("JARVIS_POSTGRES_DSN") or None,
             redis_url_override=os.environ.get("JARVIS_REDIS_URL") or None,
+            backup_key=os.environ.get("JARVIS_BACKUP_KEY") or None,
         )
 
     @property
