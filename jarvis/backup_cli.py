@@ -5,6 +5,7 @@ restore --from DEST [--version V] | keygen`: DEST is a folder or s3://BUCKET/PRE
 from __future__ import annotations
 
 import json
+import os
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -33,6 +34,7 @@ Version = typer.Option(None, "--version", "-v", help="Which version (default: th
 
 
 def _key(key_file: Path | None) -> bytes:
+    # lazy: every `jarvis` command imports this module; only `backup` loads cryptography and psycopg
     from connectors.backup.container import BackupError, parse_key
 
     try:
@@ -53,6 +55,7 @@ def _key(key_file: Path | None) -> bytes:
 
 
 def _store(dest: str):
+    # lazy: every `jarvis` command imports this module; only `backup` loads cryptography and psycopg
     from connectors.backup.container import BackupError
     from connectors.backup.stores import open_store
 
@@ -86,6 +89,7 @@ def _progress(total: int | None, what: str):
 @contextmanager
 def _failing():
     """Backup errors end the command with their reason (exit 1), never a traceback."""
+    # lazy: every `jarvis` command imports this module; only `backup` loads cryptography and psycopg
     from connectors.backup.container import BackupError
 
     try:
@@ -98,8 +102,7 @@ def _failing():
 @backup_app.command()
 def keygen(out: Path = typer.Option(..., "--out", help="Where to write the new key (mode 0600).")) -> None:
     """Make a new random backup key: keep it apart from the backups."""
-    import os
-
+    # lazy: every `jarvis` command imports this module; only `backup` loads cryptography and psycopg
     from connectors.backup.container import key_id, new_key, parse_key
 
     if out.exists():
@@ -119,6 +122,7 @@ def create(
     kafka: bool = typer.Option(True, "--kafka/--no-kafka", help="Record the consumer groups' positions."),
 ) -> None:
     """Write a new version: archive, key material and trust grants, Kafka positions."""
+    # lazy: every `jarvis` command imports this module; only `backup` loads cryptography and psycopg
     from connectors.backup.backup import create as do_create
 
     s = settings()
@@ -139,6 +143,7 @@ def create(
 
 
 def raise_backup(msg: str) -> None:
+    # lazy: every `jarvis` command imports this module; only `backup` loads cryptography and psycopg
     from connectors.backup.container import BackupError
 
     raise BackupError(msg)
@@ -150,6 +155,7 @@ def list_cmd(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Every version, oldest first (read from the headers: no key needed)."""
+    # lazy: every `jarvis` command imports this module; only `backup` loads cryptography and psycopg
     from connectors.backup.backup import list_versions
 
     store = _store(from_)
@@ -180,6 +186,7 @@ def verify(
 ) -> None:
     """Decrypt and authenticate every chunk and check every entry against the manifest: a tampered
     or truncated backup fails with the reason."""
+    # lazy: every `jarvis` command imports this module; only `backup` loads cryptography and psycopg
     from connectors.backup.backup import latest
     from connectors.backup.backup import verify as do_verify
 
@@ -207,6 +214,7 @@ def restore(
     ),
 ) -> None:
     """Into an empty archive (JARVIS_POSTGRES_DSN or the local stack's), and the keys directory."""
+    # lazy: every `jarvis` command imports this module; only `backup` loads cryptography and psycopg
     from connectors.backup.backup import apply_positions, latest
     from connectors.backup.backup import restore as do_restore
 

@@ -22,6 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+import psycopg
+import psycopg.conninfo
+from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from connectors.archive.migrate import migrate
 from connectors.backup.container import CHUNK, BackupCorrupt, BackupError, Writer, read_header, read_pieces
 from connectors.backup.stores import Store
 
@@ -38,8 +44,6 @@ def new_version(now: float | None = None) -> str:
 
 def redacted_dsn(dsn: str) -> str:
     """The DSN without its password (it goes into the header, which is not encrypted)."""
-    import psycopg.conninfo
-
     try:
         parts = psycopg.conninfo.conninfo_to_dict(dsn)
     except psycopg.ProgrammingError:
@@ -89,9 +93,6 @@ class EntryHash:
 
 def kafka_positions(bootstraps: dict[str, str], timeout: float = 10.0) -> dict[str, Any]:
     """Per region, every jarvis-* consumer group's committed offsets: topic -> partition -> offset."""
-    from confluent_kafka import ConsumerGroupTopicPartitions
-    from confluent_kafka.admin import AdminClient
-
     out: dict[str, Any] = {}
     for region, bootstrap in bootstraps.items():
         admin = AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": 5000})
@@ -123,8 +124,6 @@ def create(
     progress: Progress = _quiet,
 ) -> dict[str, Any]:
     """Write one new version; its manifest."""
-    import psycopg
-
     version = new_version()
     created = dt.datetime.now(dt.UTC).isoformat()
     manifest: dict[str, Any] = {"version": version, "created": created, "entries": {}}
@@ -277,9 +276,6 @@ def restore(
 ) -> dict[str, Any]:
     """Into an empty archive (the migrations are applied first); returns the manifest plus what
     was restored. Nothing is committed, and no key file written, unless the whole backup checks out."""
-    import psycopg
-
-    from connectors.archive.migrate import migrate
 
     migrate(dsn)
     keys: dict[str, bytes] = {}
@@ -370,9 +366,6 @@ def _write_keys(
 def apply_positions(positions: dict[str, Any], bootstraps: dict[str, str]) -> list[str]:
     """Commit the backup's offsets for every group that has no live member (a running group's
     members own their offsets); what was done, a line per group."""
-    from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
-    from confluent_kafka.admin import AdminClient
-
     lines = []
     for region, info in positions.items():
         if "groups" not in info or region not in bootstraps:

@@ -194,12 +194,10 @@ def read_pieces(f: IO[bytes], key: bytes) -> Iterator[Piece]:
             )
         (name_len,) = struct.unpack(">H", plain[:2])
         name = plain[2 : 2 + name_len].decode()
-        yield Piece(index, name, plain[2 + name_len :], final)
         offset += 4 + NONCE + n
+        if final and f.read(1):
+            raise BackupCorrupt(f"bytes after the final chunk (from byte {offset}): the backup was altered")
+        yield Piece(index, name, plain[2 + name_len :], final)
         index += 1
         if final:
-            if f.read(1):
-                raise BackupCorrupt(
-                    f"bytes after the final chunk (from byte {offset}): the backup was altered"
-                )
             return

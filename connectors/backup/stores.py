@@ -75,7 +75,7 @@ class FolderStore:
 
 class S3Store:
     def __init__(self, bucket: str, prefix: str) -> None:
-        import boto3  # lazy: only S3 destinations need it
+        import boto3  # lazy: only S3 destinations need it (and it takes 0.3 s to import)
 
         self.bucket = bucket
         self.prefix = prefix.strip("/")
