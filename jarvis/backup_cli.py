@@ -97,6 +97,14 @@ def _failing():
     except BackupError as e:
         err.print(f"[red]✗[/] {e}")
         raise typer.Exit(1) from None
+    except Exception as e:
+        # The database or the object store refused or did not answer: its own message says why.
+        origin = type(e).__module__.split(".")[0]
+        if origin not in ("psycopg", "botocore", "boto3"):
+            raise
+        what = "the archive (PostgreSQL)" if origin == "psycopg" else "the object store"
+        err.print(f"[red]✗[/] {what}: {type(e).__name__}: {e}")
+        raise typer.Exit(1) from None
 
 
 @backup_app.command()

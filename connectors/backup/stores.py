@@ -92,8 +92,9 @@ class S3Store:
         )
         for page in pages:
             for obj in page.get("Contents", []):
-                name = obj["Key"].rsplit("/", 1)[-1]
-                if name.endswith(SUFFIX) and "/" not in obj["Key"][len(self.prefix) + 1 :]:
+                rest = obj["Key"][len(self.prefix) + 1 :] if self.prefix else obj["Key"]
+                name = rest.rsplit("/", 1)[-1]
+                if name.endswith(SUFFIX) and "/" not in rest:
                     out.append(Stored(name.removesuffix(SUFFIX), obj["Size"]))
         return sorted(out, key=lambda s: s.version)
 
