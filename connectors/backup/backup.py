@@ -18,6 +18,7 @@ import json
 import os
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -304,33 +305,33 @@ def restore(
                     raise BackupError(
                         f"the target archive is not empty (jarvis.{name} has {n} rows): restore into an empty database"
                     )
-            copy_cm = None
-            copy = None
             current = None
-            try:
+            copy = None
+            # One COPY per table, open while its pieces come; an error ends it as failed (CopyFail),
+            # so the reason raised is the backup's, not "unexpected EOF in COPY data".
+            with ExitStack() as copies:
                 for name, data in it:
-                    if name != current and copy_cm is not None:
-                        copy_cm.__exit__(None, None, None)
-                        copy_cm = copy = None
+                    if name != current:
+                        copies.close()
+                        copy = None
                     current = name
                     if name.startswith("table/"):
                         table = name.removeprefix("table/")
                         if table not in tables:
                             raise BackupCorrupt(f"entry {name} names no table of the schema")
                         if copy is None:
-                            copy_cm = conn.cursor().copy(
-                                f"COPY jarvis.{table} ({_cols(tables[table])}) FROM STDIN (FORMAT binary)"
+                            copy = copies.enter_context(
+                                conn.cursor().copy(
+                                    f"COPY jarvis.{table} ({_cols(tables[table])}) FROM STDIN (FORMAT binary)"
+                                )
                             )
-                            copy = copy_cm.__enter__()
                         if data:
                             copy.write(data)
                     elif name.startswith("keys/"):
-                        keys[name.removeprefix("keys/")] = keys.get(name.removeprefix("keys/"), b"") + data
+                        rel = name.removeprefix("keys/")
+                        keys[rel] = keys.get(rel, b"") + data
                     elif name == "kafka/positions.json":
                         positions = json.loads(data)
-            finally:
-                if copy_cm is not None:
-                    copy_cm.__exit__(None, None, None)
             # The manifest checked out (Reading raised otherwise): the rows are the backup's.
             manifest = r.manifest or {}
             for name in tables:
