@@ -27,7 +27,7 @@ backup_app = typer.Typer(
     no_args_is_help=True,
     help="Encrypted, versioned backups of the archive, keys and trust grants, and Kafka positions.",
 )
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # reasons stay on one line, whole (grep, tests)
 
 KeyFile = typer.Option(None, "--key-file", help="File holding the 32-byte key (default: JARVIS_BACKUP_KEY).")
 Version = typer.Option(None, "--version", "-v", help="Which version (default: the newest).")
