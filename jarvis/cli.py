@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from jarvis.auth_cli import auth_app
+from jarvis.backup_cli import backup_app
 from jarvis.db_cli import db_app
 from jarvis.produce_cli import produce
 from jarvis.regions_cli import regions_app
@@ -27,6 +28,7 @@ app.add_typer(topics_app, name="topics")
 app.add_typer(regions_app, name="regions")
 app.add_typer(keys_app, name="keys")
 app.add_typer(auth_app, name="auth")
+app.add_typer(backup_app, name="backup")
 
 if __name__ == "__main__":
     app()

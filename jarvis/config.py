@@ -92,6 +92,11 @@ class Settings:
     max_watchers: int = 2_000
     log_format: str = "text"  # JARVIS_LOG_FORMAT: "json" makes workers log one JSON object per line
     pipelines_file: Path | None = None  # JARVIS_PIPELINES: a definitions file instead of the packaged one
+    # A deployment's own PostgreSQL and Redis (docker-compose.yml's services): JARVIS_POSTGRES_DSN and
+    # JARVIS_REDIS_URL replace what is built from JARVIS_HOST and the local stack's ports.
+    postgres_dsn_override: str | None = None
+    redis_url_override: str | None = None
+    backup_key: str | None = None  # JARVIS_BACKUP_KEY: `jarvis backup`'s key (64 hex digits or base64)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -122,6 +127,9 @@ class Settings:
             max_watchers=int(_env("MAX_WATCHERS", "2000")),
             log_format=_env("LOG_FORMAT", "text").lower(),
             pipelines_file=Path(os.environ["JARVIS_PIPELINES"]) if os.environ.get("JARVIS_PIPELINES") else None,
+            postgres_dsn_override=os.environ.get("JARVIS_POSTGRES_DSN") or None,
+            redis_url_override=os.environ.get("JARVIS_REDIS_URL") or None,
+            backup_key=os.environ.get("JARVIS_BACKUP_KEY") or None,
         )
 
     @property
@@ -144,6 +152,8 @@ class Settings:
 
     @property
     def postgres_dsn(self) -> str:
+        if self.postgres_dsn_override:
+            return self.postgres_dsn_override
         return f"postgresql://{self.postgres_user}@{self.host}:{self.postgres_port}/{self.postgres_db}"
 
     @property
@@ -157,6 +167,8 @@ class Settings:
 
     @property
     def redis_url(self) -> str:
+        if self.redis_url_override:
+            return self.redis_url_override
         return f"redis://{self.host}:{self.redis_port}/0"
 
     @property

@@ -65,16 +65,27 @@ def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
     if as_json:
         print(json.dumps(st, indent=2))
         return
+    restarts = st.get("restarts", {})
+
+    def proc_state(name: str) -> str:
+        state = st["processes"].get(name, "-")
+        n = restarts.get(name, 0)
+        return f"{state}, restarted {n}×" if n else state
+
     table = Table(title=f"jarvis stack ({st['home']})")
     table.add_column("part")
     table.add_column("where")
     table.add_column("state")
     for name, r in st["regions"].items():
         table.add_row(f"kafka {name}", r["bootstrap"], r["kafka"])
-        table.add_row(f"query {name}", r["query_url"], st["processes"].get(f"worker-fold-{name}", "-"))
-        table.add_row(f"ingest {name}", r["ingest_url"], st["processes"].get(f"worker-ingest-{name}", "-"))
+        table.add_row(f"query {name}", r["query_url"], proc_state(f"worker-fold-{name}"))
+        table.add_row(f"ingest {name}", r["ingest_url"], proc_state(f"worker-ingest-{name}"))
         table.add_row(f"mqtt {name}", r["mqtt_url"], r["mqtt"])
-        table.add_row(f"console {name}", r["console_url"], st["processes"].get(f"worker-console-{name}", "-"))
+        table.add_row(f"console {name}", r["console_url"], proc_state(f"worker-console-{name}"))
+    shown = {f"worker-{role}-{name}" for role in ("fold", "ingest", "console") for name in st["regions"]}
+    for name in sorted(n for n in st["processes"] if n.startswith("worker-") and n not in shown):
+        table.add_row(name.removeprefix("worker-"), "", proc_state(name))
+    table.add_row("supervisor", "restarts workers that die", st["supervisor"])
     table.add_row("mirrormaker 2", "", st["mirrormaker"])
     table.add_row("postgres", st["postgres"], st["postgres_status"])
     table.add_row("redis", st["redis"], st["redis_status"])

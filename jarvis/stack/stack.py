@@ -24,8 +24,9 @@ from jarvis.stack import (
     prometheus,
     redis_server,
     schema_registry,
+    supervisor,
 )
-from jarvis.stack.procs import Proc, StackError, port_open, process_env, wait_until
+from jarvis.stack.procs import Proc, StackError, port_open, process_env, supervised_names, wait_until
 from jarvis.stack.workers import start_workers, wait_for_ingest, wait_for_queries, worker_proc, worker_procs
 
 Report = Callable[[str], None]
@@ -63,9 +64,17 @@ class Stack:
     def worker_procs(self) -> list[Proc]:
         return worker_procs(self.settings)
 
+    def supervisor(self) -> Proc:
+        return supervisor.supervisor_proc(self.settings.home)
+
     def all_procs(self) -> list[Proc]:
-        # Workers first: a verifier may still be asking the registry for a schema.
-        procs = [self.prometheus(), *self.worker_procs(), self.mm2(), self.schema_registry()]
+        # The supervisor first (nothing is restarted while the rest stops); then every supervised
+        # process, also those started outside `up`; workers before the registry: a verifier may
+        # still be asking it for a schema.
+        known = {p.name: p for p in self.worker_procs()}
+        for name in supervised_names(self.settings.home):
+            known.setdefault(name, Proc(name=name, run_dir=self.settings.home, supervised=True))
+        procs = [self.supervisor(), self.prometheus(), *known.values(), self.mm2(), self.schema_registry()]
         procs += [self.broker(r) for r in self.settings.regions]
         procs += [self.mqtt_broker(r) for r in self.settings.regions]
         return [*procs, self.postgres(), self.redis()]
@@ -125,6 +134,10 @@ class Stack:
         if registry:
             self._await_schema_registry(registry_proc, report)
 
+        sup = self.supervisor()
+        if not sup.running():
+            sup.start()
+            report("supervisor started: workers that die are started again")
         if workers:
             start_workers(s, report)
             wait_for_queries(s, report)
@@ -288,7 +301,9 @@ class Stack:
                 "mqtt_url": r.mqtt_url,
                 "mqtt": "up" if mosquitto.ping(r) else "down",
             }
-        procs = {p.name: ("running" if p.running() else "stopped") for p in self.all_procs()}
+        all_procs = self.all_procs()
+        procs = {p.name: ("running" if p.running() else "stopped") for p in all_procs}
+        restarts = {p.name: p.restarts() for p in all_procs if p.supervised}
         if self._safe(lambda: schema_registry.ping(s)):
             registry = "up"
         else:
@@ -304,6 +319,8 @@ class Stack:
             "schema_registry": s.local_schema_registry_url,
             "schema_registry_status": registry,
             "processes": procs,
+            "supervisor": procs.get(supervisor.NAME, "stopped"),
+            "restarts": restarts,
             "console_url": console_url(s, s.region_names[0]),
             "prometheus_url": prometheus.url(s),
             "prometheus_status": "up" if self._safe(lambda: prometheus.ping(s)) else "down",

@@ -38,7 +38,7 @@ def worker_proc(settings: Settings, role: str, region: str, instance: int = 0) -
         url = settings.local_schema_registry_url
     if url:
         env["JARVIS_SCHEMA_REGISTRY_URL"] = url
-    return Proc(name=name, run_dir=settings.home, argv=argv, env=env)
+    return Proc(name=name, run_dir=settings.home, argv=argv, env=env, supervised=True)
 
 
 def worker_procs(settings: Settings) -> list[Proc]:

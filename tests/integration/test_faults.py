@@ -3,6 +3,11 @@ double-count an operation (Faust issue #340 lost 644 of 300,000 increments this 
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -15,6 +20,7 @@ from confluent_kafka.admin import AdminClient
 from connectors.sdk import Client
 from jarvis import topics
 from jarvis.partitioning import partition_for
+from jarvis.stack.procs import Proc
 from jarvis.stack.workers import worker_proc
 from tests.integration.pipeline_helpers import get_json, object_url, read_value, wait_until
 
@@ -69,23 +75,45 @@ def settle(query_url: str, object_id: str, expected: int, timeout: float = 240) 
     return read_value(query_url, object_id)
 
 
+def restart_counts() -> dict[str, int]:
+    """`jarvis stack status --json`'s restart counts, as an operator reads them."""
+    out = subprocess.run(
+        [sys.executable, "-m", "jarvis.cli", "stack", "status", "--json"],
+        capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    st = json.loads(out.stdout)
+    assert st["supervisor"] == "running", st
+    return st["restarts"]
+
+
 @pytest.mark.parametrize("role", ["fold", "verifier"])
-def test_kill_9_mid_stream_counts_exactly(stack, role: str) -> None:
+def test_kill_9_mid_stream_the_supervisor_restarts_it_and_it_counts_exactly(stack, role: str) -> None:
+    """A plain `kill -9` of the worker's pid while operations flow: nobody but the stack's
+    supervisor starts it again, within 10 s, counted once in `stack status`; every increment
+    written is folded exactly once."""
     region = "eu"
     object_id = f"ctr:kill-{role}-{uuid.uuid4().hex[:8]}"
     query_url = stack.settings.region_config(region).query_url
     proc = worker_proc(stack.settings, role, region)
-    assert proc.running(), f"the {role} worker of {region} is not running"
+    pid = proc.pid()
+    assert pid is not None, f"the {role} worker of {region} is not running"
+    before = restart_counts()[proc.name]
     # Produce while the worker folds, so the kill lands mid-stream however fast the pipeline is.
     producer = threading.Thread(target=produce_increments, args=(region, object_id, TOTAL))
     producer.start()
     seen = wait_for_progress(query_url, object_id, 1, TOTAL * 9 // 10)
-    proc.kill9()
-    assert not proc.running()
-    proc.start()
+    os.kill(pid, signal.SIGKILL)
+    killed = time.monotonic()
+    assert wait_until(lambda: proc.pid() not in (None, pid), 10, interval=0.1), (
+        f"the supervisor did not restart the {role} within 10 s:\n"
+        + Proc(name="supervisor", run_dir=stack.settings.home).log_tail()
+    )
+    back_in = time.monotonic() - killed
+    assert restart_counts()[proc.name] == before + 1
     producer.join(timeout=180)
     final = settle(query_url, object_id, TOTAL)
     assert final == TOTAL, f"{role} killed at {seen}: counter reads {final}, expected {TOTAL}"
+    print(f"{role} restarted {back_in:.1f} s after kill -9")
 
 
 def test_rebalance_when_a_second_fold_worker_joins_mid_stream(stack) -> None:

@@ -56,6 +56,12 @@ def test_status_json_reports_both_regions(stack) -> None:
     assert st["mirrormaker"] == "running"
     assert st["postgres"].startswith("postgresql://") and st["postgres_status"] == "up"
     assert st["redis"].startswith("redis://") and st["redis_status"] == "up"
+    # The supervisor runs and counts restarts of every worker the stack started.
+    assert st["supervisor"] == "running"
+    workers = {
+        name for name, state in st["processes"].items() if name.startswith("worker-") and state == "running"
+    }
+    assert {"worker-fold-eu", "worker-verifier-us"} <= workers <= set(st["restarts"])
 
 
 def test_stack_up_is_idempotent(stack) -> None:
