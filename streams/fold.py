@@ -34,8 +34,9 @@ from connectors.redis_cache import CacheUnavailable, RedisCache
 from connectors.sdk import Client
 from jarvis import topics
 from jarvis.codec import CodecError, decode_verified, decode_verified_runs
+from jarvis.codec.decisions import FoldDecisions, encode_decisions
 from jarvis.config import Settings
-from jarvis.crdt.bcounter_spec import decide_in
+from jarvis.crdt.bcounter_spec import JUDGED, decide_in
 from jarvis.materialize import ObjectState, RunFolded, fold_run
 from jarvis.ops import DotRun, Operation
 from pipelines.loader import pipelines
@@ -105,6 +106,7 @@ class FoldWorker:
         restart: Callable[[], Awaitable[None]],
         rebuild: CacheRebuild | None = None,
         rights: RightsService | None = None,
+        send_decided: Callable[[int, bytes, bytes], Awaitable[Any]] | None = None,
     ) -> None:
         self.state = state
         self.rebuild = rebuild
@@ -113,6 +115,7 @@ class FoldWorker:
         self.send_rejected = send_rejected
         self.restart = restart
         self.rights = rights
+        self.send_decided = send_decided
 
     async def on_revoked(self, app: Any, revoked: Any, **kwargs: Any) -> None:
         # Faust waited for every message to be acked just before, so everything is written; objects
@@ -207,10 +210,20 @@ class FoldWorker:
             return
         done = RunFolded()
         failed: list[tuple[DotRun, int, str]] = []
+        decisions: list[FoldDecisions] = []
         for run in runs:
             before = len(done.failed)
+            judged = self.judged_here(run, done) if run.origin_region == region else None
             fold_run(run, self.state_of, done)
             failed.extend((run, i, why) for i, why in done.failed[before:])
+            if judged:
+                refused = dict(done.failed[before:])
+                decisions.append(
+                    FoldDecisions(
+                        region, run.partition, run.offset, [i for i in judged if i not in refused],
+                        {i: refused[i] for i in judged if i in refused},
+                    )
+                )  # fmt: skip
         if self.rights is not None and ("bcounter" in done.folded or failed):
             for run in runs:
                 self.rights.note(run)
@@ -223,6 +236,10 @@ class FoldWorker:
                 await self.reject(event, [reason], op, run, index)
                 if op is not None and self.rights is not None:
                     self.rights.refused(op, reason)
+        if decisions and self.send_decided is not None:
+            for d in decisions:
+                key = f"{d.region}/{d.partition}/{d.offset}".encode()
+                self.state.inflight.append(await self.send_decided(d.partition, key, encode_decisions(d)))
         for crdt_type, n in done.folded.items():
             FOLDED.labels(region, crdt_type).inc(n)
         if done.duplicates:
@@ -234,6 +251,21 @@ class FoldWorker:
         await state.ebb()
         if done.newest_hlc:
             LATENCY.labels(region).observe(max(0.0, time.time() - (done.newest_hlc >> 16) / 1000))
+
+    def judged_here(self, run: DotRun, done: RunFolded) -> list[int]:
+        """The indexes of this region's bounded-counter decrements and transfers in `run` that its
+        fold is about to decide: not those already in their object's context (a message folded
+        again after a rebalance or a crash was decided the first time; a refused operation is in
+        the context once a later one of its partition is)."""
+        origin = f"{run.origin_region}/{run.partition}"
+        out: list[int] = []
+        for index, oid, t, kind, *_ in run.rows:
+            if t != "bcounter" or kind not in JUDGED:
+                continue
+            last = (done.changed.get(oid) or self.state_of(oid, t)).context.get(origin)
+            if last is None or (run.offset, index) > (last[0], last[1]):
+                out.append(index)
+        return out
 
     async def settle(self) -> None:
         try:
@@ -328,9 +360,20 @@ def build(settings: Settings, region: str, instance: int = 0) -> faust.App:
     async def send_rejected(key: bytes, value: bytes) -> Any:
         return await rejected_out.send(key=key, value=value)
 
+    decided_out = app.topic(topics.DECIDED, key_type=bytes, value_type=bytes)
+
+    async def send_decided(partition: int, key: bytes, value: bytes) -> Any:
+        return await decided_out.send(key=key, value=value, partition=partition)
+
     rebuild = CacheRebuild(state, settings.partitions, REBUILD_BATCH)
     worker = FoldWorker(
-        state, lambda: app.consumer, send_rejected, partial(restart_worker, app), rebuild=rebuild, rights=rights
+        state,
+        lambda: app.consumer,
+        send_rejected,
+        partial(restart_worker, app),
+        rebuild=rebuild,
+        rights=rights,
+        send_decided=send_decided,
     )
     producer: list[Client] = []  # made on the first round that emits: it asks Kafka for metadata
 
