@@ -25,7 +25,7 @@ REGIONS = ("eu", "us")
 
 
 def urls(stack: Any) -> dict[str, str]:
-    return {r: stack.settings.region_config(r).query_url for r in REGIONS}
+    return {r: stack.settings.region_config(r).query_url for r in stack.settings.region_names}
 
 
 def view(stack: Any, region: str, object_id: str) -> dict[str, Any] | None:
@@ -38,8 +38,8 @@ def value(stack: Any, region: str, object_id: str) -> Any:
     return None if v is None else v["value"]
 
 
-def clients(tag: str) -> dict[str, Client]:
-    return {r: Client(region=r, node_id=f"{tag}-{r}", track_verdicts=True, linger_ms=1) for r in REGIONS}
+def clients(tag: str, regions: tuple[str, ...] = REGIONS) -> dict[str, Client]:
+    return {r: Client(region=r, node_id=f"{tag}-{r}", track_verdicts=True, linger_ms=1) for r in regions}
 
 
 def stocked(stack: Any, cs: dict[str, Client], stock: int) -> str:
@@ -47,23 +47,23 @@ def stocked(stack: Any, cs: dict[str, Client], stock: int) -> str:
     cs["eu"].bcounter(oid).increment(stock)
     cs["eu"].flush(wait=True)
     assert wait_until(
-        lambda: all((value(stack, r, oid) or {}).get("value") == stock for r in REGIONS), 30, 0.1
-    ), f"stock of {stock} not seen in both regions"
+        lambda: all((value(stack, r, oid) or {}).get("value") == stock for r in cs), 30, 0.1
+    ), f"stock of {stock} not seen in every region"
     return oid
 
 
 def reserve(
-    stack: Any, stock: int, per_region: int, pause_mm_s: float = 0.0
+    stack: Any, stock: int, per_region: int, pause_mm_s: float = 0.0, regions: tuple[str, ...] = REGIONS
 ) -> tuple[dict[str, Client], str, dict[str, int], list[int], dict[str, Any]]:
-    cs = clients("shop")
+    cs = clients("shop", regions)
     oid = stocked(stack, cs, stock)
-    accepted = {r: 0 for r in REGIONS}
+    accepted = {r: 0 for r in regions}
     reads: list[int] = []
     stop = threading.Event()
 
     def reader() -> None:
         while not stop.is_set():
-            for r in REGIONS:
+            for r in regions:
                 v = value(stack, r, oid)
                 if v is not None:
                     reads.append(v["value"])
@@ -81,7 +81,7 @@ def reserve(
 
     watcher = threading.Thread(target=reader)
     watcher.start()
-    shops = [threading.Thread(target=shop, args=(r,)) for r in REGIONS]
+    shops = [threading.Thread(target=shop, args=(r,)) for r in regions]
     for t in shops:
         t.start()
     mm = stack.mm2()
@@ -102,9 +102,9 @@ def settle_and_sell_out(stack: Any, cs: dict[str, Client], oid: str, accepted: d
     reached a region after its own demand ended are sold there). Returns the extra reservations."""
     extra = 0
     for _ in range(30):
-        if all((value(stack, r, oid) or {}).get("value") == 0 for r in REGIONS):
+        if all((value(stack, r, oid) or {}).get("value") == 0 for r in cs):
             break
-        for r in REGIONS:
+        for r in cs:
             h = cs[r].bcounter(oid)
             for _ in range(5):
                 h.decrement(1)
@@ -118,16 +118,17 @@ def check_never_oversold(
     stack: Any, oid: str, stock: int, accepted: dict[str, int], reads: list[int]
 ) -> None:
     assert reads and min(reads) >= 0, f"a region showed {min(reads)}"
-    assert wait_until(lambda: value(stack, "eu", oid) == value(stack, "us", oid), 30, 0.2), (
-        value(stack, "eu", oid), value(stack, "us", oid),
-    )  # fmt: skip
+    assert wait_until(lambda: len({str(value(stack, r, oid)) for r in accepted}) == 1, 30, 0.2), {
+        r: value(stack, r, oid) for r in accepted
+    }
     final = value(stack, "eu", oid)["value"]
-    assert sum(accepted.values()) == stock - final <= stock
+    assert sum(accepted.values()) == stock - final <= stock, (accepted, final)
     assert final == 0, f"{final} units left unsold while both regions wanted them"
 
 
-# Slow for now: its accepted count is the SDK's verdicts, which over-report bounded-counter
-# acceptances under load (docs/known-defects.md); the counter's own bound holds either way.
+# The accepted counts are the SDK's verdicts (the origin fold's decisions on jarvis.ops.decided):
+# they once over-reported under load (1,375 for 1,000 sold) while the bound held; now they must equal
+# what the counter sold. Slow: a long scenario, run by `make test-slow`.
 @pytest.mark.slow
 def test_3000_reservations_from_both_regions_never_oversell_and_sell_all_1000(stack: Any) -> None:
     cs, oid, accepted, reads, _ = reserve(stack, 1000, 1500)
@@ -142,6 +143,20 @@ def test_reservations_with_mirrormaker_paused_for_20_s_never_oversell(stack: Any
     cs, oid, accepted, reads, _ = reserve(stack, 1000, 1500, pause_mm_s=20)
     settle_and_sell_out(stack, cs, oid, accepted)
     check_never_oversold(stack, oid, 1000, accepted, reads)
+
+
+@pytest.mark.slow
+def test_three_regions_reserve_one_sku_never_oversell_and_sell_it_all(stack: Any) -> None:
+    """JARVIS_REGIONS=eu,us,ap: stock created in eu, demand from all three at once; the rights reach
+    us and ap from eu (and from each other), and the three agree after."""
+    regions = tuple(stack.settings.region_names)
+    if len(regions) < 3:
+        pytest.skip("needs a stack of three regions (JARVIS_REGIONS=eu,us,ap)")
+    cs, oid, accepted, reads, _ = reserve(stack, 600, 400, regions=regions)
+    settle_and_sell_out(stack, cs, oid, accepted)
+    check_never_oversold(stack, oid, 600, accepted, reads)
+    print(f"\naccepted {accepted}")
+    assert all(accepted[r] > 0 for r in regions if r != "eu"), accepted  # rights moved to every region
 
 
 def test_reservation_latency_holding_rights_and_getting_them(stack: Any) -> None:
