@@ -5,12 +5,18 @@ with its reason and leaves the object unchanged."""
 from __future__ import annotations
 
 import base64
+import datetime as dt
+import json
 import os
+import shutil
 import signal
 import statistics
+import subprocess
 import threading
 import time
+import urllib.parse
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -221,6 +227,57 @@ def test_text_edited_in_both_regions_converges(stack: Any) -> None:
 
     assert wait_until(agree, 30, 0.1)
     assert value(stack, "eu", oid)["text"] == ">> ello world"
+
+
+YJS_TOOL = Path(__file__).parents[1] / "interop" / "yjs" / "yjs_tool.js"
+
+
+def yjs(apply: list[str], insert: tuple[int, str] | None = None) -> dict[str, Any]:
+    """The reference implementation under node (tests/interop/yjs, installed from npm by make)."""
+    req = json.dumps({"apply": apply, "insert": list(insert) if insert else None})
+    out = subprocess.run(["node", str(YJS_TOOL)], input=req, capture_output=True, text=True, check=True, timeout=30)
+    return json.loads(out.stdout)
+
+
+@pytest.mark.skipif(
+    shutil.which("node") is None or not (YJS_TOOL.parent / "node_modules" / "yjs").is_dir(),
+    reason="node's yjs is not installed (make install runs npm ci in tests/interop/yjs)",
+)
+def test_text_edited_through_pycrdt_in_eu_and_yjs_in_us_converges_and_replays_at_t(stack: Any) -> None:
+    cs = clients("yjs")
+    oid = f"txt:doc-{uuid.uuid4().hex[:8]}"
+    cs["eu"].text(oid).insert(0, "shared doc")
+    cs["eu"].flush(wait=True)
+    assert wait_until(lambda: (value(stack, "us", oid) or {}).get("text") == "shared doc", 30, 0.1)
+    time.sleep(0.05)
+    t_base = dt.datetime.now(dt.UTC)
+    time.sleep(0.05)
+    base = value(stack, "us", oid)["update"]  # us's stored state, as yjs in us starts from it
+    js = yjs([base], (len("shared doc"), " [js]"))
+    cs["eu"].text(oid).insert(0, "[py] ")  # concurrent: neither has seen the other's edit
+    cs["us"].text(oid).apply_update(base64.b64decode(js["update"]))
+    for c in cs.values():
+        c.flush(wait=True)
+    assert wait_until(
+        lambda: len({(value(stack, r, oid) or {}).get("text") for r in REGIONS}) == 1
+        and (value(stack, "eu", oid) or {}).get("text", "").endswith(" [js]"), 30, 0.1
+    ), {r: value(stack, r, oid) for r in REGIONS}  # fmt: skip
+    text = value(stack, "eu", oid)["text"]
+    assert text == "[py] shared doc [js]"
+    assert yjs([value(stack, "us", oid)["update"]])["text"] == text  # the stored state loads in yjs
+    at = urllib.parse.quote(t_base.isoformat())
+    history = object_url(urls(stack)["eu"], oid) + f"/history?at={at}"
+
+    def replayed() -> Any:
+        status, body = get_json(history, timeout=30)
+        return ((body or {}).get("value") or {}).get("text") if status == 200 else None
+
+    assert wait_until(lambda: replayed() == "shared doc", 60, 0.5), replayed()  # the text at T
+    now = urllib.parse.quote(dt.datetime.now(dt.UTC).isoformat())
+    assert wait_until(
+        lambda: ((get_json(object_url(urls(stack)["eu"], oid) + f"/history?at={now}", timeout=30)[1] or {})
+                 .get("value") or {}).get("text") == text, 60, 0.5,
+    )  # fmt: skip
 
 
 def test_a_record_map_merges_field_by_field(stack: Any) -> None:
