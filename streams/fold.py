@@ -212,18 +212,14 @@ class FoldWorker:
         failed: list[tuple[DotRun, int, str]] = []
         decisions: list[FoldDecisions] = []
         for run in runs:
-            before = len(done.failed)
-            judged = self.judged_here(run, done) if run.origin_region == region else None
+            before, own = len(done.failed), run.origin_region == region
+            bc, dups = done.folded.get("bcounter", 0), done.duplicates
             fold_run(run, self.state_of, done)
             failed.extend((run, i, why) for i, why in done.failed[before:])
-            if judged:
-                refused = dict(done.failed[before:])
-                decisions.append(
-                    FoldDecisions(
-                        region, run.partition, run.offset, [i for i in judged if i not in refused],
-                        {i: refused[i] for i in judged if i in refused},
-                    )
-                )  # fmt: skip
+            if own and (len(done.failed) > before or done.folded.get("bcounter", 0) > bc):
+                d = self.decisions_of(run, dict(done.failed[before:]), done.duplicates > dups)
+                if d is not None:
+                    decisions.append(d)
         if self.rights is not None and ("bcounter" in done.folded or failed):
             for run in runs:
                 self.rights.note(run)
@@ -252,20 +248,18 @@ class FoldWorker:
         if done.newest_hlc:
             LATENCY.labels(region).observe(max(0.0, time.time() - (done.newest_hlc >> 16) / 1000))
 
-    def judged_here(self, run: DotRun, done: RunFolded) -> list[int]:
-        """The indexes of this region's bounded-counter decrements and transfers in `run` that its
-        fold is about to decide: not those already in their object's context (a message folded
-        again after a rebalance or a crash was decided the first time; a refused operation is in
-        the context once a later one of its partition is)."""
-        origin = f"{run.origin_region}/{run.partition}"
-        out: list[int] = []
-        for index, oid, t, kind, *_ in run.rows:
-            if t != "bcounter" or kind not in JUDGED:
-                continue
-            last = (done.changed.get(oid) or self.state_of(oid, t)).context.get(origin)
-            if last is None or (run.offset, index) > (last[0], last[1]):
-                out.append(index)
-        return out
+    def decisions_of(self, run: DotRun, refused: dict[int, str], duplicates: bool) -> FoldDecisions | None:
+        """This region's verdicts on the bounded-counter decrements and transfers of one folded run.
+        Asked only of runs that folded a bounded counter or refused something, so other messages
+        cost nothing. A run with duplicates (a message folded again: rebalance, crash) was decided
+        the first time; only its refusals are certainly new (a duplicate is skipped before judging),
+        an applied operation there may be an old one, and is not published again."""
+        judged = [r[0] for r in run.rows if r[2] == "bcounter" and r[3] in JUDGED]
+        accepted = [] if duplicates else [i for i in judged if i not in refused]
+        no = {i: refused[i] for i in judged if i in refused}
+        if not accepted and not no:
+            return None
+        return FoldDecisions(self.region, run.partition, run.offset, accepted, no)
 
     async def settle(self) -> None:
         try:
