@@ -28,11 +28,11 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_END, Consumer, KafkaException, TopicPartition
 
 from jarvis import topics
 from jarvis.codec import CodecError, decode, decode_rejected
@@ -151,9 +151,13 @@ def await_verdicts(
         judged_parts = sorted({b.partition for b in batches if b.judged})
         n_rejected = len(consumer.list_topics(topics.REJECTED, timeout=10).topics[topics.REJECTED].partitions)
         consumer.assign(
-            _positions(consumer, topics.OPS, parts, since)
-            + _positions(consumer, topics.REJECTED, range(n_rejected), since)
-            + (_positions(consumer, topics.DECIDED, judged_parts, since) if judged_parts else [])
+            _positions(
+                consumer,
+                [(topics.OPS, p) for p in parts]
+                + [(topics.REJECTED, p) for p in range(n_rejected)]
+                + [(topics.DECIDED, p) for p in judged_parts],
+                since,
+            )
         )
         deadline = time.monotonic() + timeout
         while pending:
@@ -231,19 +235,24 @@ class Tally:
         return {op: self.final[i] for i, op in enumerate(self.batch.op_ids) if i in self.final}
 
 
-def _positions(
-    consumer: Consumer, topic: str, partitions: Iterable[int], since_ms: int
-) -> list[TopicPartition]:
-    """Each partition's first offset at or after `since_ms`; its end (as it was before the lookup)
-    when nothing is that recent yet, so a record written meanwhile is still read."""
-    parts = list(partitions)
-    ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in parts}
+def _positions(consumer: Consumer, where: list[tuple[str, int]], since_ms: int) -> list[TopicPartition]:
+    """Each (topic, partition)'s first offset at or after `since_ms`; its end (as it was before the
+    lookup) when nothing is that recent yet, so a record written meanwhile is still read. Two batched
+    offset lookups (timestamp -1 asks for the end), not two requests per partition: a verdict waits
+    for them every time."""
+    ends = {(tp.topic, tp.partition): tp.offset for tp in _lookup(consumer, where, OFFSET_END)}
+    for t, p in where:
+        if ends.get((t, p), -1) < 0:  # not answered: ask the old way
+            ends[(t, p)] = consumer.get_watermark_offsets(TopicPartition(t, p), timeout=10)[1]
+    at = {(tp.topic, tp.partition): tp.offset for tp in _lookup(consumer, where, since_ms) if tp.offset >= 0}
+    return [TopicPartition(t, p, at.get((t, p), ends[(t, p)])) for t, p in where]
+
+
+def _lookup(consumer: Consumer, where: list[tuple[str, int]], ts: int) -> list[TopicPartition]:
     try:
-        found = consumer.offsets_for_times([TopicPartition(topic, p, since_ms) for p in parts], timeout=10)
+        return consumer.offsets_for_times([TopicPartition(t, p, ts) for t, p in where], timeout=10)
     except KafkaException:
-        found = []
-    at = {tp.partition: tp.offset for tp in found if tp.offset >= 0}
-    return [TopicPartition(topic, p, at.get(p, ends[p])) for p in parts]
+        return []
 
 
 Judgement = tuple[tuple[int, int], int | None, tuple[str, list[str]]]
