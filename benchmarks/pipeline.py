@@ -14,6 +14,12 @@ Measured in the same run:
   5. memory per 1M objects held: growth of the fold worker's RSS and of Redis's used memory while one
      increment each lands on 1,000,000 new objects, beside a plain Python dict of the same ids
      (id -> int, measured in a fresh interpreter): the least any in-memory store of them could hold.
+  6. reservation latency of a bounded counter, every worker of both regions and MirrorMaker 2
+     running: `decrement(1, wait=True)` (the SDK's verdict: the verifier's, then the origin fold's
+     decision on jarvis.ops.decided) p50/p99 when the region holds rights, and, when it holds none,
+     from the first attempt to the first accepted one (each refusal asks; another region's fold
+     answers with a transfer); beside the same verdict path's baseline, a PN-Counter increment with
+     `flush(wait=True)` (the verifier's verdict alone), in the same run.
 By default the other region's workers, the archivers, the agents and MirrorMaker 2 are stopped
 during the run (on this 2-core machine they compete for the same two cores: MirrorMaker alone took
 about a quarter of the CPU seconds of a run, its fetches a third of the eu broker's; `--shared` leaves
@@ -346,6 +352,67 @@ def memory_per_million(objects: int) -> tuple[float, float, float]:
     return fold_mb, redis_mb, plain * per_m
 
 
+def reservation_latency(holding_n: int, getting_n: int) -> tuple[list[float], list[float], list[float]]:
+    """ms per `decrement(1, wait=True)` in eu holding rights, ms until us (holding none) sells one,
+    and the baseline: ms per PN-Counter increment acknowledged by `flush(wait=True)`, interleaved
+    with the first so both see the same machine."""
+    s = settings()
+    run = uuid.uuid4().hex[:6]
+    cs = {r: Client(region=r, node_id=f"bench-res-{r}", track_verdicts=True, linger_ms=1) for r in ("eu", "us")}
+    eu, us = cs["eu"], cs["us"]
+
+    def stocked(oid: str, n: int) -> None:
+        eu.bcounter(oid).increment(n)
+        eu.flush(wait=True)
+        deadline = time.monotonic() + 30
+        while any((read_value(s.region_config(r).query_url, oid) or {}).get("value") != n for r in cs):
+            if time.monotonic() > deadline:
+                raise SystemExit(f"stock of {oid} not seen in both regions within 30 s (is MirrorMaker up?)")
+            time.sleep(0.05)
+
+    sku = f"bc:bench-{run}"
+    stocked(sku, holding_n + 10)
+    holding: list[float] = []
+    baseline: list[float] = []
+    for i in range(holding_n + 5):
+        t0 = time.perf_counter()
+        v = eu.bcounter(sku).decrement(1, wait=True)
+        t1 = time.perf_counter()
+        eu.counter(f"ctr:bench-res-{run}").increment(1)
+        eu.flush(wait=True)
+        t2 = time.perf_counter()
+        if not v.ok:  # type: ignore[union-attr]
+            raise SystemExit(f"a reservation holding rights was refused: {v.reasons}")  # type: ignore[union-attr]
+        if i >= 5:  # the first few open connections
+            holding.append((t1 - t0) * 1000)
+            baseline.append((t2 - t1) * 1000)
+    getting: list[float] = []
+    for i in range(getting_n):
+        oid = f"bc:bench-{run}-get-{i}"
+        stocked(oid, 50)
+        h = us.bcounter(oid)
+        t0 = time.perf_counter()
+        while not h.decrement(1, wait=True).ok:  # type: ignore[union-attr]
+            if time.perf_counter() - t0 > 30:
+                raise SystemExit(f"no rights reached us within 30 s for {oid}")
+        getting.append((time.perf_counter() - t0) * 1000)
+    return holding, getting, baseline
+
+
+def print_reservations(holding: list[float], getting: list[float], baseline: list[float]) -> None:
+    def p(xs: list[float]) -> str:
+        q = statistics.quantiles(xs, n=100) if len(xs) > 2 else [float("nan")] * 99
+        return f"{statistics.median(xs):>8.1f} / {q[98]:.1f}"
+
+    print("\nbounded-counter reservations, every worker of both regions and MirrorMaker 2 running")
+    print(f"{'measure (p50 / p99 ms)':<52}{'figure':>16}")
+    print(f"{'decrement(1, wait=True), eu holding rights (' + str(len(holding)) + ')':<52}{p(holding):>16}")
+    print(f"{'  baseline: PN-Counter increment, flush(wait=True)':<52}{p(baseline):>16}")
+    print(f"{'us holding none: first attempt -> sold (' + str(len(getting)) + ')':<52}{p(getting):>16}")
+    print(f"{'  each':<52}{' '.join(f'{g:.0f}' for g in getting):>16}")
+    print("targets: p99 < 50 ms holding rights, < 1 s getting them")
+
+
 def pause_other_workers() -> list[Proc]:
     """Stop every worker but eu's verifier and fold, and MirrorMaker 2: on 2 cores they would compete
     for the same CPU (us folds every mirrored op again, the archivers write it to PostgreSQL twice)."""
@@ -370,8 +437,12 @@ def main() -> None:
     ap.add_argument(
         "--shared", action="store_true", help="leave every other worker running (both regions share the CPU)"
     )
+    ap.add_argument("--reservations", action="store_true", help="only the bounded-counter reservation latency")
     args = ap.parse_args()
     n = 50_000 if args.quick else 300_000
+    if args.reservations:
+        print_reservations(*reservation_latency(100 if args.quick else 300, 5 if args.quick else 20))
+        return
     print(f"(waited {wait_idle(settings()):.0f} s for the stack to drain earlier backlogs)")
     stopped = [] if args.shared else pause_other_workers()
     try:
@@ -402,6 +473,7 @@ def main() -> None:
     print(f"{'memory per 1M objects held: fold RSS / Redis MB':<52}{fold_mb:>8.0f} / {redis_mb:.0f}")
     print(f"{'  baseline: plain dict of the same ids, MB':<52}{plain_mb:>16.0f}")
     print("targets: >= 100,000 ops/s, >= 10x naive, >= 50% of raw, p99 < 100 ms at 10,000 ops/s")
+    print_reservations(*reservation_latency(100 if args.quick else 300, 5 if args.quick else 20))
 
 
 if __name__ == "__main__":

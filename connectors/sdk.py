@@ -39,17 +39,15 @@ from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import KafkaException, Producer
 
+from connectors.verdicts import RejectedError as RejectedError  # raised by flush(wait=True)
 from connectors.verdicts import (
-    Decision,
     SentBatch,
     Transition,
     Verdict,
     VerdictReport,
     await_verdicts,
-    fold_decisions,
     transition_outcomes,
 )
-from connectors.verdicts import RejectedError as RejectedError  # raised by flush(wait=True)
 from connectors.verdicts import VerdictTimeout as VerdictTimeout
 from jarvis import topics
 from jarvis.agents import discover
@@ -319,16 +317,11 @@ class Client:
         *,
         timeout: float,
     ) -> VerdictReport:
+        if decisions:  # their verdict is the origin fold's decision (connectors/verdicts.py)
+            for b in sent:
+                b.judged = frozenset(i for i, op in enumerate(b.op_ids) if op in decisions)
         verdicts = await_verdicts(self.bootstrap, self.region, sent, timeout)
         transition_outcomes(self.read, transitions, verdicts, timeout)
-        pending = [
-            Decision(op, v.dot)
-            for op in decisions
-            if (v := verdicts.get(op)) is not None and v.accepted and v.dot is not None
-        ]
-        if pending:
-            since = min(b.sent_ms for b in sent)
-            fold_decisions(self.bootstrap, self.region, self.read, pending, verdicts, since, timeout)
         return VerdictReport(self.region, verdicts)
 
     def _send(self, partition: int) -> None:

@@ -1,12 +1,21 @@
-"""What the verifier decided about operations the SDK sent: accepted (with their dots) or rejected
-(with every reason), and, for workflow transitions, whether the fold applied them.
+"""What the pipeline decided about operations the SDK sent: accepted (with their dots) or rejected
+(with every reason); for bounded-counter decrements and transfers, whether the origin region's fold
+applied them; for workflow transitions, whether the fold applied them.
 
 The SDK's delivery reports give each sent batch's ingress partition and offset. The verifier answers
 for that position on two topics: a VerifiedBatch on jarvis.ops (same partition, its ingress offset
 and the indexes it accepted) and a RejectedOperation on jarvis.ops.rejected per rejected operation
-(ingress topic, partition, offset, index; no index: the whole message). Both are read with a
-throw-away consumer positioned by time (offsets_for_times) a little before the batches were sent,
-so nothing older is read and no consumer group is joined.
+(ingress topic, partition, offset, index; no index: the whole message). A bounded counter's
+decrement or transfer that the verifier accepted is decided by its origin region's fold, in log
+order, against that region's rights: the fold writes one FoldDecisions record per message to
+jarvis.ops.decided (same partition number, the message's ingress position, every judged index
+accepted or refused with its reason) while it folds the message. That record, not the absence of a
+refusal, is what makes an acceptance final: the refusal in jarvis.ops.rejected may be read long
+after the object's folded state shows the operation (a reader of that topic catching up, the fold's
+producer under load), and a verdict that guessed from a grace period once reported 1,375
+reservations accepted for 1,000 sold. All of it is read with one throw-away consumer positioned by
+time (offsets_for_times) a little before the batches were sent, so nothing older is read and no
+consumer group is joined.
 
 A workflow transition the verifier accepts may still not apply: the fold replays each object's
 transitions in timestamp order and skips those the definition does not allow from the state then
@@ -19,14 +28,15 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_END, Consumer, KafkaException, TopicPartition
 
 from jarvis import topics
 from jarvis.codec import CodecError, decode, decode_rejected
+from jarvis.codec.decisions import decode_decisions
 from jarvis.errors import JarvisError
 
 # Positioning starts this long before the earliest send: clocks of the producer and of the brokers
@@ -51,6 +61,8 @@ class SentBatch:
     object_ids: list[str]
     offset: int = -1  # from the delivery report; -1 until then (or if it failed)
     sent_ms: int = 0
+    # Indexes of bounded-counter decrements and transfers: their verdict is the origin fold's.
+    judged: frozenset[int] = frozenset()
 
 
 @dataclass(slots=True)
@@ -116,11 +128,12 @@ class RejectedError(JarvisError, RuntimeError):
 def await_verdicts(
     bootstrap: str, region: str, batches: list[SentBatch], timeout: float
 ) -> dict[str, Verdict]:
-    """The verifier's verdict on every operation of `batches` (all delivered), by op id."""
+    """The verdict on every operation of `batches` (all delivered), by op id: the verifier's, and for
+    the indexes in a batch's `judged`, the origin fold's decision (jarvis.ops.decided)."""
     pending = {(b.partition, b.offset): b for b in batches}
     if len(pending) != len(batches) or any(b.offset < 0 for b in batches):
         raise ValueError("every batch needs its own ingress offset (from a successful delivery report)")
-    decided: dict[tuple[int, int], dict[int, Verdict]] = {key: {} for key in pending}
+    tally = {key: Tally(b) for key, b in pending.items()}
     verdicts: dict[str, Verdict] = {}
     if not batches:
         return verdicts
@@ -129,92 +142,145 @@ def await_verdicts(
             "bootstrap.servers": bootstrap,
             "group.id": f"verdicts-{uuid.uuid4().hex}",
             "enable.auto.commit": False,
-            "fetch.wait.max.ms": 50,
+            "fetch.wait.max.ms": 10,
         }
     )
     try:
         since = min(b.sent_ms for b in batches) - CLOCK_SLACK_MS
-        ops_parts = sorted({b.partition for b in batches})
+        parts = sorted({b.partition for b in batches})
+        judged_parts = sorted({b.partition for b in batches if b.judged})
         n_rejected = len(consumer.list_topics(topics.REJECTED, timeout=10).topics[topics.REJECTED].partitions)
         consumer.assign(
-            _positions(consumer, topics.OPS, ops_parts, since)
-            + _positions(consumer, topics.REJECTED, range(n_rejected), since)
+            _positions(
+                consumer,
+                [(topics.OPS, p) for p in parts]
+                + [(topics.REJECTED, p) for p in range(n_rejected)]
+                + [(topics.DECIDED, p) for p in judged_parts],
+                since,
+            )
         )
         deadline = time.monotonic() + timeout
         while pending:
             left = deadline - time.monotonic()
             if left <= 0:
-                missing = [
-                    op
-                    for b in pending.values()
-                    for i, op in enumerate(b.op_ids)
-                    if i not in decided[(b.partition, b.offset)]
-                ]
+                missing = [op for key in pending for op in tally[key].missing()]
                 where = ", ".join(f"{region}/{p}/{o}" for p, o in list(pending)[:5])
                 raise VerdictTimeout(
                     f"no verdict after {timeout:g} s for {len(missing)} operation(s) in {len(pending)} batch(es) "
-                    f"at ingress {where}: is the verifier of {region} running and keeping up?",
+                    f"at ingress {where}: is the verifier (and, for bounded counters, the fold) of {region} "
+                    "running and keeping up?",
                     missing,
                 )
-            msg = consumer.poll(min(0.5, left))
-            if msg is None:
-                continue
-            if msg.error():
-                continue  # partition EOF and the like; a broker error shows as the timeout
-            for key, index, verdict in _judged(msg.topic(), msg.value() or b"", region, pending):
-                batch = pending.get(key)
-                if batch is None:
-                    # Decided by an earlier record: the fold's refusal of a bounded-counter decrement
-                    # (under the same ingress position) can be read before the verifier's acceptance.
-                    continue
-                targets = range(len(batch.op_ids)) if index is None else [index]
-                for i in targets:
-                    if 0 <= i < len(batch.op_ids) and i not in decided[key]:
-                        decided[key][i] = Verdict(
-                            batch.op_ids[i], batch.object_ids[i], verdict[0], list(verdict[1]),
-                            (region, key[0], key[1], i) if verdict[0] else None,
-                        )  # fmt: skip
-                if len(decided[key]) == len(batch.op_ids):
-                    del pending[key]
+            # The first record as soon as it comes, then what else is already here (consume() with a
+            # timeout waits for all 500 or the whole timeout: half a second on every verdict).
+            first = consumer.poll(min(0.5, left))
+            for msg in [first, *consumer.consume(num_messages=500, timeout=0)] if first is not None else []:
+                if msg.error():
+                    continue  # partition EOF and the like; a broker error shows as the timeout
+                for key, index, verdict in _judged(msg.topic(), msg.value() or b"", region, pending):
+                    t = tally[key]
+                    t.take(index, verdict, region)
+                    if t.done():
+                        pending.pop(key, None)
     finally:
         consumer.close()
-    for b in batches:
-        got = decided[(b.partition, b.offset)]
-        for i, op_id in enumerate(b.op_ids):
-            verdicts[op_id] = got[i]
+    for t in tally.values():
+        verdicts.update(t.verdicts())
     return verdicts
 
 
-def _positions(
-    consumer: Consumer, topic: str, partitions: Iterable[int], since_ms: int
-) -> list[TopicPartition]:
-    """Each partition's first offset at or after `since_ms`; its end (as it was before the lookup)
-    when nothing is that recent yet, so a record written meanwhile is still read."""
-    parts = list(partitions)
-    ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in parts}
+# What one record says about operations of a batch: verifier accepted (dots given), rejected (by the
+# verifier or the fold), or the origin fold decided (applied or not, with its reason).
+VERIFIED, REJECTED, APPLIED, REFUSED = "verified", "rejected", "applied", "refused"
+
+
+class Tally:
+    """The verdicts on one sent batch as records come in (any order, duplicates included).
+
+    An operation not in `judged` is final on the verifier's acceptance or on a rejection. A judged one
+    (a bounded-counter decrement or transfer) is final only on its origin fold's decision or on a
+    rejection: the verifier's acceptance only says the fold will decide. The first final word on an
+    operation is kept (a fold that folds a message again after a crash may publish it twice)."""
+
+    __slots__ = ("batch", "final", "verified")
+
+    def __init__(self, batch: SentBatch) -> None:
+        self.batch = batch
+        self.final: dict[int, Verdict] = {}
+        self.verified: set[int] = set()
+
+    def take(self, index: int | None, word: tuple[str, list[str]], region: str) -> None:
+        b = self.batch
+        what, reasons = word
+        for i in range(len(b.op_ids)) if index is None else (index,):
+            if not 0 <= i < len(b.op_ids) or i in self.final:
+                continue
+            dot = (region, b.partition, b.offset, i)
+            if what == REJECTED:
+                self.final[i] = Verdict(b.op_ids[i], b.object_ids[i], False, list(reasons))
+            elif what == VERIFIED:
+                if i in b.judged:
+                    self.verified.add(i)
+                else:
+                    self.final[i] = Verdict(b.op_ids[i], b.object_ids[i], True, [], dot)
+            elif i in b.judged:  # APPLIED or REFUSED: the fold decides only what the verifier accepted
+                self.final[i] = Verdict(
+                    b.op_ids[i], b.object_ids[i], True, list(reasons), dot, what == APPLIED
+                )
+
+    def done(self) -> bool:
+        return len(self.final) == len(self.batch.op_ids)
+
+    def missing(self) -> list[str]:
+        return [op for i, op in enumerate(self.batch.op_ids) if i not in self.final]
+
+    def verdicts(self) -> dict[str, Verdict]:
+        return {op: self.final[i] for i, op in enumerate(self.batch.op_ids) if i in self.final}
+
+
+def _positions(consumer: Consumer, where: list[tuple[str, int]], since_ms: int) -> list[TopicPartition]:
+    """Each (topic, partition)'s first offset at or after `since_ms`; its end (as it was before the
+    lookup) when nothing is that recent yet, so a record written meanwhile is still read. Two batched
+    offset lookups (timestamp -1 asks for the end), not two requests per partition: a verdict waits
+    for them every time."""
+    ends = {(tp.topic, tp.partition): tp.offset for tp in _lookup(consumer, where, OFFSET_END)}
+    for t, p in where:
+        if ends.get((t, p), -1) < 0:  # not answered: ask the old way
+            ends[(t, p)] = consumer.get_watermark_offsets(TopicPartition(t, p), timeout=10)[1]
+    at = {(tp.topic, tp.partition): tp.offset for tp in _lookup(consumer, where, since_ms) if tp.offset >= 0}
+    return [TopicPartition(t, p, at.get((t, p), ends[(t, p)])) for t, p in where]
+
+
+def _lookup(consumer: Consumer, where: list[tuple[str, int]], ts: int) -> list[TopicPartition]:
     try:
-        found = consumer.offsets_for_times([TopicPartition(topic, p, since_ms) for p in parts], timeout=10)
+        return consumer.offsets_for_times([TopicPartition(t, p, ts) for t, p in where], timeout=10)
     except KafkaException:
-        found = []
-    at = {tp.partition: tp.offset for tp in found if tp.offset >= 0}
-    return [TopicPartition(topic, p, at.get(p, ends[p])) for p in parts]
+        return []
 
 
-Judgement = tuple[tuple[int, int], int | None, tuple[bool, list[str]]]
+Judgement = tuple[tuple[int, int], int | None, tuple[str, list[str]]]
 
 
 def _judged(
     topic: str, value: bytes, region: str, pending: dict[tuple[int, int], SentBatch]
 ) -> list[Judgement]:
-    """The verdicts one record gives on pending batches: (batch key, op index or None for all,
-    (accepted, reasons))."""
+    """The words one record says on pending batches: (batch key, op index or None for all,
+    (VERIFIED | REJECTED | APPLIED | REFUSED, reasons))."""
     try:
         if topic == topics.REJECTED:
             rej = decode_rejected(value)
             key = (rej.partition, rej.offset)
             if rej.topic != topics.INGRESS or rej.region != region or key not in pending:
                 return []
-            return [(key, rej.index, (False, rej.reasons))]
+            return [(key, rej.index, (REJECTED, rej.reasons))]
+        if topic == topics.DECIDED:
+            d = decode_decisions(value)
+            key = (d.partition, d.offset)
+            if d.region != region or key not in pending:
+                return []
+            return [(key, i, (APPLIED, [])) for i in d.accepted] + [
+                (key, i, (REFUSED, [why])) for i, why in d.refused.items()
+            ]
         name, r = decode(value)
     except CodecError:
         return []  # another writer's record: not ours to judge
@@ -223,7 +289,7 @@ def _judged(
     key = (r.get("partition"), r.get("offset"))
     if key not in pending:
         return []
-    return [(key, int(i), (True, [])) for i in r.get("indexes") or []]  # type: ignore[misc]
+    return [(key, int(i), (VERIFIED, [])) for i in r.get("indexes") or []]  # type: ignore[misc]
 
 
 def transition_outcomes(
@@ -267,84 +333,3 @@ def transition_outcomes(
                 list(todo),
             )
         time.sleep(0.2)
-
-
-# After an object's context covers an operation, how long a refusal of it may still be on its way
-# to jarvis.ops.rejected: the fold sends the record while folding the message, before it settles.
-DECISION_GRACE_S = 0.03
-
-
-@dataclass(slots=True)
-class Decision:
-    """A bounded-counter decrement or transfer the verifier accepted: the fold of its origin decides."""
-
-    op_id: str
-    dot: tuple[str, int, int, int]  # region, ingress partition, offset, index
-
-
-def fold_decisions(
-    bootstrap: str,
-    region: str,
-    read: Callable[[str], dict[str, Any] | None],
-    decisions: list[Decision],
-    verdicts: dict[str, Verdict],
-    since_ms: int,
-    timeout: float,
-) -> None:
-    """Mark the accepted operations of `decisions` the fold refused (jarvis.ops.rejected, under their
-    ingress position, streams/fold.py) as not applied, with the fold's reason; the others are
-    applied once their object's folded context covers their dot and no refusal followed."""
-    pending = {(d.dot[1], d.dot[2], d.dot[3]): d for d in decisions}
-    covered: dict[tuple[int, int, int], float] = {}
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"verdicts-{uuid.uuid4().hex}",
-            "enable.auto.commit": False,
-            "fetch.wait.max.ms": 10,
-        }
-    )
-    try:
-        n = len(consumer.list_topics(topics.REJECTED, timeout=10).topics[topics.REJECTED].partitions)
-        consumer.assign(_positions(consumer, topics.REJECTED, range(n), since_ms - CLOCK_SLACK_MS))
-        deadline = time.monotonic() + timeout
-        while pending:
-            for msg in consumer.consume(num_messages=500, timeout=0.01):
-                if msg.error():
-                    continue
-                try:
-                    rej = decode_rejected(msg.value() or b"")
-                except CodecError:
-                    continue
-                key = (rej.partition, rej.offset, rej.index if rej.index is not None else -1)
-                if rej.topic != topics.INGRESS or rej.region != region or key not in pending:
-                    continue
-                v = verdicts[pending.pop(key).op_id]
-                v.applied = False
-                v.reasons.extend(rej.reasons)
-                covered.pop(key, None)
-            now = time.monotonic()
-            contexts: dict[str, dict[str, Any]] = {}  # one read per object and round
-            for key, d in list(pending.items()):
-                if key in covered:
-                    if now - covered[key] >= DECISION_GRACE_S:
-                        verdicts[d.op_id].applied = True
-                        del pending[key]
-                    continue
-                oid = verdicts[d.op_id].object_id
-                if oid not in contexts:
-                    try:
-                        contexts[oid] = (read(oid) or {}).get("context") or {}
-                    except OSError:
-                        contexts[oid] = {}
-                last = contexts[oid].get(f"{region}/{key[0]}")
-                if last is not None and tuple(last) >= (key[1], key[2]):
-                    covered[key] = now
-            if pending and now >= deadline:
-                raise VerdictTimeout(
-                    f"{len(pending)} bounded-counter operation(s) not decided after {timeout:g} s: "
-                    f"is the fold of {region} running?",
-                    [d.op_id for d in pending.values()],
-                )
-    finally:
-        consumer.close()

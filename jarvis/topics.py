@@ -14,6 +14,7 @@ INGRESS = "jarvis.ops.ingress"  # signed batches from producers, before verifica
 OPS = "jarvis.ops"  # verified batches, stamped with dots; mirrored between regions
 SEEN = "jarvis.ops.seen"  # batches accepted by this region's verifiers (re-send protection); mirrored
 REJECTED = "jarvis.ops.rejected"  # every rejected operation or message, with its reasons
+DECIDED = "jarvis.ops.decided"  # the origin fold's verdicts on bounded-counter decrements and transfers
 TASKS = "jarvis.tasks"  # agent tasks as submitted, before routing
 TASKS_DEAD = "jarvis.tasks.dead"  # tasks that failed every attempt, with their error
 AGENTS = "jarvis.agents"  # compacted: live agent workers, their capabilities and pool
@@ -61,6 +62,12 @@ PIPELINE_TOPICS: tuple[TopicSpec, ...] = (
         {"retention.ms": str(SEEN_RETENTION_MS), "segment.ms": str(3600 * 1000)},
     ),
     TopicSpec(REJECTED, "rejected operations and messages, with reasons", {"retention.ms": _30_DAYS_MS}),
+    # Read by the SDK's verdicts a few seconds back at most (connectors/verdicts.py); a day is plenty.
+    TopicSpec(
+        DECIDED,
+        "the origin fold's verdicts on bounded-counter decrements and transfers, by ingress position",
+        {"retention.ms": str(24 * 3600 * 1000)},
+    ),
     TopicSpec(TASKS, "agent tasks as submitted, before routing"),
     TopicSpec(TASKS_DEAD, "tasks that failed every attempt", {"retention.ms": _30_DAYS_MS}),
     # Compacted, short segments: a presence reader replays little beyond each worker's last heartbeat.

@@ -34,8 +34,9 @@ from connectors.redis_cache import CacheUnavailable, RedisCache
 from connectors.sdk import Client
 from jarvis import topics
 from jarvis.codec import CodecError, decode_verified, decode_verified_runs
+from jarvis.codec.decisions import FoldDecisions, encode_decisions
 from jarvis.config import Settings
-from jarvis.crdt.bcounter_spec import decide_in
+from jarvis.crdt.bcounter_spec import JUDGED, decide_in
 from jarvis.materialize import ObjectState, RunFolded, fold_run
 from jarvis.ops import DotRun, Operation
 from pipelines.loader import pipelines
@@ -105,6 +106,7 @@ class FoldWorker:
         restart: Callable[[], Awaitable[None]],
         rebuild: CacheRebuild | None = None,
         rights: RightsService | None = None,
+        send_decided: Callable[[int, bytes, bytes], Awaitable[Any]] | None = None,
     ) -> None:
         self.state = state
         self.rebuild = rebuild
@@ -113,6 +115,7 @@ class FoldWorker:
         self.send_rejected = send_rejected
         self.restart = restart
         self.rights = rights
+        self.send_decided = send_decided
 
     async def on_revoked(self, app: Any, revoked: Any, **kwargs: Any) -> None:
         # Faust waited for every message to be acked just before, so everything is written; objects
@@ -207,10 +210,16 @@ class FoldWorker:
             return
         done = RunFolded()
         failed: list[tuple[DotRun, int, str]] = []
+        decisions: list[FoldDecisions] = []
         for run in runs:
-            before = len(done.failed)
+            before, own = len(done.failed), run.origin_region == region
+            bc, dups = done.folded.get("bcounter", 0), done.duplicates
             fold_run(run, self.state_of, done)
             failed.extend((run, i, why) for i, why in done.failed[before:])
+            if own and (len(done.failed) > before or done.folded.get("bcounter", 0) > bc):
+                d = self.decisions_of(run, dict(done.failed[before:]), done.duplicates > dups)
+                if d is not None:
+                    decisions.append(d)
         if self.rights is not None and ("bcounter" in done.folded or failed):
             for run in runs:
                 self.rights.note(run)
@@ -223,6 +232,10 @@ class FoldWorker:
                 await self.reject(event, [reason], op, run, index)
                 if op is not None and self.rights is not None:
                     self.rights.refused(op, reason)
+        if decisions and self.send_decided is not None:
+            for d in decisions:
+                key = f"{d.region}/{d.partition}/{d.offset}".encode()
+                self.state.inflight.append(await self.send_decided(d.partition, key, encode_decisions(d)))
         for crdt_type, n in done.folded.items():
             FOLDED.labels(region, crdt_type).inc(n)
         if done.duplicates:
@@ -234,6 +247,19 @@ class FoldWorker:
         await state.ebb()
         if done.newest_hlc:
             LATENCY.labels(region).observe(max(0.0, time.time() - (done.newest_hlc >> 16) / 1000))
+
+    def decisions_of(self, run: DotRun, refused: dict[int, str], duplicates: bool) -> FoldDecisions | None:
+        """This region's verdicts on the bounded-counter decrements and transfers of one folded run.
+        Asked only of runs that folded a bounded counter or refused something, so other messages
+        cost nothing. A run with duplicates (a message folded again: rebalance, crash) was decided
+        the first time; only its refusals are certainly new (a duplicate is skipped before judging),
+        an applied operation there may be an old one, and is not published again."""
+        judged = [r[0] for r in run.rows if r[2] == "bcounter" and r[3] in JUDGED]
+        accepted = [] if duplicates else [i for i in judged if i not in refused]
+        no = {i: refused[i] for i in judged if i in refused}
+        if not accepted and not no:
+            return None
+        return FoldDecisions(self.region, run.partition, run.offset, accepted, no)
 
     async def settle(self) -> None:
         try:
@@ -328,9 +354,20 @@ def build(settings: Settings, region: str, instance: int = 0) -> faust.App:
     async def send_rejected(key: bytes, value: bytes) -> Any:
         return await rejected_out.send(key=key, value=value)
 
+    decided_out = app.topic(topics.DECIDED, key_type=bytes, value_type=bytes)
+
+    async def send_decided(partition: int, key: bytes, value: bytes) -> Any:
+        return await decided_out.send(key=key, value=value, partition=partition)
+
     rebuild = CacheRebuild(state, settings.partitions, REBUILD_BATCH)
     worker = FoldWorker(
-        state, lambda: app.consumer, send_rejected, partial(restart_worker, app), rebuild=rebuild, rights=rights
+        state,
+        lambda: app.consumer,
+        send_rejected,
+        partial(restart_worker, app),
+        rebuild=rebuild,
+        rights=rights,
+        send_decided=send_decided,
     )
     producer: list[Client] = []  # made on the first round that emits: it asks Kafka for metadata
 

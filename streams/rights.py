@@ -12,7 +12,9 @@ carries the origin's state; this service, one per fold worker, makes them and an
   (demand rarely stops at what was refused in one round), at most everything it holds. The transfer
   is judged by this region's fold like any other, and the next `decided` carries it to the asker.
   An ask is answered once per ANSWER_GAP_S per object and region: asks keep coming while the
-  first transfer travels, and answering each would drain this region.
+  first transfer travels, and answering each would drain this region. A region that itself lacked
+  rights for the object within KEEP_S answers no ask (it keeps the ask for later): it has demand of
+  its own for whatever reaches it.
 
 The operations go through the SDK path (signed by the fold's node key `fold-<region>`, verified by
 the region's verifier), so they are in the log, mirrored, archived and replayed like any other.
@@ -31,6 +33,10 @@ from jarvis.ops import DotRun, Operation
 
 DECIDE_EVERY_S = 0.1
 ANSWER_GAP_S = 0.5
+# A region that refused its own sales for want of rights this recently keeps what reaches it: with
+# demand in both regions, the last unit otherwise went back and forth between them (each region's
+# ask answered while the unit was on its way to it), unsold for 45 s in the MirrorMaker-paused test.
+KEEP_S = 1.0
 
 Emission = tuple[str, str, dict[str, Any]]  # (object id, kind, args) of a bcounter operation
 
@@ -43,6 +49,7 @@ class RightsService:
         self.short: dict[str, int] = {}  # units refused here for want of rights, per object
         self.asks: dict[tuple[str, str], int] = {}  # (object, region) -> units it lacked
         self.answered: dict[tuple[str, str], float] = {}  # (object, region) -> when (monotonic)
+        self.wanting: dict[str, float] = {}  # object -> when this region last lacked rights for it
 
     def note(self, run: DotRun) -> None:
         """What a folded run says about bounded counters (the fold calls this for runs holding any)."""
@@ -73,10 +80,14 @@ class RightsService:
         """The operations to emit this round: transfers answering asks, then this region's decisions."""
         now = time.monotonic() if now is None else now
         out: list[Emission] = []
+        for oid in self.short:  # refused here since the last round: this region wants them too
+            self.wanting[oid] = now
         asks, self.asks = self.asks, {}
         for (oid, region), want in sorted(asks.items(), key=lambda kv: -kv[1]):
-            if now - self.answered.get((oid, region), -ANSWER_GAP_S) < ANSWER_GAP_S:
-                self.asks[(oid, region)] = want  # kept: answered again once the gap has passed
+            if now - self.answered.get((oid, region), -ANSWER_GAP_S) < ANSWER_GAP_S or (
+                now - self.wanting.get(oid, -KEEP_S) < KEEP_S
+            ):
+                self.asks[(oid, region)] = want  # kept: answered once the gap has passed
                 continue
             st = self.peek(oid)
             if st is None or st.crdt_type != "bcounter":
@@ -89,6 +100,8 @@ class RightsService:
             self.answered[(oid, region)] = now
         if len(self.answered) > 100_000:
             self.answered = {k: t for k, t in self.answered.items() if now - t < ANSWER_GAP_S}
+        if len(self.wanting) > 100_000:
+            self.wanting = {k: t for k, t in self.wanting.items() if now - t < KEEP_S}
         decided, self.decided = self.decided, set()
         for oid in sorted(decided):
             st = self.peek(oid)

@@ -17,6 +17,7 @@ from connectors.verdicts import SentBatch, VerdictTimeout, await_verdicts
 from jarvis import topics
 from jarvis.codec import CodecError
 from jarvis.codec.records import decode_batch_record
+from jarvis.crdt.bcounter_spec import JUDGED
 
 SLACK_MS = 5_000  # the broker's clock may lag the gateway's a little
 SCAN_LIMIT = 20_000  # records read at most, so a lookup stays cheap
@@ -43,13 +44,18 @@ class OpStatus:
             "principal": meta.get("principal"),
             "via": meta.get("via"),
         }
-        batch = SentBatch(partition, list(rec["op_ids"]), list(rec["object_ids"]), offset, sent_ms)
+        # A bounded counter's decrement or transfer is decided by the region's fold: its verdict.
+        judged = rec["crdt_types"][index] == "bcounter" and rec["kinds"][index] in JUDGED
+        batch = SentBatch(
+            partition, list(rec["op_ids"]), list(rec["object_ids"]), offset, sent_ms,
+            frozenset([index] if judged else []),
+        )  # fmt: skip
         try:
             verdict = await_verdicts(self.bootstrap, self.region, [batch], VERDICT_WAIT_S)[op_id]
         except VerdictTimeout:
             out["state"] = "on_ingress"  # not verified yet
             return out
-        if verdict.accepted:
+        if verdict.ok:
             out["state"] = "accepted"
             out["dot"] = list(verdict.dot or ())
         else:

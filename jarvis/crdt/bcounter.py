@@ -125,12 +125,16 @@ class BoundedCounter:
         """Decrement in `region`. The replica's own decrement is judged against its rights; one naming
         another region was decided there and is applied as it is."""
         r = region or self.node_id
-        bad = judge_decrement(self, r, n) if r == self.node_id else amount_problem(n, "decrement")
-        if bad:
-            raise BoundedCounterError(bad)
-        if not self._fresh(r, seq):
+        if type(n) is not int or n < 0:  # judge_decrement's checks, inlined: the origin's hot path
+            raise BoundedCounterError(amount_problem(n, "decrement") or "")
+        if r == self.node_id:
+            held = self.rights(r)
+            if n > held:
+                raise BoundedCounterError(f"insufficient rights in {r}: holds {held}, needs {n}")
+        if seq is not None and not self._fresh(r, seq):
             return self._delta()
-        self.d[r] = self.d.get(r, 0) + n
+        d = self.d
+        d[r] = d.get(r, 0) + n
         return self.copy()  # the decision's causal past travels with it (module docstring)
 
     def transfer(
@@ -194,10 +198,11 @@ class BoundedCounter:
                     mine[r] = c
 
     def copy(self) -> BoundedCounter:
-        c = self._delta()
-        c.p = {i: dict(row) for i, row in self.p.items()}
-        c.d = dict(self.d)
-        c.seqs = dict(self.seqs)
+        c = BoundedCounter.__new__(BoundedCounter)
+        c.node_id, c.min = self.node_id, self.min
+        c.p = {i: row.copy() for i, row in self.p.items()}
+        c.d = self.d.copy()
+        c.seqs = self.seqs.copy()
         return c
 
     # -- plain data -------------------------------------------------------------------------------

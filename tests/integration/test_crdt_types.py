@@ -5,12 +5,18 @@ with its reason and leaves the object unchanged."""
 from __future__ import annotations
 
 import base64
+import datetime as dt
+import json
 import os
+import shutil
 import signal
 import statistics
+import subprocess
 import threading
 import time
+import urllib.parse
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,7 +31,7 @@ REGIONS = ("eu", "us")
 
 
 def urls(stack: Any) -> dict[str, str]:
-    return {r: stack.settings.region_config(r).query_url for r in REGIONS}
+    return {r: stack.settings.region_config(r).query_url for r in stack.settings.region_names}
 
 
 def view(stack: Any, region: str, object_id: str) -> dict[str, Any] | None:
@@ -38,8 +44,8 @@ def value(stack: Any, region: str, object_id: str) -> Any:
     return None if v is None else v["value"]
 
 
-def clients(tag: str) -> dict[str, Client]:
-    return {r: Client(region=r, node_id=f"{tag}-{r}", track_verdicts=True, linger_ms=1) for r in REGIONS}
+def clients(tag: str, regions: tuple[str, ...] = REGIONS) -> dict[str, Client]:
+    return {r: Client(region=r, node_id=f"{tag}-{r}", track_verdicts=True, linger_ms=1) for r in regions}
 
 
 def stocked(stack: Any, cs: dict[str, Client], stock: int) -> str:
@@ -47,23 +53,23 @@ def stocked(stack: Any, cs: dict[str, Client], stock: int) -> str:
     cs["eu"].bcounter(oid).increment(stock)
     cs["eu"].flush(wait=True)
     assert wait_until(
-        lambda: all((value(stack, r, oid) or {}).get("value") == stock for r in REGIONS), 30, 0.1
-    ), f"stock of {stock} not seen in both regions"
+        lambda: all((value(stack, r, oid) or {}).get("value") == stock for r in cs), 30, 0.1
+    ), f"stock of {stock} not seen in every region"
     return oid
 
 
 def reserve(
-    stack: Any, stock: int, per_region: int, pause_mm_s: float = 0.0
+    stack: Any, stock: int, per_region: int, pause_mm_s: float = 0.0, regions: tuple[str, ...] = REGIONS
 ) -> tuple[dict[str, Client], str, dict[str, int], list[int], dict[str, Any]]:
-    cs = clients("shop")
+    cs = clients("shop", regions)
     oid = stocked(stack, cs, stock)
-    accepted = {r: 0 for r in REGIONS}
+    accepted = {r: 0 for r in regions}
     reads: list[int] = []
     stop = threading.Event()
 
     def reader() -> None:
         while not stop.is_set():
-            for r in REGIONS:
+            for r in regions:
                 v = value(stack, r, oid)
                 if v is not None:
                     reads.append(v["value"])
@@ -81,7 +87,7 @@ def reserve(
 
     watcher = threading.Thread(target=reader)
     watcher.start()
-    shops = [threading.Thread(target=shop, args=(r,)) for r in REGIONS]
+    shops = [threading.Thread(target=shop, args=(r,)) for r in regions]
     for t in shops:
         t.start()
     mm = stack.mm2()
@@ -102,9 +108,9 @@ def settle_and_sell_out(stack: Any, cs: dict[str, Client], oid: str, accepted: d
     reached a region after its own demand ended are sold there). Returns the extra reservations."""
     extra = 0
     for _ in range(30):
-        if all((value(stack, r, oid) or {}).get("value") == 0 for r in REGIONS):
+        if all((value(stack, r, oid) or {}).get("value") == 0 for r in cs):
             break
-        for r in REGIONS:
+        for r in cs:
             h = cs[r].bcounter(oid)
             for _ in range(5):
                 h.decrement(1)
@@ -118,16 +124,17 @@ def check_never_oversold(
     stack: Any, oid: str, stock: int, accepted: dict[str, int], reads: list[int]
 ) -> None:
     assert reads and min(reads) >= 0, f"a region showed {min(reads)}"
-    assert wait_until(lambda: value(stack, "eu", oid) == value(stack, "us", oid), 30, 0.2), (
-        value(stack, "eu", oid), value(stack, "us", oid),
-    )  # fmt: skip
+    assert wait_until(lambda: len({str(value(stack, r, oid)) for r in accepted}) == 1, 30, 0.2), {
+        r: value(stack, r, oid) for r in accepted
+    }
     final = value(stack, "eu", oid)["value"]
-    assert sum(accepted.values()) == stock - final <= stock
+    assert sum(accepted.values()) == stock - final <= stock, (accepted, final)
     assert final == 0, f"{final} units left unsold while both regions wanted them"
 
 
-# Slow for now: its accepted count is the SDK's verdicts, which over-report bounded-counter
-# acceptances under load (docs/known-defects.md); the counter's own bound holds either way.
+# The accepted counts are the SDK's verdicts (the origin fold's decisions on jarvis.ops.decided):
+# they once over-reported under load (1,375 for 1,000 sold) while the bound held; now they must equal
+# what the counter sold. Slow: a long scenario, run by `make test-slow`.
 @pytest.mark.slow
 def test_3000_reservations_from_both_regions_never_oversell_and_sell_all_1000(stack: Any) -> None:
     cs, oid, accepted, reads, _ = reserve(stack, 1000, 1500)
@@ -142,6 +149,20 @@ def test_reservations_with_mirrormaker_paused_for_20_s_never_oversell(stack: Any
     cs, oid, accepted, reads, _ = reserve(stack, 1000, 1500, pause_mm_s=20)
     settle_and_sell_out(stack, cs, oid, accepted)
     check_never_oversold(stack, oid, 1000, accepted, reads)
+
+
+@pytest.mark.slow
+def test_three_regions_reserve_one_sku_never_oversell_and_sell_it_all(stack: Any) -> None:
+    """JARVIS_REGIONS=eu,us,ap: stock created in eu, demand from all three at once; the rights reach
+    us and ap from eu (and from each other), and the three agree after."""
+    regions = tuple(stack.settings.region_names)
+    if len(regions) < 3:
+        pytest.skip("needs a stack of three regions (JARVIS_REGIONS=eu,us,ap)")
+    cs, oid, accepted, reads, _ = reserve(stack, 600, 400, regions=regions)
+    settle_and_sell_out(stack, cs, oid, accepted)
+    check_never_oversold(stack, oid, 600, accepted, reads)
+    print(f"\naccepted {accepted}")
+    assert all(accepted[r] > 0 for r in regions if r != "eu"), accepted  # rights moved to every region
 
 
 def test_reservation_latency_holding_rights_and_getting_them(stack: Any) -> None:
@@ -206,6 +227,57 @@ def test_text_edited_in_both_regions_converges(stack: Any) -> None:
 
     assert wait_until(agree, 30, 0.1)
     assert value(stack, "eu", oid)["text"] == ">> ello world"
+
+
+YJS_TOOL = Path(__file__).parents[1] / "interop" / "yjs" / "yjs_tool.js"
+
+
+def yjs(apply: list[str], insert: tuple[int, str] | None = None) -> dict[str, Any]:
+    """The reference implementation under node (tests/interop/yjs, installed from npm by make)."""
+    req = json.dumps({"apply": apply, "insert": list(insert) if insert else None})
+    out = subprocess.run(["node", str(YJS_TOOL)], input=req, capture_output=True, text=True, check=True, timeout=30)
+    return json.loads(out.stdout)
+
+
+@pytest.mark.skipif(
+    shutil.which("node") is None or not (YJS_TOOL.parent / "node_modules" / "yjs").is_dir(),
+    reason="node's yjs is not installed (make install runs npm ci in tests/interop/yjs)",
+)
+def test_text_edited_through_pycrdt_in_eu_and_yjs_in_us_converges_and_replays_at_t(stack: Any) -> None:
+    cs = clients("yjs")
+    oid = f"txt:doc-{uuid.uuid4().hex[:8]}"
+    cs["eu"].text(oid).insert(0, "shared doc")
+    cs["eu"].flush(wait=True)
+    assert wait_until(lambda: (value(stack, "us", oid) or {}).get("text") == "shared doc", 30, 0.1)
+    time.sleep(0.05)
+    t_base = dt.datetime.now(dt.UTC)
+    time.sleep(0.05)
+    base = value(stack, "us", oid)["update"]  # us's stored state, as yjs in us starts from it
+    js = yjs([base], (len("shared doc"), " [js]"))
+    cs["eu"].text(oid).insert(0, "[py] ")  # concurrent: neither has seen the other's edit
+    cs["us"].text(oid).apply_update(base64.b64decode(js["update"]))
+    for c in cs.values():
+        c.flush(wait=True)
+    assert wait_until(
+        lambda: len({(value(stack, r, oid) or {}).get("text") for r in REGIONS}) == 1
+        and (value(stack, "eu", oid) or {}).get("text", "").endswith(" [js]"), 30, 0.1
+    ), {r: value(stack, r, oid) for r in REGIONS}  # fmt: skip
+    text = value(stack, "eu", oid)["text"]
+    assert text == "[py] shared doc [js]"
+    assert yjs([value(stack, "us", oid)["update"]])["text"] == text  # the stored state loads in yjs
+    at = urllib.parse.quote(t_base.isoformat())
+    history = object_url(urls(stack)["eu"], oid) + f"/history?at={at}"
+
+    def replayed() -> Any:
+        status, body = get_json(history, timeout=30)
+        return ((body or {}).get("value") or {}).get("text") if status == 200 else None
+
+    assert wait_until(lambda: replayed() == "shared doc", 60, 0.5), replayed()  # the text at T
+    now = urllib.parse.quote(dt.datetime.now(dt.UTC).isoformat())
+    assert wait_until(
+        lambda: ((get_json(object_url(urls(stack)["eu"], oid) + f"/history?at={now}", timeout=30)[1] or {})
+                 .get("value") or {}).get("text") == text, 60, 0.5,
+    )  # fmt: skip
 
 
 def test_a_record_map_merges_field_by_field(stack: Any) -> None:

@@ -229,6 +229,51 @@ def test_rights_move_to_the_region_that_ran_dry_and_no_region_ever_goes_below_th
     assert sum(values[0].all_rights().values()) == values[0].value() - values[0].min
 
 
+def test_a_region_that_lacked_rights_just_now_keeps_what_reaches_it_instead_of_sending_it_back() -> None:
+    """With demand in both regions the last unit went back and forth: each region's ask answered
+    while the unit was on its way to it (1 unit unsold after the MirrorMaker-paused test)."""
+    from streams.rights import KEEP_S
+
+    w = World("eu", "us")
+    w.produce("eu", op("bc:s", "increment", {"n": 1}))
+    w.deliver("eu")
+    w.deliver("us")
+    w.produce("us", op("bc:s", "decrement", {"n": 1}, region="us"))
+    w.deliver("us", "us")  # refused in us: us asks
+    w.service_round(0.0)
+    w.deliver("eu")  # eu reads the ask
+    w.produce("eu", op("bc:s", "decrement", {"n": 2}, region="eu"))
+    w.deliver("eu", "eu")  # eu wants more than it holds: refused, eu lacks rights too
+    w.service_round(0.1)
+    assert not [o for o in w.logs["eu"] if o.kind == "transfer"]  # eu keeps its unit for itself
+    w.produce("eu", op("bc:s", "decrement", {"n": 1}, region="eu"))
+    w.deliver("eu", "eu")
+    assert w.regions["eu"].states["bc:s"].value.value() == 0  # sold where it was
+    w.service_round(0.1 + KEEP_S)
+    for r in ("eu", "us"):
+        w.deliver(r)
+    assert [w.regions[r].states["bc:s"].value.value() for r in ("eu", "us")] == [0, 0]
+
+
+def test_a_holder_without_demand_of_its_own_answers_once_the_keep_time_passed() -> None:
+    from streams.rights import KEEP_S
+
+    w = World("eu", "us")
+    w.produce("eu", op("bc:s", "increment", {"n": 4}))
+    w.produce("eu", op("bc:s", "decrement", {"n": 9}, region="eu"))  # eu lacked rights once
+    w.deliver("eu")
+    w.service_round(0.0)
+    w.deliver("us")
+    w.produce("us", op("bc:s", "decrement", {"n": 1}, region="us"))
+    w.deliver("us", "us")
+    w.service_round(0.2)
+    w.deliver("eu")
+    w.service_round(0.4)
+    assert not [o for o in w.logs["eu"] if o.kind == "transfer"]
+    w.service_round(0.1 + KEEP_S)
+    assert [o.args for o in w.logs["eu"] if o.kind == "transfer"] == [{"n": 2, "to_region": "us"}]
+
+
 def test_text_and_map_fold_each_regions_edits_into_the_same_state() -> None:
     a, b = Text(), Text()
     ua = a.insert(0, "hello").update or b""

@@ -13,7 +13,7 @@ def test_every_pipeline_topic_is_defined_once() -> None:
     assert len(set(names)) == len(names)
     assert set(names) == {
         topics.INGRESS, topics.OPS, topics.SEEN, topics.REJECTED, topics.TASKS, topics.TASKS_DEAD, topics.AGENTS,
-        topics.IDEMPOTENCY,
+        topics.IDEMPOTENCY, topics.DECIDED,
     }  # fmt: skip
     assert all(topics.BY_NAME[n].name == n for n in names)
 
@@ -23,6 +23,7 @@ def test_configs_are_the_ones_the_stack_created() -> None:
     assert dict(by[topics.INGRESS].configs) == {"compression.type": "producer"}
     assert dict(by[topics.OPS].configs) == {"compression.type": "producer"}
     assert dict(by[topics.REJECTED].configs) == {"retention.ms": "2592000000"}
+    assert dict(by[topics.DECIDED].configs) == {"retention.ms": "86400000"}
     assert dict(by[topics.TASKS_DEAD].configs) == {"retention.ms": "2592000000"}
     assert dict(by[topics.AGENTS].configs) == {"cleanup.policy": "compact", "segment.ms": "60000"}
     assert dict(by[topics.TASKS].configs) == {}
