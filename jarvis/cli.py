@@ -6,6 +6,7 @@ import typer
 
 from jarvis.auth_cli import auth_app
 from jarvis.db_cli import db_app
+from jarvis.demo_cli import demo
 from jarvis.produce_cli import produce
 from jarvis.regions_cli import regions_app
 from jarvis.replay_cli import audit_cmd, replay_cmd
@@ -27,6 +28,7 @@ app.add_typer(topics_app, name="topics")
 app.add_typer(regions_app, name="regions")
 app.add_typer(keys_app, name="keys")
 app.add_typer(auth_app, name="auth")
+app.command("demo")(demo)
 
 if __name__ == "__main__":
     app()

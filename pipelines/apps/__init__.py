@@ -1,0 +1,42 @@
+"""The seed's use cases as small apps on the public SDK (one module per case), with `jarvis demo`.
+
+Each app's prefixes are declared once, in its pipeline in pipelines/default.yaml (the one file the
+verifier, fold, SDK and archiver read); the module names the pipeline it writes to.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    module: str  # pipelines.apps.<module>
+    pipeline: str  # in pipelines/default.yaml
+    crdts: str  # what it uses and why, one line
+    summary: str
+
+
+CASES: dict[str, Case] = {
+    c.name: c
+    for c in (
+        Case("trading", "trading", "trading",
+             "PN-Counter positions (exact sum of concurrent buys/sells), G-Set immutable trades, "
+             "time-series order book, LWW risk report",
+             "desks in two regions trade the same symbols; positions and trade records agree; risk alerts"),
+        Case("inventory", "inventory", "commerce",
+             "bounded counter stock (never below 0, rights move), OR-Set reservations, LWW price, "
+             "workflow warehouse order",
+             "shoppers in two regions reserve more than the stock; nothing is oversold"),
+        Case("eventsourcing", "eventsourcing", "eventsourcing",
+             "G-Set of events with HLC versions (unique, ordered, no coordination), LWW snapshot",
+             "two regions append to one aggregate; both read the same events in version order"),
+        Case("mesh", "mesh", "platform",
+             "LWW service registry, G-Counter failures per breaker epoch (opens everywhere at the threshold)",
+             "failures reported in two regions open the breaker in both"),
+        Case("ratelimit", "ratelimit", "platform",
+             "G-Counter per gateway (own count exact, others' as replicated): a global limit within a stated slack",
+             "gateways in two regions share one limit"),
+    )
+}  # fmt: skip

@@ -1,0 +1,225 @@
+"""`jarvis demo <case>`: each use case end to end on the local stack, two regions, with a summary."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from pipelines.apps import CASES
+from pipelines.apps._client import client
+from pipelines.apps.eventsourcing import EventStore
+from pipelines.apps.inventory import Store
+from pipelines.apps.mesh import Mesh
+from pipelines.apps.ratelimit import RateLimiter
+from pipelines.apps.trading import TradingDesk, positions_from_trades
+
+REGIONS = ("eu", "us")
+
+
+def _wait(check: Callable[[], bool], timeout: float = 30.0, interval: float = 0.2) -> float | None:
+    """Seconds until `check` held, or None if it never did within `timeout`."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if check():
+            return time.monotonic() - t0
+        time.sleep(interval)
+    return None
+
+
+def _both(fn: Callable[[str], Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    threads = [threading.Thread(target=lambda r=r: out.__setitem__(r, fn(r))) for r in REGIONS]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return out
+
+
+def _yes(ok: bool) -> str:
+    return "[green]yes[/]" if ok else "[red]no[/]"
+
+
+def trading(console: Console) -> bool:
+    run = uuid.uuid4().hex[:6]
+    desks = {r: TradingDesk(client(r, f"demo-trader-{r}"), account=f"desk-{run}") for r in REGIONS}
+    symbols = ["ACME", "GLOBEX", "INITECH"]
+
+    def trade(r: str) -> list[Any]:
+        rng, done = random.Random(r), []
+        for _ in range(300):
+            done.append(desks[r].execute_trade(rng.choice(symbols), rng.choice([-1, 1]) * rng.randint(1, 50),
+                                               round(rng.uniform(90, 110), 2)))  # fmt: skip
+        desks[r].flush()
+        return done
+
+    sent = [t for ts in _both(trade).values() for t in ts]
+    want = positions_from_trades(sent)
+    waited = _wait(lambda: all(desks[r].positions(symbols) == {s: want.get(s, 0) for s in symbols}
+                               and len(desks[r].trades()) == len(sent) for r in REGIONS))  # fmt: skip
+    table = Table(title=f"600 trades from eu and us, same desk (converged in {waited or float('nan'):.1f} s)")
+    for col in ("symbol", "position eu", "position us", "sum of trades sent", "agree"):
+        table.add_column(col)
+    pos = {r: desks[r].positions(symbols) for r in REGIONS}
+    for s in symbols:
+        table.add_row(s, str(pos["eu"][s]), str(pos["us"][s]), str(want.get(s, 0)),
+                      _yes(pos["eu"][s] == pos["us"][s] == want.get(s, 0)))  # fmt: skip
+    console.print(table)
+    n = {r: len(desks[r].trades()) for r in REGIONS}
+    console.print(f"trade records: eu {n['eu']}, us {n['us']}, sent {len(sent)}")
+    report = desks["eu"].update_risk_metrics(limits={s: 2000.0 for s in symbols}, gross_limit=5000.0)
+    seen = _wait(lambda: (desks["us"].risk() or {}).get("gross") == report.gross, 10, 0.05)
+    console.print(
+        f"risk (eu): gross {report.gross:.2f}, net {report.net:.2f}; seen in us after {seen or float('nan'):.2f} s"
+    )
+    for a in report.alerts:
+        console.print(f"  [yellow]alert[/] {a}")
+    return waited is not None and seen is not None
+
+
+def inventory(console: Console) -> bool:
+    sku = f"sku-{uuid.uuid4().hex[:6]}"
+    stores = {r: Store(client(r, f"demo-shop-{r}", track_verdicts=True)) for r in REGIONS}
+    stores["eu"].restock(sku, 40)
+    stores["eu"].set_price(sku, 19.99)
+    _wait(lambda: stores["us"].available(sku) == 40)
+
+    def shop(r: str) -> list[Any]:
+        return [stores[r].reserve_inventory(sku, 1, f"cust-{r}-{i}", f"wh-{r}") for i in range(30)]
+
+    results = _both(shop)
+    ok = {r: sum(x.accepted for x in results[r]) for r in REGIONS}
+    _wait(lambda: stores["eu"].available(sku) == stores["us"].available(sku))
+    left = {r: stores[r].available(sku) for r in REGIONS}
+    first = next(x for rs in results.values() for x in rs if x.accepted)
+    for st in ("picked", "shipped", "delivered"):
+        stores["eu"].advance_order(first.reservation_id, st)
+    illegal = stores["eu"].advance_order(first.reservation_id, "picked")
+    table = Table(title=f"{sku}: 40 in stock, 60 reservations from eu and us")
+    for col in ("region", "accepted", "refused", "left (read in region)"):
+        table.add_column(col)
+    for r in REGIONS:
+        table.add_row(r, str(ok[r]), str(30 - ok[r]), str(left[r]))
+    console.print(table)
+    sold = sum(ok.values())
+    oversold = "[red]YES[/]" if sold > 40 or min(left.values()) < 0 else "[green]no[/]"
+    console.print(f"sold {sold} of 40, oversold: {oversold}; price seen in us: {stores['us'].price(sku)}")
+    console.print(f"order {first.reservation_id}: {stores['eu'].order_state(first.reservation_id)}; "
+                  f"delivered -> picked refused: {_yes(not illegal)}")  # fmt: skip
+    return sold <= 40 and left["eu"] == left["us"] == 40 - sold
+
+
+def eventsourcing(console: Console) -> bool:
+    agg = f"account-{uuid.uuid4().hex[:6]}"
+    stores = {r: EventStore(client(r, f"demo-es-{r}"), sync=False) for r in REGIONS}
+
+    def append(r: str) -> list[Any]:
+        out = [stores[r].append_event(agg, "deposited", {"amount": i, "region": r}) for i in range(200)]
+        stores[r].flush()
+        return out
+
+    sent = _both(append)
+    n = sum(len(v) for v in sent.values())
+    waited = _wait(lambda: all(len(stores[r].get_events_for_aggregate(agg)) == n for r in REGIONS))
+    got = {r: stores[r].get_events_for_aggregate(agg) for r in REGIONS}
+    same = [e.version for e in got["eu"]] == [e.version for e in got["us"]]
+    per_writer = all([e.version for e in got["eu"] if e.writer == f"demo-es-{r}"] == [e.version for e in sent[r]]
+                     for r in REGIONS)  # fmt: skip
+    mid = got["eu"][n // 2].version if got["eu"] else None
+    balance, at = stores["us"].load(agg, lambda s, e: s + e.data["amount"], 0)
+    table = Table(title=f"events:{agg}: 200 appended in each region concurrently")
+    for col in ("check", "result"):
+        table.add_column(col)
+    table.add_row("events read in eu / us", f"{len(got['eu'])} / {len(got['us'])} (sent {n})")
+    table.add_row("same order in both regions", _yes(same))
+    table.add_row("each writer's events in its append order", _yes(per_writer))
+    table.add_row("from the middle version", f"{len(stores['eu'].get_events_for_aggregate(agg, mid))} events")
+    table.add_row("balance folded in us", f"{balance} (expected {2 * sum(range(200))})")
+    console.print(table)
+    return waited is not None and same and per_writer
+
+
+def mesh(console: Console) -> bool:
+    svc = f"payments-{uuid.uuid4().hex[:6]}"
+    meshes = {r: Mesh(client(r, f"demo-mesh-{r}")) for r in REGIONS}
+    meshes["eu"].register_service(svc, "http://payments.internal:8443", threshold=6)
+    _wait(lambda: meshes["us"].lookup(svc) is not None, 10, 0.05)
+    meshes["eu"].update_circuit_breaker(svc, 3)
+    meshes["us"].update_circuit_breaker(svc, 2)
+    time.sleep(1.0)
+    before = {r: meshes[r].breaker_state(svc) for r in REGIONS}
+    t0 = time.monotonic()
+    meshes["us"].update_circuit_breaker(svc, 1)
+    opened = _both(lambda r: _wait(lambda: meshes[r].breaker_state(svc).open, 10, 0.01))
+    table = Table(title=f"breaker of {svc} (threshold 6): 3 failures in eu, 2 then 1 in us")
+    for col in ("region", "before the 6th", "after", "opened after the 6th (s)"):
+        table.add_column(col)
+    for r in REGIONS:
+        st = meshes[r].breaker_state(svc)
+        table.add_row(r, f"{before[r].failures} closed" if not before[r].open else "open",
+                      f"{st.failures} {'open' if st.open else 'closed'}",
+                      f"{opened[r]:.2f}" if opened[r] is not None else "[red]never[/]")  # fmt: skip
+    console.print(table)
+    meshes["eu"].reset_circuit_breaker(svc)
+    closed = _wait(lambda: not meshes["us"].breaker_state(svc).open, 10, 0.05)
+    console.print(f"reset in eu -> closed in us after {closed or float('nan'):.2f} s (epoch "
+                  f"{meshes['us'].breaker_state(svc).epoch}); {time.monotonic() - t0:.1f} s in all")  # fmt: skip
+    return all(v is not None for v in opened.values()) and not any(b.open for b in before.values())
+
+
+def ratelimit(console: Console) -> bool:
+    cid, limit = f"cust-{uuid.uuid4().hex[:6]}", 300
+    t = time.time()
+    gws = {
+        r: RateLimiter(client(r, f"demo-gw-{r}"), r, list(REGIONS), limit, 3600, clock=lambda: t)
+        for r in REGIONS
+    }
+
+    def serve(r: str) -> tuple[int, float]:
+        admitted, t0 = 0, time.monotonic()
+        for _ in range(600):  # ~200 requests/s for 3 s: twice the limit from each gateway
+            admitted += gws[r].check_rate_limit(cid, "orders").allowed
+            time.sleep(0.005)
+        gws[r].flush()
+        return admitted, 600 / (time.monotonic() - t0)
+
+    out = _both(serve)
+    total = sum(a for a, _ in out.values())
+    table = Table(title=f"global limit {limit} for {cid} on /orders, 1,200 requests through two gateways")
+    for col in ("gateway", "admitted", "offered req/s"):
+        table.add_column(col)
+    for r in REGIONS:
+        table.add_row(r, str(out[r][0]), f"{out[r][1]:.0f}")
+    console.print(table)
+    console.print(f"admitted {total} of a limit of {limit}: overshoot {max(0, total - limit)} "
+                  f"({max(0, total - limit) / limit:.0%}); stated slack: the other gateway's rate x ~1 s staleness")  # fmt: skip
+    return total >= limit
+
+
+DEMOS: dict[str, Callable[[Console], bool]] = {
+    "trading": trading, "inventory": inventory, "eventsourcing": eventsourcing, "mesh": mesh, "ratelimit": ratelimit,
+}  # fmt: skip
+assert set(DEMOS) == set(CASES)
+
+
+def list_cases(console: Console) -> None:
+    table = Table(title="use cases: jarvis demo <case>")
+    for col in ("case", "CRDTs and why", "shows"):
+        table.add_column(col)
+    for c in CASES.values():
+        table.add_row(c.name, c.crdts, c.summary)
+    console.print(table)
+
+
+def run(case: str, console: Console) -> bool:
+    console.rule(f"[bold]{case}: {CASES[case].summary}")
+    ok = DEMOS[case](console)
+    console.print("[bold green]outcome holds[/]" if ok else "[bold red]outcome does not hold[/]")
+    return ok
