@@ -13,8 +13,9 @@ from rich.console import Console
 from rich.table import Table
 
 from pipelines.apps import CASES
-from pipelines.apps._client import client
+from pipelines.apps._client import client, mqtt_device
 from pipelines.apps.eventsourcing import EventStore
+from pipelines.apps.factory import Factory, production_id, quality_id
 from pipelines.apps.inventory import Store
 from pipelines.apps.mesh import Mesh
 from pipelines.apps.ratelimit import RateLimiter
@@ -146,6 +147,46 @@ def eventsourcing(console: Console) -> bool:
     return waited is not None and same and per_writer
 
 
+def factory(console: Console) -> bool:
+    run = uuid.uuid4().hex[:6]
+    gws = {r: Factory(*mqtt_device(r, f"demo-factory-{r}-{run}")) for r in REGIONS}
+    readers = {r: client(r, f"demo-factory-reader-{r}") for r in REGIONS}
+    lines = [f"line-{run}-a", f"line-{run}-b"]
+    produced = {ln: 0 for ln in lines}
+    t0 = time.time()
+    for i in range(400):
+        r, ln = REGIONS[i % 2], lines[i % 3 % 2]
+        n = 1 + i % 4
+        produced[ln] += n
+        gws[r].process_iot_data(f"press-{r}-{i % 5}", {"line": ln, "produced": n, "quality": 90 + i % 9,
+                                                        "status": "running", "ts": t0 + i / 100})  # fmt: skip
+    for g in gws.values():
+        g.close()
+
+    def totals(r: str) -> dict[str, int]:
+        return {ln: int(readers[r].value(production_id(ln)) or 0) for ln in lines}
+
+    waited = _wait(lambda: all(totals(r) == produced for r in REGIONS), 60)
+    table = Table(
+        title=f"10 presses in eu and us, 400 reports over MQTT (converged in {waited or float('nan'):.1f} s)"
+    )
+    for col in ("line", "published", "total eu", "total us", "quality points eu", "agree"):
+        table.add_column(col)
+    for ln in lines:
+        t = {r: totals(r)[ln] for r in REGIONS}
+        q = len(readers["eu"].value(quality_id(ln)) or [])
+        table.add_row(
+            ln,
+            str(produced[ln]),
+            str(t["eu"]),
+            str(t["us"]),
+            str(q),
+            _yes(t["eu"] == t["us"] == produced[ln]),
+        )
+    console.print(table)
+    return waited is not None
+
+
 def mesh(console: Console) -> bool:
     svc = f"payments-{uuid.uuid4().hex[:6]}"
     meshes = {r: Mesh(client(r, f"demo-mesh-{r}")) for r in REGIONS}
@@ -204,7 +245,7 @@ def ratelimit(console: Console) -> bool:
 
 
 DEMOS: dict[str, Callable[[Console], bool]] = {
-    "trading": trading, "inventory": inventory, "eventsourcing": eventsourcing, "mesh": mesh, "ratelimit": ratelimit,
+    "trading": trading, "inventory": inventory, "eventsourcing": eventsourcing, "factory": factory, "mesh": mesh, "ratelimit": ratelimit,
 }  # fmt: skip
 assert set(DEMOS) == set(CASES)
 

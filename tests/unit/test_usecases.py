@@ -16,6 +16,7 @@ from jarvis.crdt import HLC
 from pipelines.apps import CASES
 from pipelines.apps._common import AppError
 from pipelines.apps.eventsourcing import EventStore, in_order, make_version
+from pipelines.apps.factory import messages
 from pipelines.apps.inventory import Store, reserved_units
 from pipelines.apps.mesh import Mesh, breaker_open
 from pipelines.apps.ratelimit import RateLimiter, admit, slack_bound
@@ -380,3 +381,50 @@ def test_windows_are_separate_and_bad_names_are_refused() -> None:
 def test_every_case_names_a_pipeline_that_exists() -> None:
     known = {r.pipeline for r in pipelines().rules.values()}
     assert {c.pipeline for c in CASES.values()} <= known
+
+
+# -- factory ----------------------------------------------------------------------------------------
+reports = st.lists(
+    st.fixed_dictionaries(
+        {"line": st.sampled_from(["l1", "l2"]), "produced": st.integers(0, 50)},
+        optional={
+            "quality": st.floats(0, 100),
+            "status": st.sampled_from(["running", "paused"]),
+            "readings": st.dictionaries(st.sampled_from(["temp", "rpm"]), st.floats(-50, 5000), max_size=2),
+        },
+    ),  # fmt: skip
+    max_size=30,
+)
+
+
+@given(reports)
+def test_device_reports_become_mqtt_messages_whose_totals_equal_the_reports(rs: list[dict[str, Any]]) -> None:
+    totals: dict[str, int] = {}
+    for i, r in enumerate(rs):
+        for topic, payload in messages(f"dev{i % 3}", r, now=float(i)):
+            kind, _, oid = topic.rpartition("/")
+            rule = pipelines().rule_for(oid)
+            assert rule is not None and rule.pipeline == "factory", oid
+            if kind == "jarvis/ops" and rule.crdt_type == "gcounter":
+                totals[oid] = totals.get(oid, 0) + payload["args"]["n"]
+            elif kind == "telemetry":
+                assert rule.crdt_type == "timeseries" and payload["ts"] == float(i)
+    model: dict[str, int] = {}
+    for r in rs:
+        if r["produced"]:
+            model[f"production:{r['line']}"] = model.get(f"production:{r['line']}", 0) + r["produced"]
+    assert totals == model
+
+
+@pytest.mark.parametrize(
+    "report",
+    [
+        {"produced": 1},
+        {"line": "l", "produced": -1},
+        {"line": "l", "quality": 101},
+        {"line": "l", "readings": {"t": "hot"}},
+    ],
+)
+def test_a_bad_device_report_is_refused_with_its_reason(report: dict[str, Any]) -> None:
+    with pytest.raises(AppError):
+        messages("dev1", report)
