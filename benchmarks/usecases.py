@@ -7,6 +7,7 @@ its verdict read), so the app layer's own cost is the difference.
   append_event (sync)        vs  gset.add + flush per event
   reserve_inventory          vs  bcounter.decrement(wait=True) (the verdict round trip)
   update_circuit_breaker     vs  counter.increment + flush (it also reads the registration)
+  process_iot_data           vs  its 4 MQTT messages published raw (paho, QoS 1, until PUBACK)
   check_rate_limit           vs  counter.increment with a flush every 20 ms (it also reads the
                                  other gateway's counter every 50 ms)
 Run `jarvis stack up` first. `--quick` for a small run.
@@ -15,12 +16,14 @@ Run `jarvis stack up` first. `--quick` for a small run.
 from __future__ import annotations
 
 import argparse
+import json
 import time
 import uuid
 from collections.abc import Callable
 
-from pipelines.apps._client import client
+from pipelines.apps._client import client, mqtt_device
 from pipelines.apps.eventsourcing import EventStore, events_id
+from pipelines.apps.factory import Factory, messages
 from pipelines.apps.inventory import Store, stock_id
 from pipelines.apps.mesh import Mesh, breaker_id
 from pipelines.apps.ratelimit import RateLimiter
@@ -114,6 +117,30 @@ def ratelimit(n: int, run: str) -> tuple[float, float]:
     return app, rate(n, raw, c.flush)
 
 
+def factory(n: int, run: str) -> tuple[float, float]:
+    creds = mqtt_device(REGION, f"bench-factory-{run}")
+    f = Factory(*creds)
+    report = {
+        "line": f"bench-{run}",
+        "produced": 1,
+        "quality": 95.0,
+        "status": "running",
+        "readings": {"temp": 70.0},
+    }
+    app = rate(n, lambda i: f.process_iot_data(f"dev-{i % 10}", {**report, "ts": 1.7e9 + i}), f.flush)
+    raw = Factory(*creds)  # the same connection settings; publishing pre-built payloads directly
+    msgs = [(t, json.dumps(p)) for t, p in messages("dev-raw", {**report, "line": f"raw-{run}"}, now=1.7e9)]
+
+    def publish(i: int) -> None:
+        for topic, payload in msgs:
+            raw._infos.append(raw._mqtt.publish(topic, payload, qos=1))
+
+    out = app, rate(n, publish, raw.flush)
+    f.close()
+    raw.close()
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
@@ -126,6 +153,7 @@ def main() -> None:
         ("append_event, sync", "gset.add + flush", *events(small, run, True)),
         ("reserve_inventory", "bcounter.decrement(wait=True)", *inventory(small // 5, run)),
         ("update_circuit_breaker", "counter.increment + flush", *mesh(small, run)),
+        ("process_iot_data", "4 raw MQTT publishes (QoS 1)", *factory(small * 4, run)),
         ("check_rate_limit", "counter.increment, flush every 20 ms", *ratelimit(big, run)),
     ]
     print(
