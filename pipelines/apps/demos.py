@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 import time
@@ -14,6 +15,7 @@ from rich.table import Table
 
 from pipelines.apps import CASES
 from pipelines.apps._client import client, mqtt_device
+from pipelines.apps.ehr import EHR
 from pipelines.apps.eventsourcing import EventStore
 from pipelines.apps.factory import Factory, production_id, quality_id
 from pipelines.apps.inventory import Store
@@ -147,6 +149,33 @@ def eventsourcing(console: Console) -> bool:
     return waited is not None and same and per_writer
 
 
+def ehr(console: Console) -> bool:
+    patient = f"pt-{uuid.uuid4().hex[:6]}"
+    providers = {"eu": EHR(client("eu", "demo-clinic-eu")), "us": EHR(client("us", "demo-clinic-us"))}
+    _both(lambda r: providers[r].update_patient_record(patient, {
+        "eu": {"name": "Ada Lovelace", "allergies": ["penicillin"], "ward": "3B"},
+        "us": {"diagnosis": "arrhythmia", "medications": ["bisoprolol"], "status": "admitted"},
+    }[r], f"dr-{r}"))  # fmt: skip
+    fields = {"name", "allergies", "ward", "diagnosis", "medications", "status"}
+    waited = _wait(lambda: all(set(providers[r].read_patient_record(patient)) == fields for r in REGIONS))
+    clinical = EHR(providers["us"].client, clinical=True).read_patient_record(patient)
+    other = providers["eu"].read_patient_record(patient)
+    raw = json.dumps(providers["eu"].client.read(f"ehr:{patient}"))
+    table = Table(
+        title=f"ehr:{patient}: fields from dr-eu and dr-us (merged in {waited or float('nan'):.1f} s)"
+    )
+    for col in ("field", "written by", "clinical reader (us)", "other reader (eu)"):
+        table.add_column(col)
+    by = providers["eu"].providers(patient)
+    for f in sorted(fields):
+        table.add_row(f, by.get(f, "-"), str(clinical.get(f)), str(other.get(f)))
+    console.print(table)
+    plain = [w for w in ("Ada Lovelace", "arrhythmia", "penicillin") if w in raw]
+    console.print(f"PHI in the query API's answer: {'[red]' + ', '.join(plain) + '[/]' if plain else '[green]none[/]'}; "
+                  f"audit trail entries: {len(providers['us'].audit_trail(patient))}")  # fmt: skip
+    return waited is not None and not plain
+
+
 def factory(console: Console) -> bool:
     run = uuid.uuid4().hex[:6]
     gws = {r: Factory(*mqtt_device(r, f"demo-factory-{r}-{run}")) for r in REGIONS}
@@ -245,7 +274,7 @@ def ratelimit(console: Console) -> bool:
 
 
 DEMOS: dict[str, Callable[[Console], bool]] = {
-    "trading": trading, "inventory": inventory, "eventsourcing": eventsourcing, "factory": factory, "mesh": mesh, "ratelimit": ratelimit,
+    "trading": trading, "inventory": inventory, "eventsourcing": eventsourcing, "ehr": ehr, "factory": factory, "mesh": mesh, "ratelimit": ratelimit,
 }  # fmt: skip
 assert set(DEMOS) == set(CASES)
 

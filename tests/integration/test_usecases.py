@@ -3,6 +3,7 @@ outcome against a model the test keeps itself from what it sent (never from the 
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -15,7 +16,12 @@ from typing import Any
 
 import pytest
 
+from connectors.kafka_io import tail_consumer
+from jarvis import topics
+from jarvis.security.crypto import DataKeyring
 from pipelines.apps._client import client, mqtt_device
+from pipelines.apps._common import AppError
+from pipelines.apps.ehr import EHR, HIDDEN, record_id
 from pipelines.apps.eventsourcing import EventStore, events_id
 from pipelines.apps.factory import Factory, production_id, quality_id
 from pipelines.apps.inventory import Store, reservations_id, stock_id
@@ -281,3 +287,50 @@ def test_factory_totals_equal_what_the_devices_published_over_mqtt_through_an_in
     )
     time.sleep(2)  # and nothing counted twice once the restarted bridge caught up
     assert all(state(r) == model for r in REGIONS)
+
+
+def test_a_patient_record_merges_two_providers_fields_and_phi_is_never_plaintext_on_the_wire(
+    stack: Any, tmp_path: Any
+) -> None:
+    patient = f"pt-{uuid.uuid4().hex[:8]}"
+    wire = {  # each region's own verified operations and the other region's, as mirrored into it
+        (r, t): tail_consumer(stack.settings.bootstrap(r), t)
+        for r in REGIONS
+        for t in (topics.OPS, *(f"{o}.{topics.OPS}" for o in REGIONS if o != r))
+    }
+    ehrs = {r: EHR(client(r, f"clinic-{r}")) for r in REGIONS}
+    updates = {
+        "eu": {"name": "Ada Lovelace", "allergies": ["penicillin"], "ward": "3B"},
+        "us": {"diagnosis": "arrhythmia-x", "ward": "4C", "status": "admitted"},
+    }
+    both(lambda r: ehrs[r].update_patient_record(patient, updates[r], f"dr-{r}"))
+    fields = {"name", "allergies", "ward", "diagnosis", "status"}
+    assert wait_until(lambda: all(set((val(stack, r, record_id(patient)) or {"entries": {}})["entries"]) == fields
+                                  for r in REGIONS), 30)  # fmt: skip
+    # The same field written by both: one value, the same in both regions (the later write wins).
+    assert wait_until(lambda: ehrs["eu"].providers(patient) == ehrs["us"].providers(patient), 30)
+    ward = ehrs["eu"].read_patient_record(patient)["ward"]
+    assert ward in ("3B", "4C")
+    secrets_ = [b"Ada Lovelace", b"penicillin", b"arrhythmia-x"]
+    for r in REGIONS:
+        clinical = EHR(ehrs[r].client, clinical=True).read_patient_record(patient)
+        assert clinical == {"name": "Ada Lovelace", "allergies": ["penicillin"], "ward": ward,
+                            "diagnosis": "arrhythmia-x", "status": "admitted"}  # fmt: skip
+        assert ehrs[r].read_patient_record(patient)["diagnosis"] == HIDDEN
+        served = json.dumps(val(stack, r, record_id(patient))).encode()
+        assert not [s for s in secrets_ if s in served], "the query API holds PHI in plaintext"
+    with pytest.raises(AppError, match="no clinical data key"):
+        EHR(ehrs["eu"].client, clinical=True, keyring=DataKeyring(tmp_path)).read_patient_record(patient)
+    # On the wire: every record of jarvis.ops in both regions (local and mirrored) since the writes.
+    for (r, topic), consumer in wire.items():
+        seen, deadline = 0, time.monotonic() + 10
+        while time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is None or msg.error():
+                continue
+            assert not [s for s in secrets_ if s in (msg.value() or b"")], f"plaintext PHI in {r} {topic}"
+            seen += patient.encode() in (msg.value() or b"")
+            if seen >= 2:
+                break  # both providers' batches, seen in this region, sealed
+        consumer.close()
+        assert seen >= 2, f"{r}: only {seen} of the patient's batches seen on {topic}"

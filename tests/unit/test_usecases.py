@@ -13,8 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jarvis.crdt import HLC
+from jarvis.security.crypto import DataKeyring
 from pipelines.apps import CASES
 from pipelines.apps._common import AppError
+from pipelines.apps.ehr import EHR, HIDDEN, seal, unseal
 from pipelines.apps.eventsourcing import EventStore, in_order, make_version
 from pipelines.apps.factory import messages
 from pipelines.apps.inventory import Store, reserved_units
@@ -428,3 +430,52 @@ def test_device_reports_become_mqtt_messages_whose_totals_equal_the_reports(rs: 
 def test_a_bad_device_report_is_refused_with_its_reason(report: dict[str, Any]) -> None:
     with pytest.raises(AppError):
         messages("dev1", report)
+
+
+# -- EHR --------------------------------------------------------------------------------------------
+class _MapModelClient(ModelClient):
+    """Adds the map: entries as field -> latest register value (the naive field-level merge)."""
+
+    def map(self, oid: str) -> Any:
+        self._check(oid, "map")
+        c = self
+
+        class H:
+            def update(self, key: str, nested: str, kind: str, args: dict[str, Any]) -> None:
+                assert (nested, kind) == ("register", "write")
+                c.values.setdefault(oid, {"entries": {}})["entries"][key] = json.loads(
+                    json.dumps(args["value"])
+                )
+
+        return H()
+
+
+def test_a_record_merges_fields_from_two_providers_and_phi_never_leaves_in_plaintext(tmp_path: Any) -> None:
+    c = _MapModelClient()
+    keys = DataKeyring(tmp_path / "clinic")
+    a, b = EHR(c, keyring=keys), EHR(c, keyring=keys)
+    a.update_patient_record("p1", {"name": "Ada Lovelace", "ward": "3B"}, "dr-a")
+    b.update_patient_record("p1", {"diagnosis": "arrhythmia", "ward": "4C"}, "dr-b")
+    stored = json.dumps(c.values)
+    assert "Ada Lovelace" not in stored and "arrhythmia" not in stored and "4C" in stored
+    assert EHR(c, clinical=True, keyring=keys).read_patient_record("p1") == {
+        "diagnosis": "arrhythmia", "name": "Ada Lovelace", "ward": "4C",
+    }  # fmt: skip
+    assert EHR(c, keyring=keys).read_patient_record("p1") == {
+        "diagnosis": HIDDEN,
+        "name": HIDDEN,
+        "ward": "4C",
+    }
+    with pytest.raises(AppError, match="no clinical data key"):
+        EHR(c, clinical=True, keyring=DataKeyring(tmp_path / "elsewhere")).read_patient_record("p1")
+    assert a.providers("p1") == {"name": "dr-a", "diagnosis": "dr-b", "ward": "dr-b"}
+    assert [x["fields"] for x in a.audit_trail("p1")] == [["name", "ward"], ["diagnosis", "ward"]]
+
+
+def test_a_sealed_value_opens_only_for_its_own_object_and_field(tmp_path: Any) -> None:
+    key = DataKeyring(tmp_path).key("healthcare")[1]
+    token = seal(key, "ehr:p1", "name", "Ada")
+    assert unseal(key, "ehr:p1", "name", token) == "Ada"
+    for oid, fname in (("ehr:p2", "name"), ("ehr:p1", "notes")):
+        with pytest.raises(AppError, match="moved"):
+            unseal(key, oid, fname, token)
