@@ -25,6 +25,9 @@ CASES: dict[str, Case] = {
              "PN-Counter positions (exact sum of concurrent buys/sells), G-Set immutable trades, "
              "time-series order book, LWW risk report",
              "desks in two regions trade the same symbols; positions and trade records agree; risk alerts"),
+        Case("cms", "cms", "content",
+             "Yrs text document (concurrent edits merge), LWW presence, OR-Set members, G-Set history, map of comment sets",
+             "editors in two regions type into one document at once; both see the same text and each other"),
         Case("inventory", "inventory", "commerce",
              "bounded counter stock (never below 0, rights move), OR-Set reservations, LWW price, "
              "workflow warehouse order",

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from pipelines.apps import CASES
 from pipelines.apps._client import client, mqtt_device
+from pipelines.apps.cms import Editor
 from pipelines.apps.ehr import EHR
 from pipelines.apps.eventsourcing import EventStore
 from pipelines.apps.factory import Factory, production_id, quality_id
@@ -149,6 +150,36 @@ def eventsourcing(console: Console) -> bool:
     return waited is not None and same and per_writer
 
 
+def cms(console: Console) -> bool:
+    doc = f"doc-{uuid.uuid4().hex[:6]}"
+    eds = {
+        "eu": Editor(client("eu", "demo-editor-eu"), "ada"),
+        "us": Editor(client("us", "demo-editor-us"), "grace"),
+    }
+    eds["eu"].edit_document(doc, "ada", {"insert": {"index": 0, "text": "Release notes"}})
+    _wait(lambda: eds["us"].document(doc) == "Release notes", 20, 0.05)
+    eds["us"].sync(doc)
+    _both(lambda r: [eds[r].edit_document(doc, eds[r].user, op) for op in {
+        "eu": [{"insert": {"index": 13, "text": ": faster folds"}}],
+        "us": [{"insert": {"index": 0, "text": "DRAFT: "}}, {"delete": {"index": 7, "n": 1}}, {"insert": {"index": 7, "text": "r"}}],
+    }[r]])  # fmt: skip
+    eds["eu"].comment(doc, "title", "shorter?")
+    eds["us"].comment(doc, "title", "fine by me")
+    waited = _wait(lambda: eds["eu"].document(doc) == eds["us"].document(doc)
+                   and len(eds["eu"].threads(doc).get("title", [])) == 2 == len(eds["us"].threads(doc).get("title", [])))  # fmt: skip
+    table = Table(
+        title=f"article:{doc}: ada (eu) and grace (us) edit at once (merged in {waited or float('nan'):.1f} s)"
+    )
+    for col in ("region", "text", "editors here", "comments on 'title'", "changes"):
+        table.add_column(col)
+    for r in REGIONS:
+        e = eds[r]
+        table.add_row(r, repr(e.document(doc)), ", ".join(e.who_is_here(doc)),
+                      " / ".join(f"{c['user']}: {c['text']}" for c in e.threads(doc).get("title", [])), str(len(e.history(doc))))  # fmt: skip
+    console.print(table)
+    return waited is not None and eds["eu"].who_is_here(doc) == ["ada", "grace"]
+
+
 def ehr(console: Console) -> bool:
     patient = f"pt-{uuid.uuid4().hex[:6]}"
     providers = {"eu": EHR(client("eu", "demo-clinic-eu")), "us": EHR(client("us", "demo-clinic-us"))}
@@ -274,7 +305,7 @@ def ratelimit(console: Console) -> bool:
 
 
 DEMOS: dict[str, Callable[[Console], bool]] = {
-    "trading": trading, "inventory": inventory, "eventsourcing": eventsourcing, "ehr": ehr, "factory": factory, "mesh": mesh, "ratelimit": ratelimit,
+    "trading": trading, "inventory": inventory, "eventsourcing": eventsourcing, "cms": cms, "ehr": ehr, "factory": factory, "mesh": mesh, "ratelimit": ratelimit,
 }  # fmt: skip
 assert set(DEMOS) == set(CASES)
 

@@ -21,6 +21,7 @@ from jarvis import topics
 from jarvis.security.crypto import DataKeyring
 from pipelines.apps._client import client, mqtt_device
 from pipelines.apps._common import AppError
+from pipelines.apps.cms import Editor
 from pipelines.apps.ehr import EHR, HIDDEN, record_id
 from pipelines.apps.eventsourcing import EventStore, events_id
 from pipelines.apps.factory import Factory, production_id, quality_id
@@ -334,3 +335,30 @@ def test_a_patient_record_merges_two_providers_fields_and_phi_is_never_plaintext
                 break  # both providers' batches, seen in this region, sealed
         consumer.close()
         assert seen >= 2, f"{r}: only {seen} of the patient's batches seen on {topic}"
+
+
+def test_two_editors_text_converges_with_presence_and_comments_shown_in_both_regions(stack: Any) -> None:
+    doc = f"doc-{uuid.uuid4().hex[:8]}"
+    eds = {"eu": Editor(client("eu", "editor-eu"), "ada"), "us": Editor(client("us", "editor-us"), "grace")}
+    eds["eu"].edit_document(doc, "ada", {"insert": {"index": 0, "text": "hello"}})
+    assert wait_until(lambda: eds["us"].document(doc) == "hello", 30, 0.05)
+    assert eds["us"].sync(doc) == "hello"
+    # Concurrent: neither has seen the other's edit.
+    both(lambda r: eds[r].edit_document(doc, eds[r].user, {
+        "eu": {"insert": {"index": 5, "text": " world"}},
+        "us": {"delete": {"index": 0, "n": 1}},
+    }[r]))  # fmt: skip
+    eds["us"].edit_document(doc, "grace", {"insert": {"index": 0, "text": ">> "}})
+    eds["eu"].comment(doc, "intro", "too short")
+    eds["us"].comment(doc, "intro", "agreed")
+    want = ">> ello world"  # every edit kept: the model is each editor's intent, merged
+    assert wait_until(lambda: all(eds[r].document(doc) == want for r in REGIONS), 30), {
+        r: eds[r].document(doc) for r in REGIONS
+    }
+    assert wait_until(lambda: all(eds[r].who_is_here(doc) == ["ada", "grace"] for r in REGIONS), 30)
+    assert wait_until(
+        lambda: all(sorted(c["text"] for c in eds[r].threads(doc).get("intro", [])) == ["agreed", "too short"]
+                    for r in REGIONS), 30,
+    )  # fmt: skip
+    assert wait_until(lambda: all(len(eds[r].history(doc)) == 4 for r in REGIONS), 30)
+    assert eds["eu"].sync(doc) == want  # the editor's own replica merged the others' edits

@@ -16,6 +16,7 @@ from jarvis.crdt import HLC
 from jarvis.security.crypto import DataKeyring
 from pipelines.apps import CASES
 from pipelines.apps._common import AppError
+from pipelines.apps.cms import Editor, parse_operation, present
 from pipelines.apps.ehr import EHR, HIDDEN, seal, unseal
 from pipelines.apps.eventsourcing import EventStore, in_order, make_version
 from pipelines.apps.factory import messages
@@ -479,3 +480,78 @@ def test_a_sealed_value_opens_only_for_its_own_object_and_field(tmp_path: Any) -
     for oid, fname in (("ehr:p2", "name"), ("ehr:p1", "notes")):
         with pytest.raises(AppError, match="moved"):
             unseal(key, oid, fname, token)
+
+
+# -- CMS --------------------------------------------------------------------------------------------
+class _TextModelClient(_MapModelClient):
+    """Adds text as a plain string per document (one editor: no concurrency to model here)."""
+
+    def text(self, oid: str) -> Any:
+        self._check(oid, "text")
+        c = self
+
+        class H:
+            def insert(self, i: int, s: str) -> None:
+                t = c.values.get(oid, {"text": ""})["text"]
+                c.values[oid] = {"text": t[:i] + s + t[i:]}
+
+            def delete(self, i: int, n: int = 1) -> None:
+                t = c.values.get(oid, {"text": ""})["text"]
+                c.values[oid] = {"text": t[:i] + t[i + n :]}
+
+            def text(self) -> str:
+                return c.values.get(oid, {"text": ""})["text"]
+
+            def sync(self) -> None:
+                pass
+
+        return H()
+
+    def map(self, oid: str) -> Any:
+        self._check(oid, "map")
+        c = self
+
+        class H:
+            def update(self, key: str, nested: str, kind: str, args: dict[str, Any]) -> None:
+                entries = c.values.setdefault(oid, {"entries": {}})["entries"]
+                if nested == "set":
+                    entries.setdefault(key, []).append(args["element"])
+                else:
+                    entries[key] = args["value"]
+
+        return H()
+
+
+@given(
+    st.lists(
+        st.tuples(st.booleans(), st.integers(0, 30), st.text("abc", min_size=1, max_size=4)), max_size=25
+    )
+)
+def test_edits_apply_like_string_operations_and_out_of_range_edits_are_refused(edits: list[tuple]) -> None:
+    c = _TextModelClient()
+    ed = Editor(c, "ada")
+    model = ""
+    for is_insert, i, s in edits:
+        op = {"insert": {"index": i, "text": s}} if is_insert else {"delete": {"index": i, "n": len(s)}}
+        if i > len(model) or (not is_insert and i + len(s) > len(model)):
+            with pytest.raises(AppError, match="outside the document"):
+                ed.edit_document("d1", "ada", op)
+            continue
+        model = model[:i] + s + model[i:] if is_insert else model[:i] + model[i + len(s) :]
+        assert ed.edit_document("d1", "ada", op) == model
+    assert ed.document("d1") == model
+    assert ed.who_is_here("d1") == (["ada"] if ed.history("d1") else [])
+
+
+def test_presence_comments_and_bad_operations() -> None:
+    assert present({"a": {"ts": 100.0}, "b": {"ts": 10.0}, "c": None}, 120.0, 30) == ["a"]
+    ed = Editor(_TextModelClient(), "ada")
+    ed.comment("d1", "t1", "first")
+    ed.comment("d1", "t1", "second")
+    assert [x["text"] for x in ed.threads("d1")["t1"]] == ["first", "second"]
+    for bad in ({}, {"insert": {"index": -1, "text": "x"}}, {"insert": {"index": 0, "text": ""}},
+                {"delete": {"index": 0, "n": 0}}, {"move": {}}, {"insert": {}, "delete": {}}):  # fmt: skip
+        with pytest.raises(AppError):
+            parse_operation(bad)
+    with pytest.raises(AppError, match="edits as"):
+        ed.edit_document("d1", "grace", {"insert": {"index": 0, "text": "x"}})
