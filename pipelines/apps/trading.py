@@ -15,6 +15,7 @@ exposures above their limit.
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -169,3 +170,46 @@ class TradingDesk:
 
     def risk(self) -> dict[str, Any] | None:
         return read_value(self.client, risk_id(self.account))
+
+
+class RiskWatcher:
+    """Re-publishes the desk's risk whenever a position it reads has changed, every `interval_s`:
+    an exposure crossing its limit raises its alert in this region's next tick, and every other
+    region reads the same report once `risk:<account>` has replicated."""
+
+    def __init__(
+        self,
+        desk: TradingDesk,
+        limits: dict[str, float] | None = None,
+        gross_limit: float | None = None,
+        interval_s: float = 0.2,
+    ) -> None:
+        self.desk, self.limits, self.gross_limit, self.interval_s = desk, limits, gross_limit, interval_s
+        self._last: dict[str, int] | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.reports: list[RiskReport] = []
+
+    def tick(self) -> RiskReport | None:
+        """One look: a new report if positions changed since the last one, else None."""
+        positions = self.desk.positions()
+        if positions == self._last:
+            return None
+        self._last = positions
+        report = self.desk.update_risk_metrics(limits=self.limits, gross_limit=self.gross_limit)
+        self.reports.append(report)
+        return report
+
+    def start(self) -> RiskWatcher:
+        def run() -> None:
+            while not self._stop.wait(self.interval_s):
+                self.tick()
+
+        self._thread = threading.Thread(target=run, name="risk-watcher", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()

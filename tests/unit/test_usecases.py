@@ -23,7 +23,7 @@ from pipelines.apps.factory import messages
 from pipelines.apps.inventory import Store, reserved_units
 from pipelines.apps.mesh import Mesh, breaker_open
 from pipelines.apps.ratelimit import RateLimiter, admit, slack_bound
-from pipelines.apps.trading import Trade, TradingDesk, positions_from_trades, risk_metrics
+from pipelines.apps.trading import RiskWatcher, Trade, TradingDesk, positions_from_trades, risk_metrics
 from pipelines.loader import pipelines
 
 
@@ -555,3 +555,15 @@ def test_presence_comments_and_bad_operations() -> None:
             parse_operation(bad)
     with pytest.raises(AppError, match="edits as"):
         ed.edit_document("d1", "grace", {"insert": {"index": 0, "text": "x"}})
+
+
+def test_the_risk_watcher_republishes_only_when_positions_change_and_alerts_past_the_limit() -> None:
+    c = ModelClient()
+    desk = TradingDesk(c, "d1")
+    w = RiskWatcher(desk, limits={"ACME": 1_000.0})
+    desk.execute_trade("ACME", 5, 100.0)
+    assert w.tick().alerts == []  # exposure 500
+    assert w.tick() is None  # nothing changed
+    desk.execute_trade("ACME", 6, 100.0)  # 11 x 100 > 1,000
+    assert w.tick().alerts == ["ACME: exposure 1100.00 above limit 1000.00"]
+    assert desk.risk()["alerts"] == w.reports[-1].alerts
