@@ -79,6 +79,8 @@ class EHR:
     def _key(self, create: bool = True) -> bytes:
         try:
             return self._keyring.key(PIPELINE, create=create)[1]
+        except FileExistsError:  # another writer created it between our check and our create
+            return self._keyring.key(PIPELINE, create=False)[1]
         except DecryptionError as e:
             raise AppError(f"this reader holds no clinical data key: {e}") from None
 
