@@ -15,6 +15,7 @@ Resetting a breaker starts a new epoch (a new counter): a grow-only count is nev
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,8 +52,12 @@ def breaker_open(failures: int, threshold: int) -> bool:
 class Mesh:
     """The mesh control plane of one region."""
 
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: Client, *, registration_ttl_s: float = 0.5) -> None:
         self.client = client
+        # Reporting failures reads the registration (epoch, threshold); a report within this long
+        # of the last read reuses it. A reset made in another region is seen after at most this.
+        self.registration_ttl_s = registration_ttl_s
+        self._records: dict[str, tuple[float, dict[str, Any]]] = {}
 
     def register_service(
         self,
@@ -76,15 +81,20 @@ class Mesh:
         }
         self.client.register(service_id(service)).write(record)
         self.client.flush()
+        self._records.pop(service, None)
         return record
 
     def lookup(self, service: str) -> dict[str, Any] | None:
         return read_value(self.client, service_id(name("service", service)))
 
-    def _record(self, service: str) -> dict[str, Any]:
+    def _record(self, service: str, fresh: bool = False) -> dict[str, Any]:
+        cached = self._records.get(service)
+        if not fresh and cached is not None and time.monotonic() - cached[0] < self.registration_ttl_s:
+            return cached[1]
         rec = self.lookup(service)
         if rec is None:
             raise AppError(f"service {service!r} is not registered (in {self.client.region} yet)")
+        self._records[service] = (time.monotonic(), rec)
         return rec
 
     def update_circuit_breaker(self, service: str, failure_count: int) -> None:
@@ -96,13 +106,13 @@ class Mesh:
         self.client.flush()
 
     def breaker_state(self, service: str) -> BreakerState:
-        rec = self._record(service)
+        rec = self._record(service, fresh=True)
         failures = int(read_value(self.client, breaker_id(service, rec["epoch"]), 0))
         return BreakerState(service, rec["epoch"], failures, rec["threshold"])
 
     def reset_circuit_breaker(self, service: str) -> dict[str, Any]:
         """Close the breaker: re-register with the next epoch, whose failure count starts at 0."""
-        rec = self._record(service)
+        rec = self._record(service, fresh=True)
         return self.register_service(
             service, rec["endpoint"], rec["version"], rec["threshold"], rec["epoch"] + 1
         )
