@@ -75,7 +75,7 @@ stack-down:
 
 bench: install
 	$(BIN)/jarvis stack up
-	for b in replication crdt_ops produce pipeline convergence archive tasks; do $(BIN)/python -m benchmarks.$$b || exit 1; done
+	for b in replication crdt_ops produce pipeline convergence archive tasks usecases; do $(BIN)/python -m benchmarks.$$b || exit 1; done
 
 clean: stack-down
 	rm -rf .jarvis $(VENV)

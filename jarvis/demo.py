@@ -33,6 +33,7 @@ from jarvis.security.keys import create_key
 from jarvis.security.signing import sign_batch
 from jarvis.task_cli import summary, task_view
 from jarvis.tasks import TERMINAL
+from pipelines.apps.demos import list_cases
 
 console = Console()
 
@@ -146,6 +147,7 @@ def main() -> None:
     )
     show_rejection(s, run)
     show_audit(apps[eu], run)
+    list_cases(console)  # the other scenarios: `jarvis demo <case>`
 
 
 def show_audit(app: Client, run: str) -> None:

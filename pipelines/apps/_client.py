@@ -1,0 +1,37 @@
+"""The one place the use-case apps, their tests, demos and benchmarks construct an SDK client.
+
+Trust, credentials and transport settings of the SDK change in one place here, not in every app.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from connectors.sdk import Client
+
+
+def client(region: str, node_id: str, *, track_verdicts: bool = False, **kwargs: Any) -> Client:
+    """An SDK client for `region` writing as `node_id`; sends with 1 ms linger unless told otherwise."""
+    kwargs.setdefault("linger_ms", 1.0)
+    return Client(region=region, node_id=node_id, track_verdicts=track_verdicts, **kwargs)
+
+
+FACTORY_PREFIXES = ["production:*", "quality:*", "sensor:*", "equipment:*"]
+
+
+def mqtt_device(region: str, device: str) -> tuple[str, int, str, str]:
+    """MQTT credentials for a factory gateway in `region`: (host, port, user, password). Creates a
+    key in the local auth store with a role that may write the factory's prefixes only, and makes
+    the region's broker re-read its password and ACL files."""
+    # Lazy: only the factory app needs the local auth store and the broker's files.
+    from jarvis.config import settings
+    from jarvis.security.key_store import FileAuthStore
+    from jarvis.stack import mosquitto
+
+    s = settings()
+    store = FileAuthStore(s.home)
+    store.set_role("factory-device", FACTORY_PREFIXES, FACTORY_PREFIXES, tasks=False, admin=False)
+    key, _ = store.create_key("factory-device", device)
+    mosquitto.reload(s)
+    r = s.region_config(region)
+    return r.host, r.mqtt_port, device, key
