@@ -15,6 +15,7 @@ from jarvis.security.cli import keys_app
 from jarvis.stack.cli import stack_app
 from jarvis.task_cli import task_app
 from jarvis.topics_cli import topics_app
+from jarvis.trace_cli import trace_cmd
 from jarvis.worker_cli import worker
 
 app = typer.Typer(no_args_is_help=True, help="Jarvis Streams: conflict-free shared state on Kafka.")
@@ -24,6 +25,7 @@ app.command("produce")(produce)
 app.add_typer(db_app, name="db")
 app.command("replay")(replay_cmd)
 app.command("audit")(audit_cmd)
+app.command("trace")(trace_cmd)
 app.add_typer(task_app, name="task")
 app.add_typer(topics_app, name="topics")
 app.add_typer(regions_app, name="regions")
