@@ -47,7 +47,8 @@ def test_an_operation_written_in_eu_is_traced_through_both_regions_and_the_archi
     steps = [(s["step"], s["region"]) for s in doc["steps"]]
     assert steps[:2] == [("written", "eu"), ("verified", "eu")]
     assert set(steps[2:]) == {("folded", "eu"), ("folded", "us"), ("archived", "archive")}
-    assert steps.index(("folded", "eu")) < steps.index(("folded", "us"))  # us folds it after the MirrorMaker hop
+    # No order between the regions' folds: each writes its state changelog once per settle, so us
+    # (after the MirrorMaker hop) can write the object before eu does.
     gaps = [s["since_previous_ms"] for s in doc["steps"]]
     assert all(g >= 0 for g in gaps)
     assert sum(gaps) == doc["total_ms"] == doc["steps"][-1]["at_ms"] - doc["steps"][0]["at_ms"]
