@@ -30,6 +30,7 @@ from jarvis.codec.batch_columns import BatchColumns
 from jarvis.codec.column_digests import decode_batch_checked
 from jarvis.codec.registry import RegistryUnavailable, explain_unframed
 from jarvis.crdt import registry as crdt_registry
+from jarvis.json_ops import check_args
 from jarvis.ops import SURELY_SHORT_OBJECT_ID_CHARS, Operation, object_id_too_long
 from jarvis.security.replay_window import check_window
 from jarvis.security.seen_batches import Acceptance, SeenBatches, batch_key
@@ -106,8 +107,14 @@ class RuleVerifier:
                 reasons.append(f"field {name!r} must be encrypted by the producer (pipeline {rule.pipeline})")
         # The type's own argument rules (counter steps, value ranges, workflow states).
         type_check = _ARG_CHECKS.get(op.crdt_type)
+        found = len(reasons)
         if type_check is not None:
             type_check(op.kind, op.args, rule, reasons)
+        # Then the arguments the type declares (jarvis/crdt/registry.py Arg): present and of their
+        # JSON type, or the fold could not apply an operation it was told was accepted. Only where
+        # the type's own rules found nothing, which name the same fault more precisely.
+        if len(reasons) == found:
+            reasons += check_args(op.crdt_type, op.kind, op.args, extras=False)
         return reasons, 1.0
 
 

@@ -71,8 +71,10 @@ def wire_kind(crdt_type: str, kind: str) -> str | None:
     return kind if kind in spec.kinds else None
 
 
-def check_args(crdt_type: str, kind: str, args: dict[str, Any]) -> list[str]:
-    """Why `args` do not fit the registry's arguments of `kind` (empty if they do)."""
+def check_args(crdt_type: str, kind: str, args: dict[str, Any], *, extras: bool = True) -> list[str]:
+    """Why `args` do not fit the registry's arguments of `kind` (empty if they do). With
+    `extras=False`, arguments the registry does not declare are let through: the verifier's view,
+    since SDK handles send a few more than a JSON client may (the text handle's index and s)."""
     spec = crdt_registry.get(crdt_type)
     declared = spec.args.get(kind) if spec is not None else None
     if declared is None:
@@ -89,6 +91,8 @@ def check_args(crdt_type: str, kind: str, args: dict[str, Any]) -> list[str]:
             else:
                 article = "an" if a.json_type and a.json_type[0] in "aeiou" else "a"
                 reasons.append(f"args.{a.name} must be {article} {a.json_type}, got {type(args[a.name]).__name__}")
+    if not extras:
+        return reasons
     for extra in sorted(set(args) - names):
         reasons.append(f"{kind} takes no argument {extra!r} (it takes {', '.join(sorted(names)) or 'none'})")
     return reasons

@@ -57,7 +57,8 @@ def validate(object_id: str, crdt_type: str, kind: str) -> None:
 
 
 def _validate_slowly(object_id: str, crdt_type: str, kind: str) -> None:
-    if not OBJECT_ID.match(object_id):
+    # fullmatch: with match, "$" also matches before a final newline, so "ctr:1\n" passed.
+    if not OBJECT_ID.fullmatch(object_id):
         raise OperationError(f"object id {object_id!r} must look like '<prefix>:<id>' (prefix: a-z 0-9 _ -)")
     kinds = KINDS_BY_TYPE.get(crdt_type)
     if kinds is None:

@@ -47,6 +47,23 @@ def op_record(op: Operation) -> dict[str, Any]:
     }
 
 
+# orjson reads JSON nested up to 1024 levels but writes only 255: args nested deeper parse, then
+# make every canonical_args (digests, rules, the fold's changelog) raise. Such text holds more than
+# this many brackets, so only a long text is ever looked at twice.
+_WRITABLE_DEPTH = 255
+
+
+def too_deep(texts: list[str], args: list[Any]) -> str | None:
+    """Why one of these parsed args cannot be written back as canonical JSON (None if all can)."""
+    for text, parsed in zip(texts, args, strict=True):
+        if len(text) > 2 * _WRITABLE_DEPTH and text.count("[") + text.count("{") > _WRITABLE_DEPTH:
+            try:
+                orjson.dumps(parsed)
+            except orjson.JSONEncodeError as e:
+                return f"an operation's args nest too deeply to be written as canonical JSON ({e})"
+    return None
+
+
 def op_from_record(r: dict[str, Any]) -> Operation:
     try:
         args = orjson.loads(r["args_json"])
@@ -54,6 +71,9 @@ def op_from_record(r: dict[str, Any]) -> Operation:
         raise CodecError(f"operation {r.get('op_id')!r}: args_json is not JSON: {e}") from None
     if not isinstance(args, dict):
         raise CodecError(f"operation {r.get('op_id')!r}: args must be a JSON object")
+    deep = too_deep([r["args_json"]], [args])
+    if deep:
+        raise CodecError(f"operation {r.get('op_id')!r}: {deep}")
     # fastavro hands out a fresh map and list per record: they can be kept without copying.
     md = r.get("metadata")
     ef = r.get("encrypted_fields")
@@ -214,9 +234,7 @@ def batch_record(batch: OperationBatch) -> dict[str, Any]:
 
 def decode_batch_record(data: bytes) -> dict[str, Any]:
     """Decode an OperationBatch message into its record, every column written out (as in v2)."""
-    name, r = decode(data)
-    if not name.endswith("OperationBatch"):
-        raise CodecError(f"expected an OperationBatch, got a {name}")
+    _, r = decode(data, expect="OperationBatch")
     return expand_refs(r)
 
 
@@ -275,6 +293,9 @@ def column_args(r: dict[str, Any]) -> list[dict[str, Any]]:
         raise CodecError(f"an operation's args_json is not JSON: {e}") from None
     if not all(type(x) is dict for x in args):
         raise CodecError("an operation's args must be a JSON object")
+    deep = too_deep(r["args_json"], args)
+    if deep:
+        raise CodecError(deep)
     try:
         for triple in set(zip(r["object_ids"], r["crdt_types"], r["kinds"], strict=True)):
             validate(*triple)

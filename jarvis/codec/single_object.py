@@ -37,24 +37,22 @@ def encode(
 
 
 def decode(
-    data: bytes, reader: str | None = None, *, schemas: SchemaStore | None = None
+    data: bytes, reader: str | None = None, *, schemas: SchemaStore | None = None, expect: str | None = None
 ) -> tuple[str, dict[str, Any]]:
-    """Decode a message; with `reader`, resolve the writer's schema into that (newer) reader schema."""
+    """Decode a message; with `reader`, resolve the writer's schema into that (newer) reader schema.
+    With `expect` (a record name), a message of another record is refused before its body is read."""
     st = schemas or store()
     if not isinstance(data, bytes | bytearray | memoryview):
         raise CodecError(f"expected bytes, got {type(data).__name__}")
     data = bytes(data)
     if data[:4] == LZ4_MAGIC:
-        try:
-            data = lz4.frame.decompress(data)
-        except RuntimeError as e:
-            raise TruncatedBody(f"corrupt lz4 frame: {e}") from None
-        if len(data) > MAX_DECOMPRESSED:
-            raise TooLarge(f"lz4 frame expands to {len(data)} bytes (limit {MAX_DECOMPRESSED})")
+        data = _inflate(data)
     if len(data) < HEADER or data[:2] != MAGIC:
         head = data[:4].hex() or "empty"
         raise NotSingleObject(f"not an Avro single-object message (starts with {head}, expected c301)")
     writer = st.writer(data[2:HEADER])
+    if expect is not None and not writer.name.endswith(f".{expect}"):
+        raise CodecError(f"expected an {expect}, got a {writer.name}")
     reader_schema = st.schema(reader).parsed if reader else writer.parsed
     body = io.BytesIO(data)
     body.seek(HEADER)
@@ -66,3 +64,20 @@ def decode(
         raise TruncatedBody(f"{len(data) - body.tell()} trailing bytes after the {writer.name} record")
     name = reader_schema["name"] if isinstance(reader_schema, dict) else writer.name
     return name, record
+
+
+def _inflate(frame: bytes) -> bytes:
+    """The content of an lz4 frame, never more than MAX_DECOMPRESSED bytes of it: a 1 MB frame of
+    zeros expands to 250 MB, so the limit is applied while decompressing, not after."""
+    d = lz4.frame.LZ4FrameDecompressor()
+    try:
+        data = d.decompress(frame, max_length=MAX_DECOMPRESSED + 1)
+    except RuntimeError as e:
+        raise TruncatedBody(f"corrupt lz4 frame: {e}") from None
+    if len(data) > MAX_DECOMPRESSED:
+        raise TooLarge(f"lz4 frame expands to more than {MAX_DECOMPRESSED} bytes (the limit)")
+    if not d.eof:
+        raise TruncatedBody("corrupt lz4 frame: it ends before its last block")
+    if d.unused_data:
+        raise TruncatedBody(f"{len(d.unused_data)} trailing bytes after the lz4 frame")
+    return data
