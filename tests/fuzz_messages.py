@@ -460,7 +460,7 @@ class Fuzzer:
 # what is wrong in words, never with a Python exception's name first.
 _LAST_RESORT = re.compile(r"^undecodable message: [A-Z][A-Za-z0-9_]*(Error|Exception|Warning)\b")
 
-_DETAIL = re.compile(r"'[^']*'?|\d+")  # names and numbers in a reason: not part of its class
+_DETAIL = re.compile(r"(?<![A-Za-z])'[^']*'?|\"[^\"]*\"?|[-\d.]*\d[\d.e+-]*|\{.*\}")  # names and numbers in a reason: not part of its class
 
 # The fold refuses these by the object's state (a bounded counter's rights), which the gate cannot know.
 STATEFUL_REFUSALS = {"bcounter"}
@@ -560,10 +560,12 @@ def _factory(pipes: Pipelines) -> Callable[..., Any]:
 
 
 def verdict_class(result: GateResult) -> str:
-    """A low-cardinality name for what the gate decided, for counting."""
+    """A low-cardinality name for what the gate decided, for counting: the first reason of the
+    first rejection, names and numbers elided, the decoder's own reason kept for undecodable ones."""
     if result.accepted and not result.rejected:
         return "accepted"
     first = result.rejected[0].reasons[0] if result.rejected and result.rejected[0].reasons else "?"
-    first = first.split(":")[0].split("(")[0].strip()[:48]  # as streams/verifier.py's reason_label
-    first = _DETAIL.sub("…", first)
-    return f"{'partly accepted' if result.accepted else 'rejected'}: {first}"
+    first = _DETAIL.sub("…", first.replace("\n", " "))
+    parts = first.split(": ")
+    first = ": ".join(parts[:3] if parts[0] == "undecodable message" else parts[:1])
+    return f"{'partly accepted' if result.accepted else 'rejected'}: {first.split('(')[0].strip()[:72]}"
