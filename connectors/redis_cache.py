@@ -141,8 +141,13 @@ class RedisCache:
 
     @_unavailable_on_error
     async def list_ids(self, prefix: str, after: str | None, limit: int) -> list[str]:
-        lo = f"({after}" if after else f"[{prefix}"
-        hi = f"[{prefix}\xff"
+        # One ZRANGEBYLEX with LIMIT: O(log n + limit) whatever the number of objects. Bounds as
+        # bytes: the str "\xff" is sent as UTF-8 (c3 bf), below ids whose next character is past
+        # U+00FF, which pages never reached; the byte ff occurs in no UTF-8 text, so prefix + ff is
+        # above every id with the prefix. A cursor before the prefix starts at the prefix.
+        p = prefix.encode()
+        lo = b"(" + after.encode() if after and after >= prefix else b"[" + p
+        hi = b"[" + p + b"\xff"
         ids = await self.client.zrangebylex(index_key(self.region), lo, hi, start=0, num=limit)
         return [i.decode() if isinstance(i, bytes) else i for i in ids]
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import hashlib
 import urllib.parse
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -43,6 +42,8 @@ from jarvis.replay import hlc_at
 from streams.faust_compat import fetch_topic_metadata, producer_started, topic_metadata_known
 from streams.fold_state import FoldState
 from streams.readiness import RETRY_AFTER_S
+from streams.state_digests import EVERY_S as DIGEST_EVERY_S
+from streams.state_digests import DigestKeeper
 
 MAX_PAGE = 1000
 KEEPALIVE_S = 15.0  # a comment line on an idle watch stream this often: finds clients that left
@@ -151,6 +152,7 @@ class QueryViews:
         self.partitions = partitions
         self.hub = hub
         self.app: faust.App | None = None
+        self.digests = DigestKeeper(state, partitions)
 
     def install(self, app: faust.App) -> None:
         self.app = app
@@ -175,6 +177,7 @@ class QueryViews:
             return web.json(body, status=200 if ready else 503)
 
         app.page("/readyz")(readyz)
+        app.timer(DIGEST_EVERY_S)(self.digests.tick)
 
     def lookup(self, web: faust.web.Web, object_id: str) -> tuple[Any, faust.web.Response | None]:
         partition = partition_for(object_id, self.partitions)
@@ -328,24 +331,13 @@ class QueryViews:
         return web.bytes(orjson.dumps(body, default=str), content_type="application/json")
 
     async def digest(self, web: faust.web.Web, request: Any) -> faust.web.Response:
-        return web.json(self.digest_body())
+        # Kept as objects change (streams/state_digests.py): the answer costs O(partitions) and the
+        # objects changed since the last timer tick, refreshed in slices that never hold the loop.
+        return web.json(self.digests.body(self.region, await self.digests.current()))
 
     def digest_body(self) -> dict[str, Any]:
-        """Digest of the locally owned state: a sha256 per partition over its objects' values."""
-        state = self.state
-        per_partition: dict[int, Any] = {}
-        ids = sorted(state.object_ids())
-        for oid in ids:
-            st = state.peek(oid)
-            if st is None:
-                continue
-            p = partition_for(oid, self.partitions)
-            h = per_partition.setdefault(p, hashlib.sha256())
-            h.update(
-                oid.encode() + b"\0" + orjson.dumps(st.value.value(), option=orjson.OPT_SORT_KEYS) + b"\n"
-            )
-        parts = {str(p): h.hexdigest() for p, h in sorted(per_partition.items())}
-        return {"region": self.region, "objects": len(ids), "partitions": parts}
+        """Digest of the locally owned state, per partition (jarvis/state_digest.py), in one go."""
+        return self.digests.body(self.region, self.digests.current_now())
 
 
 def install_query_views(app: faust.App, state: FoldState, max_watchers: int) -> None:

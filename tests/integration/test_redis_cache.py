@@ -72,3 +72,53 @@ def test_changed_objects_are_in_redis_with_notifications(stack) -> None:
     watch = [orjson.loads(m["data"]) for m in messages if m["channel"].decode() == watch_channel(region, watched)]
     assert watch and watch[-1] == cached[watched]  # the payload is the view; the last one is the latest
     assert all(w["object_id"] == watched for w in watch)
+
+
+def _curl_json(url: str) -> tuple[int, object]:
+    """GET with curl (a client we did not write): status and JSON body."""
+    import json
+    import subprocess
+
+    out = subprocess.run(
+        ["curl", "-sS", "--max-time", "10", "-w", "\n%{http_code}", *_curl_tls(url), url],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    body, _, status = out.rpartition("\n")
+    return int(status), json.loads(body) if body else None
+
+
+def _curl_tls(url: str) -> list[str]:
+    return ["-k"] if url.startswith("https") else []
+
+
+def test_listing_pages_reach_ids_past_latin1_and_never_leave_the_prefix(stack) -> None:
+    # The upper bound of a page was prefix + "\xff", sent to Redis as UTF-8 (c3 bf): ids whose
+    # character after the prefix lies past U+00FF sorted above it and were never listed; a cursor
+    # before the prefix started the page outside it.
+    import urllib.parse
+
+    s = stack.settings
+    query_url = s.region_config("eu").query_url
+    run = uuid.uuid4().hex[:8]
+    prefix = f"ctr:list-{run}-"
+    ids = sorted([f"{prefix}{c}{i}" for c in ("a", "é", "Ω", "中", "😀") for i in range(3)])
+    client = Client(region="eu", node_id="list-test")
+    for oid in ids:
+        client.counter(oid).increment(1)
+    client.counter(f"ctr:list-{run}.after").increment(1)  # sorts right after the prefix's range
+    client.flush()
+
+    def listed(after: str | None = None, limit: int = 4) -> list[str]:
+        got: list[str] = []
+        while True:
+            q = {"prefix": prefix, "limit": limit, **({"after": after} if after else {})}
+            status, body = _curl_json(f"{query_url}/v1/objects?{urllib.parse.urlencode(q)}")
+            assert status == 200, body
+            got += [o["object_id"] for o in body["objects"]]  # type: ignore[index]
+            after = body["next"]  # type: ignore[index]
+            if not after:
+                return got
+
+    assert wait_until(lambda: listed() == ids, 60), listed()
+    assert listed(after="ctr:") == ids  # a cursor before the prefix: from the prefix's first id
+    assert listed(after=ids[6]) == ids[7:]
