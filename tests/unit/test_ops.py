@@ -19,7 +19,7 @@ def test_validate_accepts_exactly_what_the_model_allows(
     prefix: str, sep: str, rest: str, pair: tuple
 ) -> None:
     object_id = prefix + sep + rest
-    allowed = bool(OBJECT_ID.match(object_id)) and pair in PAIRS
+    allowed = bool(OBJECT_ID.fullmatch(object_id)) and pair in PAIRS
     for _ in range(2):  # the second call takes the cached-prefix path
         if allowed:
             validate(object_id, *pair)
