@@ -31,6 +31,7 @@ import redis
 
 from benchmarks.idle import wait_idle
 from connectors.archive.sink import OPS_COLUMNS
+from connectors.kafka_clients import client_conf
 from connectors.redis_cache import obj_key
 from connectors.replay_sources import live_view
 from connectors.replayer import Replayer
@@ -202,7 +203,7 @@ def archiver_alone(dsn: str, client: Client, run: str, n: int) -> float:
         p.stop()
     ids = [f"ctr:archalone-{run}-{i}" for i in range(OBJECTS)]
     c = Consumer(
-        {"bootstrap.servers": s.bootstrap(REGION), "group.id": f"bench-{run}", "enable.auto.commit": False}
+        {**client_conf(s.bootstrap(REGION)), "group.id": f"bench-{run}", "enable.auto.commit": False}
     )
     try:
         parts = list(c.list_topics(topics.OPS, timeout=10).topics[topics.OPS].partitions)
@@ -353,7 +354,7 @@ def main() -> None:
     dsn = s.postgres_dsn
     print(f"(waited {wait_idle(settings()):.0f} s for the stack to drain earlier backlogs)")
     run = uuid.uuid4().hex[:8]
-    client = Client(region=REGION, node_id="bench-archive")
+    client = Client(region=REGION, node_id="bench-archive", dev_trust=True)
 
     a = archive_rate(dsn, client, run, n)
     print(

@@ -25,10 +25,11 @@ import uuid
 
 import orjson
 
+from connectors import api_client
 from connectors.sdk import Client
 from jarvis.config import settings
 from jarvis.stack.stack import console_url
-from tests.integration.browser import chromium
+from tests.integration.browser import chromium, login
 
 REGION = "eu"
 PAGE = 50
@@ -37,7 +38,7 @@ PAGE = 50
 def get(url: str) -> tuple[float, dict]:
     t0 = time.perf_counter()
     try:
-        with urllib.request.urlopen(url, timeout=30) as r:
+        with api_client.urlopen(url, 30) as r:
             body = orjson.loads(r.read())
     except urllib.error.HTTPError as e:  # 404 until the object is folded
         body = {"error": e.code}
@@ -45,7 +46,7 @@ def get(url: str) -> tuple[float, dict]:
 
 
 def write_objects(prefix: str, n: int) -> None:
-    c = Client(region=REGION, node_id="bench-console", batch_size=1000)
+    c = Client(region=REGION, node_id="bench-console", batch_size=1000, dev_trust=True)
     for i in range(n):
         c.counter(f"{prefix}{i:07d}").increment(1)
     c.flush()
@@ -88,7 +89,7 @@ def live_delay(driver, console: str, query: str, oid: str, rounds: int) -> list[
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    c = Client(region=REGION, node_id="bench-console-live")
+    c = Client(region=REGION, node_id="bench-console-live", dev_trust=True)
     c.counter(oid).increment(1)
     c.flush()
     url = f"{query}/v1/objects/{urllib.parse.quote(oid, safe='')}"
@@ -136,6 +137,7 @@ def main() -> None:
     wait_listed(query, prefix, n, timeout=max(120, n / 500))
     print(f"{n:,} objects written and folded in {time.perf_counter() - t0:.1f} s")
     with chromium() as driver:
+        login(driver, console, api_client.api_key(s) or "")
         p = first_page(driver, console, query, prefix, rounds)
         print(f"first page of {PAGE} ({n:,} objects under the prefix), medians:")
         print(f"  raw query API        {p['raw'] * 1000:8.1f} ms   (baseline)")

@@ -37,7 +37,7 @@ from tests.integration.pipeline_helpers import read_value
 
 def load(region: str, rate: int, stop: threading.Event, run: str, counts: dict[str, int]) -> None:
     """Counter increments over 1,000 objects at `rate` ops/s, paced in 10 ms slices."""
-    c = Client(region=region, node_id=f"bench-load-{region}-{run}", linger_ms=5)
+    c = Client(region=region, node_id=f"bench-load-{region}-{run}", linger_ms=5, dev_trust=True)
     per_slice = max(1, rate // 100)
     i = 0
     t_next = time.perf_counter()
@@ -83,7 +83,7 @@ def effect_latency(rate: int, seconds: float, run: str) -> tuple[list[float], in
 
     listener = threading.Thread(target=listen)
     listener.start()
-    probe = Client(region=eu, node_id=f"bench-probe-{run}", linger_ms=0)
+    probe = Client(region=eu, node_id=f"bench-probe-{run}", linger_ms=0, dev_trust=True)
     time.sleep(1.0)  # the load is flowing
     t_end = time.perf_counter() + seconds
     i = 0
@@ -116,7 +116,7 @@ def reconvergence(partition_s: float, run: str) -> tuple[float, float]:
     if pid is None or not mm.running():
         raise SystemExit("MirrorMaker is not running: `jarvis stack up` first")
     objects = [f"ctr:part-{run}-{k}" for k in range(50)]
-    clients = {r: Client(region=r, node_id=f"bench-part-{r}-{run}") for r in (eu, us)}
+    clients = {r: Client(region=r, node_id=f"bench-part-{r}-{run}", dev_trust=True) for r in (eu, us)}
     os.kill(pid, signal.SIGSTOP)
     t_stop = time.perf_counter()
     try:

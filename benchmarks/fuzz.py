@@ -33,19 +33,20 @@ from typing import Any
 
 from jarvis.codec.records import decode_batch_record
 from jarvis.gate import Gate
-from jarvis.security.keys import TrustStore, ensure_node_key
+from jarvis.security.keys import ensure_node_key
 from jarvis.security.seen_batches import SeenBatches
 from pipelines.loader import pipelines
 from tests.fuzz_messages import NODE, Fuzzer, verdict_class, violations
+from tests.trust_helpers import view_trusting
 
 POOL = 2_000  # signed batches per process, half valid, to mutate from
 
 
 def _setup(seed: int, keys: Path, seen: bool) -> tuple[Gate, Fuzzer, Any]:
-    signer = ensure_node_key(NODE, keys_dir=keys, trust_regions=["eu"])
-    stranger = ensure_node_key(NODE, keys_dir=keys / "elsewhere", trust_regions=["eu"])
+    signer = ensure_node_key(NODE, keys_dir=keys)
+    stranger = ensure_node_key(NODE, keys_dir=keys / "elsewhere")
     now_ms = int(time.time() * 1000)
-    gate = Gate("eu", pipelines(), TrustStore(keys), seen=SeenBatches() if seen else None)
+    gate = Gate("eu", pipelines(), view_trusting(signer), seen=SeenBatches() if seen else None)
     fuzzer = Fuzzer(signer, stranger, pipelines(), now_ms, random.Random(seed))
     return gate, fuzzer, signer
 

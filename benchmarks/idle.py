@@ -39,12 +39,12 @@ def probe_round_trip(settings: Settings, timeout: float) -> None:
     from connectors.sdk import Client
 
     oid = f"ctr:idle-probe-{uuid.uuid4().hex[:8]}"
-    c = Client(region=settings.region_names[0], node_id="bench-idle")
+    c = Client(region=settings.region_names[0], node_id="bench-idle", dev_trust=True)
     c.counter(oid).increment(1)
     c.flush()
     deadline = time.monotonic() + timeout
     for r in settings.region_names:
-        reader = Client(region=r, node_id="bench-idle")
+        reader = Client(region=r, node_id="bench-idle", dev_trust=True)
         while (reader.value(oid) if _up(reader, oid) else None) != 1:
             if time.monotonic() > deadline:
                 raise SystemExit(f"a probe write did not reach {r} within {timeout:.0f} s")

@@ -29,6 +29,7 @@ everything running) and started again afterwards. Run `jarvis stack up` first. `
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -44,13 +45,16 @@ import redis
 from confluent_kafka import Producer
 
 from benchmarks.idle import wait_idle
+from connectors import kafka_clients
+from connectors.kafka_clients import client_conf
 from connectors.kafka_io import tail_consumer
 from connectors.redis_cache import obj_key
 from connectors.sdk import Client
 from connectors.topics_admin import admin_client, ensure_topics
+from connectors.trust_admin import dev_trust
 from jarvis import topics
 from jarvis.codec import encode_batch
-from jarvis.config import settings
+from jarvis.config import REPO_ROOT, settings
 from jarvis.crdt import HLC
 from jarvis.ops import Operation, OperationBatch
 from jarvis.partitioning import partition_for
@@ -60,6 +64,7 @@ from jarvis.security.signing import sign_batch
 from jarvis.stack.kafka_dist import ensure_libs
 from jarvis.stack.mirrormaker import mm2_proc
 from jarvis.stack.procs import Proc
+from jarvis.stack.stack import Stack
 from jarvis.stack.workers import worker_proc
 from jarvis.topics import TopicSpec
 from tests.integration.pipeline_helpers import read_value
@@ -79,7 +84,8 @@ def metric(query_url: str, name: str) -> float:
 def signed_batches(n_ops: int, ids: list[str], batch_size: int) -> list[tuple[int, bytes, bytes]]:
     """The SDK's wire format, built ahead of the clock: (partition, key, value) per signed batch."""
     s = settings()
-    signer = ensure_node_key("bench", keys_dir=s.keys_dir, trust_regions=list(s.region_names))
+    signer = ensure_node_key("bench", keys_dir=s.keys_dir)
+    dev_trust(s, signer, REGION)  # the stack's admin key grants the benchmark's node (development only)
     hlc = HLC("bench")
     per_partition: dict[int, list[Operation]] = {}
     out: list[tuple[int, bytes, bytes]] = []
@@ -123,7 +129,7 @@ def produce_and_wait(r: redis.Redis, batches: list[tuple[int, bytes, bytes]], id
     """Produce pre-signed batches to ingress; seconds until every object reads `want` in Redis."""
     s = settings()
     p = Producer(
-        {"bootstrap.servers": s.bootstrap(REGION), "linger.ms": 5, "compression.type": "lz4", "acks": "all"}
+        {**client_conf(s.bootstrap(REGION)), "linger.ms": 5, "compression.type": "lz4", "acks": "all"}
     )
     t0 = time.perf_counter()
     for part, key, value in batches:
@@ -160,7 +166,7 @@ def jarvis_throughput(n_ops: int, objects: int) -> tuple[list[float], float, flo
         want = {oid: want[oid] + n for oid, n in expected_counts(n_ops, ids).items()}
         rates.append(n_ops / produce_and_wait(r, batches, ids, want))
 
-    sdk = Client(region=REGION, node_id="bench-sdk", batch_size=1000, linger_ms=20)
+    sdk = Client(region=REGION, node_id="bench-sdk", batch_size=1000, linger_ms=20, dev_trust=True)
     sdk_ids = [f"ctr:bench-sdk-{run}-{i}" for i in range(objects)]
     n_sdk = min(n_ops, 100_000)
     t1 = time.perf_counter()
@@ -181,7 +187,7 @@ def raw_ceiling(values: list[bytes]) -> float:
     time.sleep(1)
     consumer = tail_consumer(s.bootstrap(REGION), topic)
     p = Producer(
-        {"bootstrap.servers": s.bootstrap(REGION), "linger.ms": 5, "compression.type": "lz4", "acks": "all"}
+        {**client_conf(s.bootstrap(REGION)), "linger.ms": 5, "compression.type": "lz4", "acks": "all"}
     )
     t0 = time.perf_counter()
     for i, value in enumerate(values):
@@ -201,7 +207,9 @@ def raw_ceiling(values: list[bytes]) -> float:
 NAIVE_APP = textwrap.dedent(
     """
     import json, faust
-    app = faust.App("bench-naive-{run}", broker="kafka://{bootstrap}", store="memory://", web_enabled=False,
+    from connectors.kafka_clients import faust_kwargs
+    from jarvis.config import settings
+    app = faust.App("bench-naive-{run}", **faust_kwargs(settings(), "admin", "{region}"), store="memory://", web_enabled=False,
                     topic_partitions={partitions}, value_serializer="raw")
     src = app.topic("{topic}", value_type=bytes)
     table = app.Table("naive-{run}", default=int, partitions={partitions})
@@ -230,16 +238,17 @@ def naive_faust(n_ops: int, objects: int) -> float:
     workdir = Path(s.home) / "bench-naive"
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / f"naive_{run}.py").write_text(
-        NAIVE_APP.format(run=run, bootstrap=s.bootstrap(REGION), partitions=s.partitions, topic=topic)
+        NAIVE_APP.format(run=run, region=REGION, partitions=s.partitions, topic=topic)
     )
     worker = subprocess.Popen(
         [sys.executable, "-m", "faust", "-A", f"naive_{run}", "worker", "-l", "warn", "--without-web"],
         cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])},
     )  # fmt: skip
     try:
         time.sleep(12)  # let the worker join its group before the clock starts
         done = tail_consumer(s.bootstrap(REGION), f"{topic}.done")
-        p = Producer({"bootstrap.servers": s.bootstrap(REGION), "linger.ms": 20, "compression.type": "lz4"})
+        p = Producer({**client_conf(s.bootstrap(REGION)), "linger.ms": 20, "compression.type": "lz4"})
         t0 = time.perf_counter()
         for i in range(n_ops):
             while True:
@@ -272,7 +281,7 @@ def latency_at(rate: int, seconds: float) -> list[float]:
     """Produce at `rate` ops/s; sample one op every 50 ms and time until it shows over HTTP."""
     s = settings()
     q = s.region_config(REGION).query_url
-    client = Client(region=REGION, node_id="bench-latency", batch_size=200, linger_ms=2)
+    client = Client(region=REGION, node_id="bench-latency", batch_size=200, linger_ms=2, dev_trust=True)
     run = uuid.uuid4().hex[:6]
     stop = threading.Event()
     samples: list[float] = []
@@ -292,7 +301,7 @@ def latency_at(rate: int, seconds: float) -> list[float]:
             i += 1
             time.sleep(0.05)
 
-    load = Client(region=REGION, node_id="bench-load", batch_size=200, linger_ms=5)
+    load = Client(region=REGION, node_id="bench-load", batch_size=200, linger_ms=5, dev_trust=True)
     t = threading.Thread(target=probe, daemon=True)
     t.start()
     t0 = time.perf_counter()
@@ -329,7 +338,7 @@ def memory_per_million(objects: int) -> tuple[float, float, float]:
     r = redis.Redis.from_url(s.redis_url)
     folded0 = metric(q, "jarvis_fold_ops_total")
     rss0, redis0 = rss_bytes(pid), int(r.info("memory")["used_memory"])
-    p = Producer({"bootstrap.servers": s.bootstrap(REGION), "linger.ms": 5, "compression.type": "lz4"})
+    p = Producer({**client_conf(s.bootstrap(REGION)), "linger.ms": 5, "compression.type": "lz4"})
     for part, key, value in batches:
         p.produce(topics.INGRESS, key=key, value=value, partition=part)
         p.poll(0)
@@ -358,7 +367,7 @@ def reservation_latency(holding_n: int, getting_n: int) -> tuple[list[float], li
     with the first so both see the same machine."""
     s = settings()
     run = uuid.uuid4().hex[:6]
-    cs = {r: Client(region=r, node_id=f"bench-res-{r}", track_verdicts=True, linger_ms=1) for r in ("eu", "us")}
+    cs = {r: Client(region=r, node_id=f"bench-res-{r}", track_verdicts=True, linger_ms=1, dev_trust=True) for r in ("eu", "us")}
     eu, us = cs["eu"], cs["us"]
 
     def stocked(oid: str, n: int) -> None:
@@ -431,6 +440,48 @@ def pause_other_workers() -> list[Proc]:
     return stopped
 
 
+def _secure_vs_insecure_round(label: str, n: int) -> tuple[float, float]:
+    """(median pipeline ops/s, raw ceiling ops/s) on the stack as it runs now."""
+    print(f"[{label}] waited {wait_idle(settings()):.0f} s for the stack to drain earlier backlogs", flush=True)
+    stopped = pause_other_workers()
+    try:
+        rounds, _sdk, raw = jarvis_throughput(n, objects=1000)
+    finally:
+        for p in stopped:
+            p.start()
+    print(f"[{label}] rounds {' / '.join(f'{x:,.0f}' for x in rounds)} ops/s; raw ceiling {raw:,.0f}", flush=True)
+    return statistics.median(rounds), raw
+
+
+def compare_insecure(n: int) -> None:
+    """TLS 1.3 + SCRAM + ACLs beside PLAINTEXT, same machine, same run: secure, insecure, secure again
+    (the two secure runs bracket the insecure one, so drift on this shared machine shows)."""
+    s = settings()
+    stack = Stack(s)
+
+    def bring_up(insecure: bool) -> None:
+        stack.down()
+        stack.up(lambda m: None, insecure=insecure)
+        print(f"stack up {'--insecure' if insecure else 'secure'}: Kafka {kafka_clients.protocol(s)}", flush=True)
+
+    if kafka_clients.protocol(s) != "SASL_SSL":
+        bring_up(False)
+    secure1, raw_s1 = _secure_vs_insecure_round("secure", n)
+    bring_up(True)
+    try:
+        plain, raw_p = _secure_vs_insecure_round("insecure", n)
+    finally:
+        bring_up(False)
+    secure2, raw_s2 = _secure_vs_insecure_round("secure again", n)
+    secure = statistics.mean([secure1, secure2])
+    raw_s = statistics.mean([raw_s1, raw_s2])
+    print(f"\n{'measure (' + f'{n:,}' + ' ops, one region, median of rounds)':<56}{'secure':>12}{'insecure':>12}{'ratio':>8}")
+    print(f"{'jarvis: ops/s ingress -> queryable':<56}{secure:>12,.0f}{plain:>12,.0f}{secure / plain:>8.1%}")
+    print(f"{'  secure runs before / after the insecure one':<56}{secure1:>12,.0f}{secure2:>12,.0f}")
+    print(f"{'raw Kafka ceiling: same bytes, ops/s equivalent':<56}{raw_s:>12,.0f}{raw_p:>12,.0f}{raw_s / raw_p:>8.1%}")
+    print("target: secure >= 85% of insecure (TLS 1.3 + SCRAM-SHA-512 + ACLs on every client and broker)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
@@ -438,8 +489,17 @@ def main() -> None:
         "--shared", action="store_true", help="leave every other worker running (both regions share the CPU)"
     )
     ap.add_argument("--reservations", action="store_true", help="only the bounded-counter reservation latency")
+    ap.add_argument(
+        "--compare-insecure",
+        action="store_true",
+        help="only the pipeline rate, on the secure stack and on the same stack brought up --insecure "
+        "(it brings the stack down and up itself, and leaves it up secure)",
+    )
     args = ap.parse_args()
     n = 50_000 if args.quick else 300_000
+    if args.compare_insecure:
+        compare_insecure(n)
+        return
     if args.reservations:
         print_reservations(*reservation_latency(100 if args.quick else 300, 5 if args.quick else 20))
         return

@@ -20,6 +20,7 @@ from confluent_kafka import Producer
 
 from benchmarks.idle import wait_idle
 from benchmarks.pipeline import signed_batches
+from connectors.kafka_clients import client_conf
 from connectors.sdk import Client
 from jarvis import topics
 from jarvis.config import settings
@@ -30,7 +31,7 @@ TOPIC = "bench.produce.raw"
 
 
 def sdk_rate(n: int, ids: list[str], batch_size: int) -> float:
-    c = Client(region=REGION, node_id="bench-produce", batch_size=batch_size, linger_ms=20)
+    c = Client(region=REGION, node_id="bench-produce", batch_size=batch_size, linger_ms=20, dev_trust=True)
     handles = [c.counter(o) for o in ids]
     t0 = time.perf_counter()
     for i in range(n):
@@ -44,7 +45,7 @@ def raw_rate(n: int, ids: list[str], batch_size: int) -> float:
     batches = signed_batches(n, ids, batch_size)
     p = Producer(
         {
-            "bootstrap.servers": s.bootstrap(REGION),
+            **client_conf(s.bootstrap(REGION)),
             "enable.idempotence": True,
             "acks": "all",
             "compression.type": "lz4",

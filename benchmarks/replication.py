@@ -13,6 +13,7 @@ import uuid
 
 from confluent_kafka import Producer
 
+from connectors.kafka_clients import client_conf
 from connectors.kafka_io import tail_consumer
 from jarvis import topics
 from jarvis.config import settings
@@ -20,7 +21,7 @@ from jarvis.config import settings
 
 def round_trips(src_bootstrap: str, dst_bootstrap: str, dst_topic: str, n: int) -> list[float]:
     consumer = tail_consumer(dst_bootstrap, dst_topic)
-    producer = Producer({"bootstrap.servers": src_bootstrap, "linger.ms": 0, "acks": "all"})
+    producer = Producer({**client_conf(src_bootstrap), "linger.ms": 0, "acks": "all"})
     delays = []
     for _ in range(n):
         key = uuid.uuid4().hex.encode()

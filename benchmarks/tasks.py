@@ -26,6 +26,7 @@ import redis
 from confluent_kafka import Producer
 
 from benchmarks.idle import wait_idle
+from connectors.kafka_clients import client_conf
 from connectors.kafka_io import tail_consumer
 from connectors.redis_cache import obj_key
 from connectors.sdk import Client
@@ -53,7 +54,7 @@ def pct(values: list[float], p: int) -> float:
 # -- baseline: bare Kafka records through the same broker ---------------------------------------------
 def bare_round_trips(bootstrap: str, topic: str, n: int, warmup: int = 10) -> list[float]:
     consumer = tail_consumer(bootstrap, topic)
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0, "acks": "all"})
+    producer = Producer({**client_conf(bootstrap), "linger.ms": 0, "acks": "all"})
     delays: list[float] = []
     try:
         for i in range(warmup + n):
@@ -76,7 +77,7 @@ def bare_round_trips(bootstrap: str, topic: str, n: int, warmup: int = 10) -> li
 
 def bare_throughput(bootstrap: str, topic: str, n: int) -> float:
     consumer = tail_consumer(bootstrap, topic)
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "acks": "all"})
+    producer = Producer({**client_conf(bootstrap), "linger.ms": 5, "acks": "all"})
     payload = b"x" * 200
     try:
         t0 = time.perf_counter()
@@ -233,7 +234,7 @@ def main() -> None:
     proc = start_worker(s, name)
     try:
         wait_for_heartbeat(s, proc, name)
-        client = Client(region=REGION, node_id="bench-tasks", batch_size=200, linger_ms=2)
+        client = Client(region=REGION, node_id="bench-tasks", batch_size=200, linger_ms=2, dev_trust=True)
         watcher = TaskWatcher(s)
         warm_ids = [submit(client, -1) for _ in range(5)]  # the whole path is up before the clock starts
         client.flush()

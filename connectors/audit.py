@@ -13,6 +13,7 @@ from typing import Any
 import psycopg
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
+from connectors.kafka_clients import ADMIN, confluent_conf
 from jarvis import topics
 from jarvis.codec import CodecError, decode_rejected
 from jarvis.config import Settings
@@ -49,7 +50,7 @@ def rejected_between(
 ) -> list[dict[str, Any]]:
     c = Consumer(
         {
-            "bootstrap.servers": settings.bootstrap(region),
+            **confluent_conf(settings, ADMIN, region),
             "group.id": f"jarvis-audit-{uuid.uuid4().hex}",
             "enable.auto.commit": False,
             "enable.partition.eof": True,

@@ -6,12 +6,18 @@ import uuid
 
 from confluent_kafka import Consumer, TopicPartition
 
+from connectors.kafka_clients import ADMIN, client_conf
+from jarvis.config import Settings
 
-def tail_consumer(bootstrap: str, topic: str, **conf: object) -> Consumer:
-    """A throw-away consumer (no group commits) positioned at the current end of every partition."""
+
+def tail_consumer(
+    bootstrap: str, topic: str, *, principal: str = ADMIN, settings: Settings | None = None, **conf: object
+) -> Consumer:
+    """A throw-away consumer (no group commits) positioned at the current end of every partition;
+    the operator's (`admin`) unless told otherwise."""
     c = Consumer(
         {
-            "bootstrap.servers": bootstrap,
+            **client_conf(bootstrap, principal, settings),
             "group.id": f"tail-{uuid.uuid4().hex}",
             "enable.auto.commit": False,
             "fetch.wait.max.ms": 5,

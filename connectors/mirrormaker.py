@@ -13,9 +13,13 @@ only bounds how much is redelivered (as duplicates) after a crash, which the fol
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 
-MIRRORED_TOPICS = r"jarvis\.ops,jarvis\.ops\.seen"  # MirrorMaker 2 takes a list of full-match regexes
+from jarvis import topics as _topics
+
+# MirrorMaker 2 takes a list of full-match regexes.
+MIRRORED_TOPICS = ",".join(re.escape(t) for t in _topics.MIRRORED)
 
 LOW_LATENCY = {
     "consumer.fetch.min.bytes": "1",
@@ -33,8 +37,10 @@ def mm2_properties(
     bootstraps: Mapping[str, str],
     topics: str = MIRRORED_TOPICS,
     extra: Mapping[str, str] | None = None,
+    security: Mapping[str, str] | None = None,
 ) -> str:
-    """Render a dedicated-mode mm2.properties for the regions in `bootstraps` (alias -> host:port)."""
+    """Render a dedicated-mode mm2.properties for the regions in `bootstraps` (alias -> host:port);
+    `security` (connectors/kafka_clients.py java_client_properties) applies to every cluster's clients."""
     regions: Sequence[str] = list(bootstraps)
     if len(regions) < 2:
         raise ValueError("MirrorMaker needs at least two regions")
@@ -45,6 +51,8 @@ def mm2_properties(
     for r in regions:
         lines.append(f"{r}.bootstrap.servers={bootstraps[r]}")
         for key, value in LOW_LATENCY.items():
+            lines.append(f"{r}.{key}={value}")
+        for key, value in (security or {}).items():
             lines.append(f"{r}.{key}={value}")
     for src in regions:
         for dst in regions:

@@ -18,6 +18,8 @@ from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
 
+from connectors import api_client
+from connectors.kafka_clients import ADMIN, confluent_conf
 from jarvis import topics
 from jarvis.config import Settings
 
@@ -30,10 +32,10 @@ class MirrorLag:
     seconds: float
 
 
-def _consumer(bootstrap: str) -> Consumer:
+def _consumer(settings: Settings, region: str, principal: str) -> Consumer:
     return Consumer(
         {
-            "bootstrap.servers": bootstrap,
+            **confluent_conf(settings, principal, region),
             "group.id": f"regions-{uuid.uuid4().hex}",
             "enable.auto.commit": False,
         }
@@ -58,9 +60,9 @@ def _timestamp_at(c: Consumer, topic: str, partition: int, offset: int) -> float
     return msg.timestamp()[1] / 1000
 
 
-def mirror_lag(settings: Settings) -> list[MirrorLag]:
+def mirror_lag(settings: Settings, principal: str = ADMIN) -> list[MirrorLag]:
     out = []
-    consumers = {r.name: _consumer(r.bootstrap) for r in settings.regions}
+    consumers = {r.name: _consumer(settings, r.name, principal) for r in settings.regions}
     try:
         src_ends = {r: _ends(c, topics.OPS) for r, c in consumers.items()}
         for src in settings.region_names:
@@ -85,11 +87,15 @@ def mirror_lag(settings: Settings) -> list[MirrorLag]:
     return out
 
 
-def digests(settings: Settings, timeout: float = 10.0) -> dict[str, Any]:
+def digests(settings: Settings, timeout: float = 10.0, authorization: str | None = None) -> dict[str, Any]:
+    """Every region's digest, asked with `authorization` (an Authorization header's value; default
+    the key of connectors/api_client.py), which needs read on '*'."""
     result: dict[str, Any] = {}
+    headers = {"Authorization": authorization} if authorization else api_client.auth_headers(settings)
     for r in settings.regions:
         try:
-            with urllib.request.urlopen(f"{r.query_url}/v1/digest", timeout=timeout) as resp:
+            req = urllib.request.Request(f"{r.query_url}/v1/digest", headers=headers)
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
                 result[r.name] = json.loads(resp.read())
         except OSError as e:
             result[r.name] = {"error": str(e)}

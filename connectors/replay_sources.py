@@ -24,6 +24,8 @@ import orjson
 import psycopg
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
+from connectors import api_client
+from connectors.kafka_clients import ADMIN, confluent_conf
 from jarvis import topics
 from jarvis.codec import CodecError, decode_verified
 from jarvis.config import Settings
@@ -31,27 +33,32 @@ from jarvis.materialize import CRDT_CLASSES, ObjectState
 from jarvis.ops import Dot, Operation
 from jarvis.partitioning import partition_for
 from jarvis.replay import ReplayReport, SourcedOp, replay
-from jarvis.security.keys import TrustStore
 from jarvis.security.signing import SignatureError, check_digest, verify_batch
+from jarvis.security.trust import TrustView
 from pipelines.loader import Pipelines, pipelines
 
 DEFAULT_WINDOW_S = 86400.0
 
 
 class SignatureChecker:
-    """Re-verifies replayed operations against the trust store; one Ed25519 check per batch."""
+    """Re-verifies replayed operations against the trust *history*: each operation is judged by
+    the grants and revocations in effect at its own time (its HLC), in the region that verified it,
+    so what was signed before a revocation or a rotation still verifies. One Ed25519 check per batch.
 
-    def __init__(self, trust: TrustStore) -> None:
-        self.trust = trust
+    `trust` is a view, or a function returning the current one (a followed view keeps growing)."""
+
+    def __init__(self, trust: TrustView | Callable[[], TrustView]) -> None:
+        self._view = trust if callable(trust) else (lambda: trust)
         self._batches: dict[str, str | None] = {}
-        self._keys: dict[str, Any] = {}
 
     def __call__(self, so: SourcedOp) -> str | None:
-        key = self._keys.get(so.key_id)
-        if key is None:
-            key = self._keys[so.key_id] = self.trust.public_key(so.key_id)
-        if key is None:
-            return f"signed with key {so.key_id} which no region trusts"
+        view = self._view()
+        op = so.op
+        why = view.op(so.dot.origin_region, op.node_id, so.key_id, op.object_id, op.hlc >> 16)
+        if why is not None:
+            return why
+        key = view.public_key(so.key_id)
+        assert key is not None  # trusted implies granted, and a grant carries the public key
         verdict = self._batches.get(so.batch_id, "unchecked")
         if verdict == "unchecked":
             if len(self._batches) > 100_000:  # a long-lived archiver: keep memory bounded
@@ -83,12 +90,13 @@ def kafka_ops(
     at_hlc: int | None,
     *,
     on_records: Callable[[int, int], None] | None = None,
+    principal: str = ADMIN,
 ) -> Iterator[SourcedOp]:
     """Every verified operation of `object_id` in `region`'s local and mirrored topics."""
     partition = partition_for(object_id, settings.partitions)
     consumer = Consumer(
         {
-            "bootstrap.servers": settings.bootstrap(region),
+            **confluent_conf(settings, principal, region),
             "group.id": f"jarvis-replay-{uuid.uuid4().hex}",
             "enable.auto.commit": False,
             "enable.partition.eof": True,
@@ -218,7 +226,7 @@ def live_view(settings: Settings, region: str, object_id: str) -> dict[str, Any]
     """The object's live view from the region's query API (None when unknown there)."""
     url = f"{settings.region_config(region).query_url}/v1/objects/{urllib.parse.quote(object_id, safe='')}"
     try:
-        with urllib.request.urlopen(url, timeout=10) as resp:
+        with api_client.urlopen(url, 10, settings=settings) as resp:
             return orjson.loads(resp.read())
     except urllib.error.HTTPError as e:
         if e.code == 404:

@@ -1,6 +1,7 @@
 """Replays wired the one way every caller needs: objects shaped by the pipelines, every signature
-re-checked against the trust store. The query API's `?at=`, `jarvis replay`, the verify handler and
-the archiver's snapshots all replay through this.
+re-checked against the trust history (jarvis.trust and its mirrors, followed while the process
+lives). The query API's `?at=`, `jarvis replay`, the verify handler and the archiver's snapshots
+all replay through this.
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ from dataclasses import dataclass
 import psycopg
 
 from connectors.archive.snapshots import take_snapshot
+from connectors.kafka_clients import ADMIN
 from connectors.replay_sources import SignatureChecker, kafka_ops, replay_from_archive
+from connectors.trust_feed import followed_view
 from jarvis.config import Settings
 from jarvis.materialize import ObjectState
 from jarvis.replay import ReplayReport, replay
-from jarvis.security.keys import TrustStore
 from pipelines.loader import object_factory, pipelines
 
 
@@ -26,8 +28,10 @@ class Replayer:
     verify: SignatureChecker
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Replayer:
-        return cls(settings, object_factory(pipelines()), SignatureChecker(TrustStore(settings.keys_dir)))
+    def from_settings(cls, settings: Settings, principal: str = ADMIN) -> Replayer:
+        """A replayer whose trust history is read as `principal` (a worker passes its role's)."""
+        checker = SignatureChecker(followed_view(settings, principal=principal).current)
+        return cls(settings, object_factory(pipelines()), checker)
 
     def from_archive(self, object_id: str, at_hlc: int | None = None) -> ReplayReport:
         """Nearest snapshot at or before T, then the archived operations after it."""

@@ -18,6 +18,11 @@ operation sent since the last call, and whether the fold applied each workflow t
 (connectors/verdicts.py). Object ids longer than 1 KB of UTF-8 are refused here (ObjectError), as
 the verifier would.
 
+Trust: a new client's key is trusted nowhere until an admin grants it (`jarvis keys trust NODE
+--public-key B64`); until then the verifier rejects every operation with the reason. For local
+development only, `Client(..., dev_trust=True)` grants the client's own key `*` with the admin key
+under its JARVIS_HOME (the one `jarvis stack up` made): anyone holding that home is an admin anyway.
+
 Batches are Avro single-object messages, or, with JARVIS_SCHEMA_REGISTRY_URL set, the Confluent wire
 format (schema id from that registry, subject jarvis.ops.ingress-value). The signature covers the
 operations' content, so it is the same in either format.
@@ -39,6 +44,9 @@ from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import KafkaException, Producer
 
+from connectors import api_client
+from connectors.kafka_clients import PRODUCER, confluent_conf
+from connectors.trust_admin import dev_trust as dev_trust_key
 from connectors.verdicts import RejectedError as RejectedError  # raised by flush(wait=True)
 from connectors.verdicts import (
     SentBatch,
@@ -102,18 +110,28 @@ class Client:
         producer_conf: dict[str, Any] | None = None,
         on_op: Callable[[Operation], None] | None = None,
         track_verdicts: bool = False,
+        principal: str = PRODUCER,
+        dev_trust: bool = False,
+        api_key: str | None = None,
     ) -> None:
         self.settings = s = settings or default_settings()
+        self.api_key = api_key  # for read(): the query API's Bearer key (default connectors/api_client.py)
         self.region = region or s.region
         self.node_id = node_id or s.node_id
         self.pipelines = pipelines or default_pipelines()
         self.batch_size = batch_size
         self.bootstrap = s.bootstrap(self.region)
-        self.signer = ensure_node_key(self.node_id, keys_dir=s.keys_dir, trust_regions=list(s.region_names))
+        self.signer = ensure_node_key(self.node_id, keys_dir=s.keys_dir)
+        if dev_trust:
+            # Development only: an admin-signed grant of this very key, with the home's admin key.
+            dev_trust_key(s, self.signer, self.region)
         self.keyring = DataKeyring(s.keys_dir)
         self.hlc = HLC(self.node_id)
+        # Authenticated as `principal` (JARVIS_KAFKA_USERNAME overrides it): `producer` may write only
+        # ingress and tasks; workers emitting through a Client pass their role.
+        self.principal = principal
         conf = {
-            "bootstrap.servers": self.bootstrap,
+            **confluent_conf(s, principal, bootstrap=self.bootstrap),
             "enable.idempotence": True,
             "acks": "all",
             "compression.type": "lz4",
@@ -320,7 +338,7 @@ class Client:
         if decisions:  # their verdict is the origin fold's decision (connectors/verdicts.py)
             for b in sent:
                 b.judged = frozenset(i for i, op in enumerate(b.op_ids) if op in decisions)
-        verdicts = await_verdicts(self.bootstrap, self.region, sent, timeout)
+        verdicts = await_verdicts(self.bootstrap, self.region, sent, timeout, principal=self.principal, settings=self.settings)
         transition_outcomes(self.read, transitions, verdicts, timeout)
         return VerdictReport(self.region, verdicts)
 
@@ -389,7 +407,7 @@ class Client:
             f"{self.settings.region_config(self.region).query_url}/v1/objects/{urllib.parse.quote(object_id)}"
         )
         try:
-            with urllib.request.urlopen(url, timeout=timeout) as resp:
+            with api_client.urlopen(url, timeout, key=self.api_key, settings=self.settings) as resp:
                 return json.loads(resp.read())
         except urllib.error.HTTPError as e:
             if e.code == 404:

@@ -22,9 +22,11 @@ from collections.abc import Iterator, Sequence
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
+from connectors.kafka_clients import client_conf
 from jarvis import topics
 from jarvis.codec import CodecError
 from jarvis.codec.seen import SeenRecord, decode_seen
+from jarvis.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +34,10 @@ NEW_TOPICS_EVERY_S = 5.0  # a mirrored topic appears once MirrorMaker has create
 
 
 class SeenFeed:
-    def __init__(self, bootstrap: str, region: str, regions: Sequence[str]) -> None:
+    def __init__(self, bootstrap: str, region: str, regions: Sequence[str], settings: Settings | None = None) -> None:
         self.topics = [topics.SEEN, *(topics.mirrored(r, topics.SEEN) for r in regions if r != region)]
         self._conf = {
-            "bootstrap.servers": bootstrap,
+            **client_conf(bootstrap, "verifier", settings),
             "group.id": f"jarvis-seen-{region}-{uuid.uuid4().hex}",  # never commits
             "enable.auto.commit": False,
             "enable.partition.eof": True,

@@ -13,6 +13,9 @@ from typing import Any
 
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
+from connectors.kafka_clients import ADMIN, confluent_conf
+from jarvis.config import Settings
+from jarvis.config import settings as default_settings
 from jarvis.errors import JarvisError
 from jarvis.topics import TopicSpec
 
@@ -29,9 +32,12 @@ class EnsureResult:
     differences: dict[str, list[str]] = field(default_factory=dict)
 
 
-def admin_client(bootstrap: str) -> AdminClient:
+def admin_client(bootstrap: str, settings: Settings | None = None, principal: str = ADMIN) -> AdminClient:
+    """An AdminClient of the cluster at `bootstrap`, authenticated as `principal` (the settings'
+    security: connectors/kafka_clients.py)."""
+    s = settings or default_settings()
     # librdkafka logs each refused connection (20 a second); the error raised says it once.
-    return AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": 10_000, "log_level": 2})
+    return AdminClient(confluent_conf(s, principal, bootstrap=bootstrap, **{"socket.timeout.ms": 10_000, "log_level": 2}))
 
 
 def ensure_topics(

@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
+from connectors.kafka_clients import ADMIN, confluent_conf
 from jarvis import topics
 from jarvis.codec import CodecError, decode_rejected
 from jarvis.codec.records import decode_batch_record
@@ -40,7 +41,7 @@ class Tracer:
 
     def _consumer(self, region: str) -> Consumer:
         return Consumer({
-            "bootstrap.servers": self.settings.bootstrap(region),
+            **confluent_conf(self.settings, ADMIN, region),
             "group.id": f"jarvis-trace-{uuid.uuid4().hex}",
             "enable.auto.commit": False,
             "enable.partition.eof": True,

@@ -34,9 +34,11 @@ from typing import Any
 
 from confluent_kafka import OFFSET_END, Consumer, KafkaException, TopicPartition
 
+from connectors.kafka_clients import client_conf
 from jarvis import topics
 from jarvis.codec import CodecError, decode, decode_rejected
 from jarvis.codec.decisions import decode_decisions
+from jarvis.config import Settings
 from jarvis.errors import JarvisError
 
 # Positioning starts this long before the earliest send: clocks of the producer and of the brokers
@@ -126,7 +128,13 @@ class RejectedError(JarvisError, RuntimeError):
 
 
 def await_verdicts(
-    bootstrap: str, region: str, batches: list[SentBatch], timeout: float
+    bootstrap: str,
+    region: str,
+    batches: list[SentBatch],
+    timeout: float,
+    *,
+    principal: str = "producer",
+    settings: Settings | None = None,
 ) -> dict[str, Verdict]:
     """The verdict on every operation of `batches` (all delivered), by op id: the verifier's, and for
     the indexes in a batch's `judged`, the origin fold's decision (jarvis.ops.decided)."""
@@ -139,7 +147,7 @@ def await_verdicts(
         return verdicts
     consumer = Consumer(
         {
-            "bootstrap.servers": bootstrap,
+            **client_conf(bootstrap, principal, settings),
             "group.id": f"verdicts-{uuid.uuid4().hex}",
             "enable.auto.commit": False,
             "fetch.wait.max.ms": 10,

@@ -9,6 +9,9 @@ command -v redis-server >/dev/null || need+=(redis-server)
 command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
 command -v mosquitto_pub >/dev/null || need+=(mosquitto-clients)
 command -v prometheus >/dev/null && command -v promtool >/dev/null || need+=(prometheus)
+# The Kafka security tests drive clients we did not write: kcat and openssl s_client.
+command -v kcat >/dev/null || need+=(kcat)
+command -v openssl >/dev/null || need+=(openssl)
 # The console's browser test drives Debian's Chromium through its matching driver (no browser download).
 command -v chromium >/dev/null || need+=(chromium)
 command -v chromedriver >/dev/null || need+=(chromium-driver)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import typer
 
+from jarvis.audit_cli import audit_app
 from jarvis.auth_cli import auth_app
 from jarvis.backup_cli import backup_app
 from jarvis.db_cli import db_app
 from jarvis.demo_cli import demo
 from jarvis.produce_cli import produce
 from jarvis.regions_cli import regions_app
-from jarvis.replay_cli import audit_cmd, replay_cmd
+from jarvis.replay_cli import replay_cmd
 from jarvis.security.cli import keys_app
 from jarvis.stack.cli import stack_app
 from jarvis.task_cli import task_app
@@ -24,7 +25,7 @@ app.command("worker")(worker)
 app.command("produce")(produce)
 app.add_typer(db_app, name="db")
 app.command("replay")(replay_cmd)
-app.command("audit")(audit_cmd)
+app.add_typer(audit_app, name="audit")
 app.command("trace")(trace_cmd)
 app.add_typer(task_app, name="task")
 app.add_typer(topics_app, name="topics")

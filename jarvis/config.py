@@ -97,6 +97,19 @@ class Settings:
     postgres_dsn_override: str | None = None
     redis_url_override: str | None = None
     backup_key: str | None = None  # JARVIS_BACKUP_KEY: `jarvis backup`'s key (64 hex digits or base64)
+    # Kafka security (connectors/kafka_clients.py). Unset, every client reads what `jarvis stack up`
+    # left under JARVIS_HOME: the protocol, the CA and its principal's password. Set, they name a
+    # cluster elsewhere: JARVIS_KAFKA_SECURITY sasl_ssl|plaintext, JARVIS_KAFKA_USERNAME (then used
+    # for every client of the process), JARVIS_KAFKA_PASSWORD, JARVIS_KAFKA_CA (a PEM file).
+    kafka_security: str | None = None
+    kafka_username: str | None = None
+    kafka_password: str | None = None
+    kafka_ca: Path | None = None
+    # JARVIS_ADMIN_PUBLIC_KEYS: base64 Ed25519 public keys (comma-separated) whose trust records count,
+    # besides those of JARVIS_HOME/keys/admin (jarvis/security/trust.py).
+    admin_public_keys: tuple[str, ...] = ()
+    # JARVIS_API_KEY: the Bearer key clients send to the HTTP APIs; unset, JARVIS_HOME/auth/admin.key
+    api_key: str | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -130,6 +143,14 @@ class Settings:
             postgres_dsn_override=os.environ.get("JARVIS_POSTGRES_DSN") or None,
             redis_url_override=os.environ.get("JARVIS_REDIS_URL") or None,
             backup_key=os.environ.get("JARVIS_BACKUP_KEY") or None,
+            kafka_security=(os.environ.get("JARVIS_KAFKA_SECURITY") or "").lower() or None,
+            kafka_username=os.environ.get("JARVIS_KAFKA_USERNAME") or None,
+            kafka_password=os.environ.get("JARVIS_KAFKA_PASSWORD") or None,
+            kafka_ca=Path(os.environ["JARVIS_KAFKA_CA"]).resolve() if os.environ.get("JARVIS_KAFKA_CA") else None,
+            admin_public_keys=tuple(
+                k.strip() for k in _env("ADMIN_PUBLIC_KEYS", "").split(",") if k.strip()
+            ),
+            api_key=os.environ.get("JARVIS_API_KEY") or None,
         )
 
     @property
@@ -170,6 +191,14 @@ class Settings:
         if self.redis_url_override:
             return self.redis_url_override
         return f"redis://{self.host}:{self.redis_port}/0"
+
+    @property
+    def tls_dir(self) -> Path:
+        """The project CA and the certificates it issued (jarvis/security/certs.py)."""
+        return self.home / "tls"
+    def admin_key_file(self) -> Path:
+        """The admin API key `jarvis stack up` makes (0600), used by the CLI, demo and tests."""
+        return self.home / "auth" / "admin.key"
 
     @property
     def keys_dir(self) -> Path:

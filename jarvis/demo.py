@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from connectors.kafka_clients import PRODUCER, client_conf
 from connectors.kafka_io import tail_consumer
 from connectors.regions import agreement, digests
 from connectors.sdk import Client
@@ -85,7 +86,7 @@ def main() -> None:
     s = settings()
     console.rule("[bold]Jarvis Streams: two regions, same objects, no coordination")
     run = uuid.uuid4().hex[:6]
-    apps = {r: Client(region=r, node_id=f"demo-app-{r}") for r in s.region_names[:2]}
+    apps = {r: Client(region=r, node_id=f"demo-app-{r}", dev_trust=True) for r in s.region_names[:2]}
     n = 20_000
     rng = random.Random(7)
     with Progress(
@@ -197,7 +198,8 @@ def show_rejection(s, run: str) -> None:
     value = encode_batch(
         OperationBatch(uuid.uuid4().hex, "demo-app-eu", forger.key_id, "eu", op.hlc, [op], digests_, sig)
     )
-    p = Producer({"bootstrap.servers": bootstrap})
+    # As any producer could: the forgery is caught by the verifier's signature check, not by an ACL.
+    p = Producer(client_conf(bootstrap, PRODUCER, s))
     p.produce(topics.INGRESS, key=oid.encode(), value=value, partition=partition_for(oid, s.partitions))
     p.flush(10)
     deadline = time.monotonic() + 30

@@ -1,7 +1,8 @@
 """The verifier's decision for one ingress message: the seed's Data Verifier as a pure gate.
 
-Checks, in order: the bytes decode as an OperationBatch (schema); the batch signature verifies
-against the region's trust store; then every operation: its content digest matches the signed one,
+Checks, in order: the bytes decode as an OperationBatch (schema); the signing key is trusted for its
+node in this region now (jarvis/security/trust.py: an admin-signed grant, not revoked) and the batch
+signature verifies with it; then every operation: its object id lies in the grant's write patterns, its content digest matches the signed one,
 its object id is at most 1 KB (jarvis.ops.MAX_OBJECT_ID_BYTES), its timestamp lies in the replay window, and the pipeline's rules hold (known prefix, CRDT type and
 kind, payload size, number ranges, encrypted fields really encrypted). Verifiers are pluggable: each
 returns reasons (reject) and a confidence in [0, 1]; the rule-based and statistical ones are built
@@ -35,6 +36,7 @@ from jarvis.ops import SURELY_SHORT_OBJECT_ID_CHARS, Operation, object_id_too_lo
 from jarvis.security.replay_window import check_window
 from jarvis.security.seen_batches import Acceptance, SeenBatches, batch_key
 from jarvis.security.signing import SignatureError, verify_batch
+from jarvis.security.trust import TrustView
 from pipelines.loader import Pipelines, PrefixRule
 
 
@@ -58,6 +60,9 @@ class GateResult:
     # it leaves the replay window, for the verifier to record durably (jarvis.ops.seen).
     seen_key: bytes | None = None
     seen_expires_ms: int = 0
+    # The whole message was refused because its key is not trusted (unknown, revoked, elsewhere):
+    # the verifier may read the trust topics up to date and judge it again.
+    untrusted_key: bool = False
 
 
 class OpVerifier(Protocol):
@@ -186,7 +191,7 @@ class Gate:
         self,
         region: str,
         pipelines: Pipelines,
-        trust: Any,
+        trust: TrustView,
         verifiers: Sequence[OpVerifier] | None = None,
         framing: Callable[[bytes], bytes] | None = None,
         seen: SeenBatches | None = None,
@@ -223,12 +228,12 @@ class Gate:
         n = len(cols)
         if not n:
             return GateResult(cols, rejected=[Rejected(["empty batch"])], message=data)
-        key = self.trust.public_key(cols.key_id) if hasattr(self.trust, "public_key") else None
-        if key is None or not self.trust.is_trusted(self.region, cols.node_id, cols.key_id):
-            reason = (
-                f"unknown or untrusted key {cols.key_id!r} for node {cols.node_id!r} in region {self.region}"
-            )
-            return GateResult(cols, rejected=[Rejected([reason], i, cols.op(i)) for i in range(n)])
+        verdict = self.trust.key(self.region, cols.node_id, cols.key_id, now_ms)
+        key, scope = verdict.public_key, verdict.scope
+        if key is None or scope is None:
+            reason = verdict.reason or f"key {cols.key_id} of node {cols.node_id} is not trusted"
+            rejected = [Rejected([reason], i, cols.op(i)) for i in range(n)]
+            return GateResult(cols, rejected=rejected, untrusted_key=True)
         try:
             verify_batch(cols.op_digests, cols.signature, key)
         except SignatureError as e:
@@ -252,9 +257,11 @@ class Gate:
             else {i for i in range(n) if hashed[i * 32 : (i + 1) * 32] != signed[i * 32 : (i + 1) * 32]}
         )
         odd_args = set(noncanonical)
+        denied = set(scope.denied(cols.object_ids))  # outside the grant: none for `*` without auth: ids
         suspect = bool(
             altered
             or odd_args
+            or denied
             or set(cols.node_ids) != {cols.node_id}
             or max(map(len, set(cols.object_ids))) > SURELY_SHORT_OBJECT_ID_CHARS
             or not self._in_window(min(cols.hlcs), max(cols.hlcs), now_ms)
@@ -271,6 +278,8 @@ class Gate:
                 if suspect or rule is None
                 else []
             )
+            if denied and i in denied:
+                reasons.insert(0, scope.denial(cols.node_id, object_id))
             confidence = 1.0
             if not reasons and rule is not None:
                 content_only, per_op = self._verifiers_for(rule)

@@ -55,11 +55,17 @@ def produce(
         False, "--wait", help="Wait for the verifier's verdicts; exit 1 if any operation was refused."
     ),
     timeout: float = typer.Option(60.0, "--timeout", help="Seconds to wait for the verdicts (with --wait)."),
+    dev_trust: bool = typer.Option(
+        False, "--dev-trust", help="Development only: grant the node's key with this home's admin key first."
+    ),
 ) -> None:
-    """Produce operations from JSON lines, with a progress bar and a final count."""
+    """Produce operations from JSON lines, with a progress bar and a final count.
+
+    The signing node's key must be trusted (`jarvis stack up` grants JARVIS_NODE_ID's; an admin
+    grants others with `jarvis keys trust`), or the verifier rejects every line with the reason."""
     # Lazy: only this command loads librdkafka; every `jarvis` command imports this module.
     from connectors.sdk import Client, DeliveryError, ObjectError, VerdictTimeout
-    client = Client(region=region, node_id=node_id, track_verdicts=wait)
+    client = Client(region=region, node_id=node_id, track_verdicts=wait, dev_trust=dev_trust)
     stream = sys.stdin if file is None or str(file) == "-" else open(file)  # noqa: SIM115
     total = None
     if stream is not sys.stdin:

@@ -19,6 +19,8 @@ TASKS = "jarvis.tasks"  # agent tasks as submitted, before routing
 TASKS_DEAD = "jarvis.tasks.dead"  # tasks that failed every attempt, with their error
 AGENTS = "jarvis.agents"  # compacted: live agent workers, their capabilities and pool
 IDEMPOTENCY = "jarvis.ingest.idempotency"  # compacted: the ingest gateway's answers by Idempotency-Key
+TRUST = "jarvis.trust"  # compacted: admin-signed grants and revocations of node keys; mirrored
+AUDIT = "jarvis.audit"  # denied HTTP requests and admin changes (connectors/access_audit.py); archived
 TASK_POOL_PREFIX = "jarvis.tasks.pool."  # routed tasks, one topic per worker capability set
 
 # The largest record batch a broker takes (its message.max.bytes; jarvis/stack/kafka.py sets it).
@@ -29,6 +31,9 @@ PRODUCER_REQUEST_MAX_BYTES = BROKER_MESSAGE_MAX_BYTES - 350_000
 # jarvis.ops.seen only has to cover the replay window (a day in the default pipelines): what is older
 # fails the timestamp check anyway. A verifier reads the whole topic when it starts.
 SEEN_RETENTION_MS = 2 * 24 * 3600 * 1000
+
+# What MirrorMaker 2 copies into every other region (as <region>.<topic>).
+MIRRORED: tuple[str, ...] = (OPS, SEEN, TRUST)
 
 MIRRORED_OPS_PATTERN = r"^([A-Za-z0-9_-]+\.)?jarvis\.ops$"  # local and <region>.jarvis.ops
 
@@ -77,6 +82,19 @@ PIPELINE_TOPICS: tuple[TopicSpec, ...] = (
         IDEMPOTENCY,
         "the ingest gateway's answers by Idempotency-Key (24 h)",
         {"cleanup.policy": "compact,delete", "retention.ms": str(25 * 3600 * 1000), "segment.ms": str(3600 * 1000)},
+    ),
+    # Not mirrored: each region's archiver copies its own to the archive, where all regions meet.
+    TopicSpec(AUDIT, "denied HTTP requests and admin changes (access audit)", {"retention.ms": _30_DAYS_MS}),
+)
+
+# The trust history is small (a record per admin action) and every verifier reads all of it;
+# compaction folds only identical re-publications (the key is the record's digest), and
+# nothing expires: a replay judges old operations by the grants and revocations of their time.
+PIPELINE_TOPICS += (
+    TopicSpec(
+        TRUST,
+        "admin-signed grants and revocations of node keys; mirrored",
+        {"cleanup.policy": "compact", "retention.ms": "-1", "min.compaction.lag.ms": "0"},
     ),
 )
 

@@ -27,7 +27,7 @@ def ensure(
 ) -> None:
     """Create every pipeline topic that is missing; existing ones are left as they are."""
     # Imported here: every `jarvis` command mounts this module, and only this one needs librdkafka.
-    from connectors.topics_admin import TopicsError, ensure_topics
+    from connectors.topics_admin import TopicsError, admin_client, ensure_topics
 
     s = settings()
     if region is not None:
@@ -43,7 +43,7 @@ def ensure(
     for name in names:
         target = bootstrap or s.bootstrap(name)
         try:
-            result = ensure_topics(target, topics.PIPELINE_TOPICS, n, replication_factor, timeout)
+            result = ensure_topics(admin_client(target, s), topics.PIPELINE_TOPICS, n, replication_factor, timeout)
         except TopicsError as e:
             console.print(f"[red]{name} ({target}):[/] {e}")
             failed = True

@@ -33,8 +33,9 @@ from confluent_kafka.admin import AdminClient
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 from rich.console import Console
 
+from connectors.kafka_clients import confluent_conf
 from connectors.sdk import Client
-from connectors.topics_admin import ensure_topics
+from connectors.topics_admin import admin_client, ensure_topics
 from jarvis import topics
 from jarvis.agents import HandlerError, TaskContext, discover
 from jarvis.config import Settings
@@ -57,6 +58,7 @@ PARKED = Gauge("jarvis_agent_router_parked", "Tasks no live pool can run yet", [
 
 HEARTBEAT_S = 2.0
 STALE_S = 15.0
+AGENT = "agent"  # its Kafka principal (jarvis/roles.py)
 MAX_RESULT_BYTES = 8_000  # results ride in a workflow transition; the verifier caps payloads
 
 
@@ -67,12 +69,12 @@ class Presence:
 
     def __init__(self, settings: Settings, region: str) -> None:
         self.region = region
-        self.admin = AdminClient({"bootstrap.servers": settings.bootstrap(region)})
+        self.admin = AdminClient(confluent_conf(settings, AGENT, region))
         self._members: dict[str, bool] = {}
         self._checked = 0.0
         self.consumer = Consumer(
             {
-                "bootstrap.servers": settings.bootstrap(region),
+                **confluent_conf(settings, AGENT, region),
                 "group.id": f"jarvis-presence-{os.getpid()}-{time.monotonic_ns()}",
                 "enable.auto.commit": False,
             }
@@ -118,7 +120,7 @@ class Router:
         self.presence = Presence(settings, region)
         self.consumer = Consumer(
             {
-                "bootstrap.servers": settings.bootstrap(region),
+                **confluent_conf(settings, AGENT, region),
                 "group.id": f"jarvis-task-router-{region}",
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
@@ -222,7 +224,7 @@ class Executor:
         self.handler_pool = cf.ThreadPoolExecutor(concurrency, thread_name_prefix="handler")
         self.consumer = Consumer(
             {
-                "bootstrap.servers": settings.bootstrap(region),
+                **confluent_conf(settings, AGENT, region),
                 "group.id": f"jarvis-agent-{region}-{pool}",
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
@@ -321,11 +323,13 @@ def run(
     worker = name or f"agent-{region}-{socket.gethostname()}-{instance}"
     bootstrap = settings.bootstrap(region)
     wanted = [topics.task_pool(pool_topic(pool)), topics.BY_NAME[topics.TASKS], topics.BY_NAME[topics.TASKS_DEAD]]
-    ensure_topics(bootstrap, wanted, settings.partitions)
+    ensure_topics(admin_client(bootstrap, settings, AGENT), wanted, settings.partitions)
     start_http_server(web_port(settings, "agent", region, instance), addr=settings.host)
-    client = Client(region=region, node_id=worker, settings=settings, batch_size=200, linger_ms=2)
-    router_client = Client(region=region, node_id=worker, settings=settings, batch_size=200, linger_ms=2)
-    presence = Producer({"bootstrap.servers": bootstrap})
+    client = Client(region=region, node_id=worker, settings=settings, batch_size=200, linger_ms=2, principal=AGENT)
+    router_client = Client(
+        region=region, node_id=worker, settings=settings, batch_size=200, linger_ms=2, principal=AGENT
+    )
+    presence = Producer(confluent_conf(settings, AGENT, region))
     console.print(
         f"agent {worker}: pool [bold]{pool}[/] ({pool_topic(pool)}), handlers {', '.join(sorted(usable)) or 'none'}, "
         f"concurrency {conc}"

@@ -6,6 +6,7 @@ import logging
 
 import faust
 
+from connectors.kafka_clients import faust_kwargs
 from jarvis import roles, topics
 from jarvis.config import Settings
 from streams import faust_compat
@@ -13,11 +14,13 @@ from streams import faust_compat
 log = logging.getLogger(__name__)
 
 def make_app(settings: Settings, role: str, region: str, instance: int = 0, **overrides: object) -> faust.App:
+    faust_compat.check_installed()  # before any Kafka connection: an upgrade stops the worker here
     port = roles.web_port(settings, role, region, instance)
     datadir = settings.home / "faust" / f"{role}-{region}-{instance}"
     datadir.mkdir(parents=True, exist_ok=True)
     conf: dict[str, object] = dict(
-        broker=f"kafka://{settings.bootstrap(region)}",
+        # The role's own principal over SASL_SSL (or PLAINTEXT on an --insecure stack).
+        **faust_kwargs(settings, role, region),
         store="memory://",
         datadir=str(datadir),
         web_enabled=True,
@@ -51,8 +54,7 @@ def make_app(settings: Settings, role: str, region: str, instance: int = 0, **ov
         web_cors_options=None,
     )
     conf.update(overrides)
-    faust_compat.check_installed()  # before any Kafka connection: an upgrade stops the worker here
-    app = faust.App(f"jarvis-{role}-{region}", **conf)
+    app = faust.App(roles.faust_app_id(role, region), **conf)
     app.on_partitions_assigned.connect(_shorten_fetch_wait)
     faust_compat.set_web_idle_timeout(app, WEB_IDLE_TIMEOUT_S)
     return app

@@ -15,6 +15,7 @@ offsets are committed in order, each after its chunk's commit.
 from __future__ import annotations
 
 import signal
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -24,10 +25,12 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 from prometheus_client import Counter, start_http_server
 from rich.console import Console
 
+from connectors.archive import access_audit
 from connectors.archive.migrate import migrate
 from connectors.archive.rows import MessageRows, message_rows
 from connectors.archive.sink import ArchiveSink
 from connectors.archive.snapshots import SnapshotPolicy
+from connectors.kafka_clients import confluent_conf
 from connectors.replayer import Replayer
 from jarvis import topics
 from jarvis.codec import CodecError, UnknownSchema
@@ -167,7 +170,7 @@ def run(settings: Settings, region: str, instance: int = 0, max_batch: int = 200
         console.print(f"archive migrations applied: {', '.join(applied)}")
     start_http_server(web_port(settings, "archiver", region, instance), addr=settings.host)
     policy = SnapshotPolicy(settings.snapshot_every_ops)
-    replayer = Replayer.from_settings(settings)
+    replayer = Replayer.from_settings(settings, "archiver")
 
     def snapshot(sink: ArchiveSink, rows: list[MessageRows]) -> None:
         # Each region's archiver snapshots for the operations that originate in it, so the two
@@ -184,7 +187,7 @@ def run(settings: Settings, region: str, instance: int = 0, max_batch: int = 200
 
     consumer = Consumer(
         {
-            "bootstrap.servers": settings.bootstrap(region),
+            **confluent_conf(settings, "archiver", region),
             "group.id": f"jarvis-archiver-{region}",
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
@@ -202,6 +205,13 @@ def run(settings: Settings, region: str, instance: int = 0, max_batch: int = 200
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    # The access audit's copy runs beside, on its own consumer: its few records never wait for the ops.
+    audit_stop = threading.Event()
+    audit = threading.Thread(
+        target=access_audit.run, args=(settings.postgres_dsn, settings.bootstrap(region), region, audit_stop, settings),
+        name="audit-archiver", daemon=True,
+    )  # fmt: skip
+    audit.start()
     try:
         while not stopping:
             msgs = consumer.consume(num_messages=max_batch, timeout=0.5)
@@ -210,7 +220,9 @@ def run(settings: Settings, region: str, instance: int = 0, max_batch: int = 200
             else:
                 archiver.flush()  # nothing new: make the last chunk's offsets committed now
     finally:
+        audit_stop.set()
         try:
             archiver.close()
         finally:
             consumer.close()
+            audit.join(timeout=10)

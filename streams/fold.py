@@ -349,7 +349,7 @@ def build(settings: Settings, region: str, instance: int = 0) -> faust.App:
     rights = RightsService(region, state.peek)
     install_metrics_page(app)
     install_recovery_watchdog(app)
-    install_query_views(app, state, settings.max_watchers)
+    install_query_views(app, state, settings.max_watchers, settings)
 
     async def send_rejected(key: bytes, value: bytes) -> Any:
         return await rejected_out.send(key=key, value=value)
@@ -379,7 +379,8 @@ def build(settings: Settings, region: str, instance: int = 0) -> faust.App:
             if not producer:
                 producer.append(
                     await asyncio.to_thread(
-                        Client, region=region, node_id=f"fold-{region}", settings=settings, linger_ms=1
+                        Client, region=region, node_id=f"fold-{region}", settings=settings, linger_ms=1,
+                        principal="fold",
                     )
                 )
             client = producer[0]

@@ -13,6 +13,13 @@ through Redis, which every fold worker of the region feeds.
   GET /v1/digest                             digest of the locally owned state, per partition
   GET /readyz                                200 once every partition assigned here is recovered
                                              (and reads can be routed), else 503 with what is not
+  GET /openapi.json                          this API's OpenAPI document (streams/query_openapi.py)
+
+Every request but /healthz, /readyz, /metrics and /openapi.json needs `Authorization: Bearer <key>`
+(connectors/http_auth.py): a read of one object needs the role's read grant for it (403 before
+anything is looked up, so it does not tell whether the object exists), a listing holds only the
+objects the role may read, the digest needs a role that reads everything, and Faust's own pages
+(outside /v1/) an admin.
 
 A read of an object whose partition is not assigned-and-recovered here answers 503
 {"error": "recovering", "retry_after": s} with a Retry-After header, never 404: until its partition
@@ -32,15 +39,20 @@ import faust
 import orjson
 from aiohttp import web as aioweb
 
+from connectors.access_audit import AuditSink
+from connectors.auth_view import AuthView
+from connectors.http_auth import EXEMPT, PRINCIPAL, Denied, HttpAuth
 from connectors.redis_cache import CacheUnavailable
 from connectors.redis_watch import CLOSED, TooManyWatchers, WatchHub
 from connectors.replayer import Replayer
-from jarvis.config import settings
+from jarvis.config import Settings, settings
 from jarvis.ops import object_id_too_long
 from jarvis.partitioning import partition_for
 from jarvis.replay import hlc_at
+from jarvis.security.key_store import FileAuthStore
 from streams.faust_compat import fetch_topic_metadata, producer_started, topic_metadata_known
 from streams.fold_state import FoldState
+from streams.query_openapi import query_openapi
 from streams.readiness import RETRY_AFTER_S
 from streams.state_digests import EVERY_S as DIGEST_EVERY_S
 from streams.state_digests import DigestKeeper
@@ -146,17 +158,23 @@ def _handler(method: ViewFun) -> ViewFun:
 class QueryViews:
     """The query endpoints of one fold worker, reading the worker's FoldState and the region's Redis."""
 
-    def __init__(self, state: FoldState, partitions: int, hub: WatchHub | None = None) -> None:
+    def __init__(
+        self, state: FoldState, partitions: int, hub: WatchHub | None = None, auth: HttpAuth | None = None
+    ) -> None:
         self.state = state
         self.region = state.region
         self.partitions = partitions
         self.hub = hub
+        self.auth = auth  # None only in unit tests that call the views directly
         self.app: faust.App | None = None
         self.digests = DigestKeeper(state, partitions)
 
     def install(self, app: faust.App) -> None:
         self.app = app
         router = ViewRouter(app, self.state.table)
+        if self.auth is not None:
+            # Faust's web server is aiohttp: its middlewares run before every page, Faust's own too.
+            app.web.web_app.middlewares.extend([self.auth.middleware(), self._admin_outside_v1])
         for path, view, routed in (
             ("/v1/objects/{object_id}", self.get_object, True),
             ("/v1/objects", self.list_objects, False),
@@ -167,17 +185,55 @@ class QueryViews:
             ("/v1/digest", self.digest, False),
         ):
             handler = _handler(view)
-            app.page(path)(router.routed(handler) if routed else handler)
+            handler = router.routed(handler) if routed else handler
+            app.page(path)(self._permitted(handler, object_scoped="{object_id}" in path,
+                                           digest=path == "/v1/digest"))  # fmt: skip
+
+        async def openapi(web: faust.web.Web, request: Any) -> faust.web.Response:
+            return web.json(query_openapi())
+
+        app.page("/openapi.json")(openapi)
 
         async def readyz(web: faust.web.Web, request: Any) -> faust.web.Response:
             readiness = self.state.readiness
             reason = await router.not_ready()
-            ready = readiness.all_ready and reason is None
-            body = {"ready": ready, "region": self.region, "routing": reason or "ok", **readiness.report()}
+            auth_loaded = self.auth is None or getattr(self.auth.store, "loaded", True)
+            ready = readiness.all_ready and reason is None and auth_loaded
+            body = {"ready": ready, "region": self.region, "routing": reason or "ok",
+                    "auth": "loaded" if auth_loaded else "roles and keys not loaded yet", **readiness.report()}  # fmt: skip
             return web.json(body, status=200 if ready else 503)
 
         app.page("/readyz")(readyz)
         app.timer(DIGEST_EVERY_S)(self.digests.tick)
+
+    def _permitted(self, view: ViewFun, *, object_scoped: bool, digest: bool) -> ViewFun:
+        """`view`, run only if the principal's role allows it (checked before any lookup or routing,
+        so a 403 says nothing about whether the object exists)."""
+        auth = self.auth
+
+        async def permitted(web: faust.web.Web, request: Any, **kwargs: Any) -> faust.web.Response:
+            if auth is not None:
+                if object_scoped:
+                    auth.require_read(request, request.match_info.get("object_id", ""))
+                if digest:
+                    p = request[PRINCIPAL]
+                    auth.require(request, p.role.reads_everything, "read the digest (it needs read on '*')")
+            return await view(web, request, **kwargs)
+
+        permitted.__name__ = view.__name__
+        return permitted
+
+    @aioweb.middleware
+    async def _admin_outside_v1(self, request: aioweb.Request, handler: Any) -> aioweb.StreamResponse:
+        """Faust's own pages (/router/, /table/..., /stats/) show state and topology: admins only."""
+        path = request.path
+        p = request.get(PRINCIPAL)
+        if p is not None and not path.startswith("/v1/") and path not in EXEMPT and not p.role.admin:
+            d = Denied(403, f"{p.name} (role {p.role.name}) may not read {path[:80]} (admins only)", p)
+            assert self.auth is not None
+            self.auth.record(request, d)
+            return d.response()
+        return await handler(request)
 
     def lookup(self, web: faust.web.Web, object_id: str) -> tuple[Any, faust.web.Response | None]:
         partition = partition_for(object_id, self.partitions)
@@ -211,6 +267,11 @@ class QueryViews:
         except CacheUnavailable as e:
             return _error(web, 503, f"listing needs Redis: {e}; retry")
         views = [orjson.loads(r) for r in raw if r is not None]
+        p = request.get(PRINCIPAL)
+        if p is not None:
+            views = [v for v in views if p.role.may_read(v.get("object_id", ""))]
+        elif self.auth is not None:
+            return _error(web, 401, "a valid API key is needed")  # unreachable behind the middleware
         nxt = ids[-1] if len(ids) == limit else None
         return web.json({"region": region, "prefix": prefix, "objects": views, "next": nxt})
 
@@ -262,7 +323,7 @@ class QueryViews:
             except CacheUnavailable as e:
                 return _error(web, 503, f"watch unavailable: {e}; retry")
             if current is None:
-                current, err = await self.fold_view(web, object_id)
+                current, err = await self.fold_view(web, object_id, request.headers.get("Authorization"))
                 if err is not None:
                     return err
             resp = aioweb.StreamResponse(
@@ -286,7 +347,9 @@ class QueryViews:
             await self.hub.unsubscribe(sub)
         return resp
 
-    async def fold_view(self, web: faust.web.Web, object_id: str) -> tuple[bytes | None, Any]:
+    async def fold_view(
+        self, web: faust.web.Web, object_id: str, authorization: str | None = None
+    ) -> tuple[bytes | None, Any]:
         """The object's view from the fold (Redis lacked it): this worker's table if it owns the
         object's partition, else the owner's query API. (None, None): no such object."""
         partition = partition_for(object_id, self.partitions)
@@ -304,7 +367,8 @@ class QueryViews:
             return None, _recovering(web, self.region, partition)  # ours, still being recovered
         url = f"{str(owner).rstrip('/')}/v1/objects/{urllib.parse.quote(object_id, safe='')}"
         try:
-            async with app.http_client.get(url, timeout=aiohttp.ClientTimeout(total=5)) as r:
+            headers = {"Authorization": authorization} if authorization else None
+            async with app.http_client.get(url, timeout=aiohttp.ClientTimeout(total=5), headers=headers) as r:
                 if r.status == 200:
                     return await r.read(), None
                 if r.status == 404:
@@ -340,10 +404,19 @@ class QueryViews:
         return self.digests.body(self.region, self.digests.current_now())
 
 
-def install_query_views(app: faust.App, state: FoldState, max_watchers: int) -> None:
+def install_query_views(app: faust.App, state: FoldState, max_watchers: int, conf: Settings | None = None) -> None:
+    s = conf or settings()
     hub = WatchHub(state.cache.client, state.region, max_watchers)
-    QueryViews(state, app.conf.topic_partitions, hub).install(app)
+    view = AuthView(state.cache, app.conf.topic_partitions, FileAuthStore(s.home))
+    audit = AuditSink(s.bootstrap(state.region), state.region, "query", s)
+    auth = HttpAuth(view, audit)
+    QueryViews(state, app.conf.topic_partitions, hub, auth).install(app)
+
+    async def keep_auth_view() -> None:
+        await view.run()
+
+    app.task(keep_auth_view)
 
 
 def _archive_replay(object_id: str, at_hlc: int | None) -> Any:
-    return Replayer.from_settings(settings()).from_archive(object_id, at_hlc)
+    return Replayer.from_settings(settings(), "fold").from_archive(object_id, at_hlc)

@@ -9,6 +9,11 @@ partition or in another region) is rejected: every accepted batch is noted in ja
 every verifier of every region reads (connectors/seen_feed.py) before it judges a message. Every
 rejected operation is written with all its reasons; nothing is dropped silently.
 
+Trust: the verifier reads every admin-signed grant and revocation (jarvis.trust and its mirrors,
+connectors/trust_feed.py) before it judges a message, and keeps following them; a message whose key
+is not trusted is judged again once the trust topics are read to their end (a grant written just
+before the batch is then seen), and rejected with the reason if the key is still not trusted.
+
 With JARVIS_SCHEMA_REGISTRY_URL set, ingress messages may also come in the Confluent wire format:
 they are forwarded as single-object messages (same Avro body, header swapped), because schema ids
 mean nothing to the other regions' readers. While the registry does not answer, the partition waits
@@ -27,13 +32,13 @@ from prometheus_client import Counter
 
 from connectors.schema_registry import RegistryCodec
 from connectors.seen_feed import SeenFeed
+from connectors.trust_feed import TrustFeed, new_view
 from jarvis import topics
 from jarvis.codec import encode_verified
 from jarvis.codec.registry import RegistryUnavailable
 from jarvis.codec.seen import SeenRecord, encode_seen
 from jarvis.config import Settings
 from jarvis.gate import Gate, GateResult
-from jarvis.security.keys import TrustStore
 from jarvis.security.seen_batches import Acceptance, SeenBatches
 from pipelines.loader import pipelines
 from streams.app import make_app
@@ -96,28 +101,48 @@ def outputs(
 class Judge:
     """The gate, fed with every region's accepted batches before each message it judges."""
 
-    def __init__(self, region: str, gate: Gate, feed: SeenFeed) -> None:
+    def __init__(self, region: str, gate: Gate, feed: SeenFeed, trust: TrustFeed | None = None) -> None:
         self.region = region
         self.gate = gate
         self.feed = feed
+        self.trust = trust
 
-    async def judge(self, data: bytes, partition: int, offset: int) -> GateResult:
-        if not self.feed.caught_up.is_set():
+    async def judge(self, data: bytes, partition: int, offset: int, produced_ms: int | None = None) -> GateResult:
+        if not self.feed.caught_up.is_set() or (self.trust and not self.trust.caught_up.is_set()):
             await self._until_caught_up()
         seen = self.gate.seen
         if seen is not None:
             for rec in self.feed.drain():
                 seen.record(rec.key, rec.where, rec.expires_ms)
+        self._take_trust()
+        result = await self._check(data, partition, offset)
+        if result.untrusted_key and self.trust is not None and (produced_ms is None or produced_ms >= self.trust.synced_ms):
+            # A grant acknowledged before this message was produced is on the trust topics now.
+            if not await asyncio.to_thread(self.trust.sync, 10.0):
+                log.warning("verifier %s: trust topics not read to their end within 10 s", self.region)
+            if self._take_trust():
+                result = await self._check(data, partition, offset)
+        return result
+
+    def _take_trust(self) -> bool:
+        if self.trust is None or not self.trust.pending():
+            return False
+        before = self.gate.trust.version
+        self.gate.trust.add_all(self.trust.drain())
+        return self.gate.trust.version != before
+
+    async def _check(self, data: bytes, partition: int, offset: int) -> GateResult:
         try:
             return self.gate.check(data, partition, offset, int(time.time() * 1000))
         except RegistryUnavailable:
             return await self._when_registry_answers(data, partition, offset)
 
     async def _until_caught_up(self) -> None:
-        # A message judged before every acceptance of the window is known could be a re-send.
+        # A message judged before every acceptance of the window is known could be a re-send; one
+        # judged before every grant and revocation is known could be wrongly refused or accepted.
         started = last_said = time.monotonic()
-        topics_read = ", ".join(self.feed.topics)
-        while not self.feed.caught_up.is_set():
+        topics_read = ", ".join([*self.feed.topics, *(self.trust.topics if self.trust else [])])
+        while not (self.feed.caught_up.is_set() and (self.trust is None or self.trust.caught_up.is_set())):
             await asyncio.sleep(0.05)
             if time.monotonic() - last_said > 10:
                 last_said = time.monotonic()
@@ -152,24 +177,27 @@ def build(settings: Settings, region: str, instance: int = 0) -> faust.App:
     gate = Gate(
         region,
         pipelines(),
-        TrustStore(settings.keys_dir),
+        new_view(settings),
         framing=registry.to_single_object if registry else None,
         seen=SeenBatches(),
     )
-    feed = SeenFeed(settings.bootstrap(region), region, settings.region_names)
-    judge = Judge(region, gate, feed)
+    feed = SeenFeed(settings.bootstrap(region), region, settings.region_names, settings)
+    trust = TrustFeed(settings.bootstrap(region), region, settings.region_names, settings, "verifier")
+    judge = Judge(region, gate, feed, trust)
     install_metrics_page(app)
 
     @app.task
     async def follow_seen() -> None:
         feed.start()
+        trust.start()
 
     @app.agent(ingress)
     async def verify(stream: faust.StreamT) -> None:
         async for event in stream.events():
             msg = event.message
             data = event.value or b""
-            result = await judge.judge(data, msg.partition, msg.offset)
+            produced_ms = int(msg.timestamp * 1000) if msg.timestamp else None
+            result = await judge.judge(data, msg.partition, msg.offset, produced_ms)
             for out in outputs(result, region, msg.topic, msg.partition, msg.offset, event.key, data):
                 await sinks[out.topic].send(key=out.key, value=out.value, partition=out.partition)
             if result.accepted:

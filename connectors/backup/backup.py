@@ -31,6 +31,7 @@ from confluent_kafka.admin import AdminClient
 from connectors.archive.migrate import migrate
 from connectors.backup.container import CHUNK, BackupCorrupt, BackupError, Writer, read_header, read_pieces
 from connectors.backup.stores import Store
+from connectors.kafka_clients import client_conf
 
 Progress = Callable[[str, int], None]  # (what, bytes just done)
 
@@ -96,7 +97,7 @@ def kafka_positions(bootstraps: dict[str, str], timeout: float = 10.0) -> dict[s
     """Per region, every jarvis-* consumer group's committed offsets: topic -> partition -> offset."""
     out: dict[str, Any] = {}
     for region, bootstrap in bootstraps.items():
-        admin = AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": 5000})
+        admin = AdminClient({**client_conf(bootstrap), "socket.timeout.ms": 5000})
         try:
             listed = admin.list_consumer_groups(request_timeout=timeout).result()
         except Exception as e:  # noqa: BLE001 - recorded: the archive backup stands without it
@@ -372,7 +373,7 @@ def apply_positions(positions: dict[str, Any], bootstraps: dict[str, str]) -> li
         if "groups" not in info or region not in bootstraps:
             lines.append(f"{region}: skipped ({info.get('error', 'region not configured')})")
             continue
-        admin = AdminClient({"bootstrap.servers": bootstraps[region]})
+        admin = AdminClient(client_conf(bootstraps[region]))
         for group, topics in info["groups"].items():
             tps = [TopicPartition(t, int(p), o) for t, parts in topics.items() for p, o in parts.items()]
             if not tps:

@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 def measure(settings: Settings, region: str) -> None:
     FOLD_READY.labels(region).set(1 if query_ready(settings.region_config(region).query_url) else 0)
     try:
-        for lag in mirror_lag(settings):
+        for lag in mirror_lag(settings, "console"):
             if lag.target == region:
                 MIRROR_LAG_S.labels(lag.source, lag.target).set(lag.seconds)
                 MIRROR_LAG_RECORDS.labels(lag.source, lag.target).set(lag.records)

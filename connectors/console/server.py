@@ -21,14 +21,19 @@ import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 
+from connectors.access_audit import AuditSink
+from connectors.auth_view import AuthView
 from connectors.console import shape
-from connectors.console.auth import Access, OpenAccess, Principal, bearer_token
 from connectors.console.health import measure_forever
 from connectors.console.topic_tail import rejected_row, tail
+from connectors.http_auth import PRINCIPAL, HttpAuth
+from connectors.redis_cache import RedisCache
 from connectors.regions import agreement, digests, mirror_lag
 from jarvis import topics
 from jarvis.config import Settings
 from jarvis.roles import web_port
+from jarvis.security.apikeys import AuthStore, Principal
+from jarvis.security.key_store import FileAuthStore
 from pipelines.loader import Pipelines, pipelines
 
 REQUESTS = Counter("jarvis_console_requests_total", "Console API requests", ["region", "route", "status"])
@@ -45,7 +50,6 @@ CSP = (
 )
 STATIC_TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
 TASK_SCAN_LIMIT = 5000  # task objects read for the Tasks page at most
-PRINCIPAL = web.RequestKey("principal", Principal)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -62,12 +66,12 @@ def static_files() -> dict[str, tuple[bytes, str]]:
 
 
 class Console:
-    def __init__(self, settings: Settings, region: str, access: Access | None = None,
+    def __init__(self, settings: Settings, region: str, auth: HttpAuth,
                  pipes: Pipelines | None = None, measure: bool = False) -> None:  # fmt: skip
         self.settings, self.region = settings, region
         self.query_url = settings.region_config(region).query_url
         self.bootstrap = settings.bootstrap(region)
-        self.access = access or OpenAccess()
+        self.auth = auth
         self.pipes = pipes or pipelines()
         self.files = static_files()
         self.http: aiohttp.ClientSession | None = None
@@ -76,7 +80,7 @@ class Console:
 
     # -- plumbing ---------------------------------------------------------------------------------
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[self.headers_mw, self.auth_mw])
+        app = web.Application(middlewares=[self.headers_mw, self.auth.middleware()])
         r = app.router
         r.add_get("/", self.index)
         r.add_get("/static/{name}", self.static)
@@ -125,28 +129,16 @@ class Console:
             raise resp
         return resp
 
-    @web.middleware
-    async def auth_mw(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if not request.path.startswith("/api/"):
-            return await handler(request)
-        principal = self.access.principal(bearer_token(request.headers.get("Authorization")))
-        if principal is None:
-            if request.path == "/api/session":
-                return _json({"auth_required": True, "principal": None})
-            return _json({"error": "an API key is needed: log in"}, 401)
-        request[PRINCIPAL] = principal
-        return await handler(request)
+    def _readable(self, request: web.Request, object_id: str) -> None:
+        self.auth.require_read(request, object_id)
 
-    def _readable(self, request: web.Request, object_id: str | None) -> None:
-        if not request[PRINCIPAL].can_read(object_id):
-            raise web.HTTPForbidden(text='{"error": "your role may not read this object"}',
-                                    content_type="application/json")  # fmt: skip
-
-    async def upstream(self, path: str, params: dict[str, str] | None = None) -> tuple[int, Any]:
+    async def upstream(self, request: web.Request, path: str, params: dict[str, str] | None = None) -> tuple[int, Any]:
+        """GET of the region's query API as the caller (its key forwarded: the query API applies the
+        same role again)."""
         assert self.http is not None
         t0 = time.perf_counter()
         try:
-            async with self.http.get(self.query_url + path, params=params,
+            async with self.http.get(self.query_url + path, params=params, headers=_forwarded(request),
                                      timeout=aiohttp.ClientTimeout(total=30)) as resp:  # fmt: skip
                 body = await resp.read()
                 status = resp.status
@@ -178,9 +170,12 @@ class Console:
 
     # -- API --------------------------------------------------------------------------------------
     async def session(self, request: web.Request) -> web.Response:
-        p = request[PRINCIPAL]
-        return _json({"auth_required": self.access.required, "region": self.region,
-                      "regions": list(self.settings.region_names), "principal": asdict(p)})  # fmt: skip
+        p = request.get(PRINCIPAL)
+        if p is None:
+            return _json({"auth_required": True, "principal": None})
+        who = {"name": p.name, "role": p.role.name, "read": list(p.role.read), "admin": p.role.admin}
+        return _json({"auth_required": True, "region": self.region,
+                      "regions": list(self.settings.region_names), "principal": who})  # fmt: skip
 
     async def pipelines(self, request: web.Request) -> web.Response:
         out: dict[str, dict[str, str]] = {}
@@ -193,16 +188,16 @@ class Console:
         params = {"prefix": q.get("prefix", ""), "limit": q.get("limit", "50")}
         if q.get("after"):
             params["after"] = q["after"]
-        status, body = await self.upstream("/v1/objects", params)
+        status, body = await self.upstream(request, "/v1/objects", params)
         if status == 200:
             p = request[PRINCIPAL]
-            body["objects"] = [o for o in body["objects"] if p.can_read(o.get("object_id"))]
+            body["objects"] = [o for o in body["objects"] if _can_read(p, o.get("object_id"))]
         return _json(body, status)
 
     async def get_object(self, request: web.Request) -> web.Response:
         oid = request.match_info["object_id"]
         self._readable(request, oid)
-        status, view = await self.upstream(f"/v1/objects/{_q(oid)}")
+        status, view = await self.upstream(request, f"/v1/objects/{_q(oid)}")
         if status != 200:
             return _json(view, status)
         detail: dict[str, Any] = {}
@@ -210,7 +205,7 @@ class Console:
         if t == "workflow":
             detail["timeline"] = [asdict(s) for s in shape.workflow_timeline(view["value"].get("history", []))]
         if t in ("gcounter", "pncounter", "lww"):
-            hs, hist = await self.upstream(f"/v1/objects/{_q(oid)}/history", {"limit": "10000"})
+            hs, hist = await self.upstream(request, f"/v1/objects/{_q(oid)}/history", {"limit": "10000"})
             if hs != 200:
                 detail["history_error"] = hist.get("error") if isinstance(hist, dict) else str(hs)
             elif t == "lww":
@@ -227,7 +222,7 @@ class Console:
         async def handle(request: web.Request) -> web.Response:
             oid = request.match_info["object_id"]
             self._readable(request, oid)
-            status, body = await self.upstream(f"/v1/objects/{_q(oid)}/{what}", dict(request.query))
+            status, body = await self.upstream(request, f"/v1/objects/{_q(oid)}/{what}", dict(request.query))
             return _json(body, status)
 
         handle.__name__ = what
@@ -241,7 +236,7 @@ class Console:
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
                                            "Content-Security-Policy": CSP})  # fmt: skip
         try:
-            async with self.http.get(f"{self.query_url}/v1/objects/{_q(oid)}/watch") as up:
+            async with self.http.get(f"{self.query_url}/v1/objects/{_q(oid)}/watch", headers=_forwarded(request)) as up:
                 await resp.prepare(request)
                 async for chunk in up.content.iter_any():
                     await resp.write(chunk)
@@ -250,13 +245,17 @@ class Console:
         return resp
 
     async def regions(self, request: web.Request) -> web.Response:
+        p = request[PRINCIPAL]
+        self.auth.require(request, p.role.reads_everything, "see the regions' digests (it needs read on '*')")
+        auth = request.headers.get("Authorization")
+
         def read() -> dict[str, Any]:
             try:
-                lag = [vars(x) for x in mirror_lag(self.settings)]
+                lag = [vars(x) for x in mirror_lag(self.settings, "console")]
                 lag_error = None
             except Exception as e:  # noqa: BLE001 - Kafka is another service; show what failed
                 lag, lag_error = [], f"{type(e).__name__}: {e}"
-            d = digests(self.settings, timeout=5)
+            d = digests(self.settings, timeout=5, authorization=auth)
             agree, differing = agreement(d)
             return {"regions": list(self.settings.region_names), "lag": lag, "lag_error": lag_error,
                     "agree": agree, "differing_partitions": differing, "digests": d,
@@ -275,11 +274,13 @@ class Console:
         except ValueError as e:
             return _json({"error": f"bad filter: {e} (since/until are ISO-8601)"}, 400)
         try:
-            rows = await asyncio.to_thread(tail, self.bootstrap, topics.REJECTED, rejected_row, limit, flt.since_ms)
+            rows = await asyncio.to_thread(
+                tail, self.bootstrap, topics.REJECTED, rejected_row, limit, flt.since_ms, settings=self.settings
+            )
         except Exception as e:  # noqa: BLE001
             return _json({"error": f"Kafka did not answer: {type(e).__name__}: {e}"}, 502)
         p = request[PRINCIPAL]
-        rows = [r for r in rows if flt.matches(r) and p.can_read(r.get("object_id"))]
+        rows = [r for r in rows if flt.matches(r) and _can_read(p, r.get("object_id"))]
         rows.reverse()  # newest first
         fmt = q.get("format", "")
         if fmt == "csv":
@@ -300,10 +301,10 @@ class Console:
         after: str | None = None
         while len(views) < TASK_SCAN_LIMIT:
             params = {"prefix": "task:", "limit": "1000", **({"after": after} if after else {})}
-            status, body = await self.upstream("/v1/objects", params)
+            status, body = await self.upstream(request, "/v1/objects", params)
             if status != 200:
                 return _json(body, status)
-            views += [v for v in body["objects"] if p.can_read(v.get("object_id"))]
+            views += [v for v in body["objects"] if _can_read(p, v.get("object_id"))]
             after = body.get("next")
             if not after:
                 break
@@ -316,12 +317,26 @@ class Console:
             return {"task_id": d.get("task", {}).get("task_id"), "error": d.get("error"),
                     "at_ms": d.get("at_ms", ts), "task": d.get("task")}  # fmt: skip
 
-        try:
-            dead_letters = await asyncio.to_thread(tail, self.bootstrap, topics.TASKS_DEAD, dead, 500)
-        except Exception as e:  # noqa: BLE001
-            dead_letters = [{"error": f"Kafka did not answer: {type(e).__name__}: {e}"}]
+        dead_letters: list[dict[str, Any]] = []
+        if p.role.reads_everything:  # dead letters carry whole tasks, of any object
+            try:
+                dead_letters = await asyncio.to_thread(
+                    tail, self.bootstrap, topics.TASKS_DEAD, dead, 500, settings=self.settings
+                )
+            except Exception as e:  # noqa: BLE001
+                dead_letters = [{"error": f"Kafka did not answer: {type(e).__name__}: {e}"}]
         return _json({"by_state": shape.tasks_by_state(views), "scanned": len(views),
                       "dead_letters": dead_letters[::-1]})  # fmt: skip
+
+
+def _can_read(p: Principal, object_id: str | None) -> bool:
+    """A record naming no object (an undecodable message) needs a role that reads everything."""
+    return p.role.reads_everything if object_id is None else p.role.may_read(object_id)
+
+
+def _forwarded(request: web.Request) -> dict[str, str]:
+    auth = request.headers.get("Authorization")
+    return {"Authorization": auth} if auth else {}
 
 
 def _q(object_id: str) -> str:
@@ -341,14 +356,23 @@ def _json(body: Any, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(body, default=str), status=status, content_type="application/json")
 
 
-def access_for(settings: Settings) -> Access:
-    """The key store's Access when API keys exist; open otherwise."""
-    return OpenAccess()
+def console_auth(store: AuthStore, audit: AuditSink | None = None) -> HttpAuth:
+    """Pages and scripts (the login page) need no key; /api/session answers without one."""
+    return HttpAuth(store, audit, public=lambda path: not path.startswith("/api/"), optional=("/api/session",))
 
 
 def run(settings: Settings, region: str, instance: int = 0) -> None:
     """The `console` worker: serve the console of `region` on its web port until stopped."""
-    console = Console(settings, region, access_for(settings), measure=True)
+    cache = RedisCache(settings.redis_url, region)
+    view = AuthView(cache, settings.partitions, FileAuthStore(settings.home))
+    auth = console_auth(view, AuditSink(settings.bootstrap(region), region, "console", settings))
+    console = Console(settings, region, auth, measure=True)
+    app = console.app()
+
+    async def start_view(_: web.Application) -> None:
+        view.start()
+
+    app.on_startup.append(start_view)
     port = web_port(settings, "console", region, instance)
     print(f"console of {region} on http://{settings.host}:{port}/", flush=True)
-    web.run_app(console.app(), host=settings.host, port=port, print=None, access_log=None)
+    web.run_app(app, host=settings.host, port=port, print=None, access_log=None)

@@ -13,7 +13,9 @@ from typing import Any, TypeVar
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
+from connectors.kafka_clients import client_conf
 from jarvis.codec import CodecError, decode_batch, decode_rejected
+from jarvis.config import Settings
 from jarvis.ops import RejectedOperation
 
 T = TypeVar("T")
@@ -26,9 +28,10 @@ def tail(
     limit: int = 2000,
     since_ms: int | None = None,
     timeout: float = 10.0,
+    settings: Settings | None = None,
 ) -> list[T]:
     """The last `limit` records of each partition (or those from `since_ms` on), decoded, oldest first."""
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"console-{uuid.uuid4().hex}",
+    c = Consumer({**client_conf(bootstrap, "console", settings), "group.id": f"console-{uuid.uuid4().hex}",
                   "enable.auto.commit": False, "enable.partition.eof": True})  # fmt: skip
     try:
         md = c.list_topics(topic, timeout=timeout)

@@ -26,6 +26,8 @@ import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 
+from connectors.access_audit import AuditSink
+from connectors.http_auth import Denied, HttpAuth, principal
 from connectors.ingest import op_ids
 from connectors.ingest.idempotency import IdempotencyStore, IdempotencyUnavailable
 from connectors.ingest.openapi import ingest_openapi
@@ -42,7 +44,7 @@ from connectors.ingest.status import OpStatus
 from connectors.ingest.writer import BATCH_OPS, DeliveryFailed, IngressWriter, Overloaded
 from jarvis.json_ops import JsonOp, OpInputError, OpParser
 from jarvis.ops import Operation
-from jarvis.security.apikeys import AuthStore, Principal, bearer_key
+from jarvis.security.apikeys import AuthStore, Principal
 
 log = logging.getLogger("jarvis.ingest")
 
@@ -87,18 +89,20 @@ class IngestApi:
         auth: AuthStore,
         idempotency: IdempotencyStore,
         status: OpStatus,
+        audit: AuditSink | None = None,
     ) -> None:
         self.region = region
         self.node_id = node_id
         self.writer = writer
         self.auth = auth
+        self.http_auth = HttpAuth(auth, audit)
         self.idem = idempotency
         self.status = status
         self.pipes = writer.pipelines
         self.parser = OpParser(self.pipes.rule_for)
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[_errors_as_json])
+        app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[_errors_as_json, self.http_auth.middleware()])
         app.router.add_post("/v1/ops", self.post_ops)
         app.router.add_get("/v1/ops/{op_id}", self.get_op)
         app.router.add_get("/openapi.json", self.openapi)
@@ -108,14 +112,14 @@ class IngestApi:
 
     # -- plumbing ---------------------------------------------------------------------------------
     def _principal(self, request: web.Request) -> Principal:
-        key = bearer_key(request.headers.get("Authorization"))
-        principal = self.auth.lookup(key) if key else None
-        if principal is None:
-            raise web.HTTPUnauthorized(
-                text="a valid API key is needed: Authorization: Bearer <key> (jarvis auth key create)",
-                headers={"WWW-Authenticate": 'Bearer realm="jarvis"'},
-            )
-        return principal
+        return principal(request)  # authenticated by the middleware (connectors/http_auth.py)
+
+    def _audit_refusal(self, request: web.Request, p: Principal, status: int, body: dict[str, Any]) -> None:
+        if status != 403 or self.http_auth.audit is None:
+            return
+        reasons = [r for res in body.get("results", []) for r in res.get("reasons", []) if res.get("status") == "rejected"]
+        self.http_auth.audit.denied(request.method, request.path, 403, "; ".join(reasons)[:500] or "forbidden",
+                                    p.name, p.key_id)  # fmt: skip
 
     def _builder(
         self, principal: Principal, nonce: str, ms: int, hlc_of: Callable[[int], int]
@@ -152,6 +156,7 @@ class IngestApi:
         idem_key = request.headers.get("Idempotency-Key")
         if idem_key is None:
             status, body = await self._post_json(raw, principal, None)
+            self._audit_refusal(request, principal, status, body)
             return self._answer(status, body)
         bad = check_idempotency_key(idem_key)
         if bad:
@@ -169,6 +174,7 @@ class IngestApi:
             resp.headers["Idempotent-Replayed"] = "true"
             return resp
         status, body = await self._post_json(raw, principal, (key, h, rec))
+        self._audit_refusal(request, principal, status, body)
         return self._answer(status, body)
 
     def _answer(self, status: int, body: dict[str, Any]) -> web.Response:
@@ -321,7 +327,7 @@ class IngestApi:
 
     # -- GET --------------------------------------------------------------------------------------
     async def get_op(self, request: web.Request) -> web.Response:
-        principal = self._principal(request)
+        p = self._principal(request)
         op_id = request.match_info["op_id"]
         where = op_ids.parse(op_id)
         if where is None:
@@ -329,8 +335,8 @@ class IngestApi:
         found = await asyncio.to_thread(self.status.find, op_id, *where)
         if found is None:
             return _error(404, f"operation {op_id} is not on {self.region}'s ingress (yet)")
-        if not (principal.role.may_read(found["object_id"]) or principal.role.may_write(found["object_id"])):
-            return _error(403, f"{principal.name} (role {principal.role.name}) may not see {found['object_id'][:80]}")
+        if not (p.role.may_read(found["object_id"]) or p.role.may_write(found["object_id"])):
+            raise Denied(403, f"{p.name} (role {p.role.name}) may not see {found['object_id'][:80]}", p)
         return web.Response(body=orjson.dumps(found), content_type="application/json")
 
     async def openapi(self, request: web.Request) -> web.Response:

@@ -26,7 +26,9 @@ from typing import Any
 import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 
+from connectors.kafka_clients import client_conf
 from jarvis import topics
+from jarvis.config import Settings
 from jarvis.errors import JarvisError
 from jarvis.partitioning import partition_for
 
@@ -39,19 +41,20 @@ class IdempotencyUnavailable(JarvisError, RuntimeError):
 
 
 class IdempotencyStore:
-    def __init__(self, bootstrap: str) -> None:
+    def __init__(self, bootstrap: str, settings: Settings | None = None) -> None:
         self.bootstrap = bootstrap
-        self.producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all", "linger.ms": 0})
+        conf = client_conf(bootstrap, "ingest", settings)
+        self.producer = Producer({**conf, "enable.idempotence": True, "acks": "all", "linger.ms": 0})
         self.consumer = Consumer(
             {
-                "bootstrap.servers": bootstrap,
+                **conf,
                 "group.id": f"jarvis-ingest-idem-{uuid.uuid4().hex}",
                 "enable.auto.commit": False,
                 "fetch.wait.max.ms": 20,
             }
         )
         # Watermarks through a handle of their own: the tail thread sits in consume() on the other.
-        self._marks = Consumer({"bootstrap.servers": bootstrap, "group.id": f"jarvis-ingest-marks-{uuid.uuid4().hex}"})
+        self._marks = Consumer({**conf, "group.id": f"jarvis-ingest-marks-{uuid.uuid4().hex}"})
         md = self.consumer.list_topics(topics.IDEMPOTENCY, timeout=10).topics[topics.IDEMPOTENCY]
         self.partitions = len(md.partitions)
         self.consumer.assign([TopicPartition(topics.IDEMPOTENCY, p, OFFSET_BEGINNING) for p in md.partitions])

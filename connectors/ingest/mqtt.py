@@ -42,6 +42,7 @@ from prometheus_client import Counter
 from connectors.ingest import op_ids
 from connectors.ingest.requests import MAX_LINE_BYTES
 from connectors.ingest.writer import BATCH_OPS, DeliveryFailed, IngressWriter, Overloaded
+from connectors.kafka_clients import client_conf
 from jarvis import topics
 from jarvis.codec import CodecError, encode_rejected
 from jarvis.codec.records import decode_batch_record
@@ -248,7 +249,7 @@ class MqttBridge:
     def _seed(self) -> None:
         """Reload which packets this bridge wrote lately, from its own batches on ingress."""
         w = self.writer
-        c = Consumer({"bootstrap.servers": w.bootstrap, "group.id": f"jarvis-ingest-seed-{uuid.uuid4().hex}",
+        c = Consumer({**client_conf(w.bootstrap, "ingest", w.settings), "group.id": f"jarvis-ingest-seed-{uuid.uuid4().hex}",
                       "enable.auto.commit": False, "enable.partition.eof": True})  # fmt: skip
         try:
             since = int(time.time() * 1000) - SEED_WINDOW_MS

@@ -13,10 +13,12 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
+from connectors.kafka_clients import client_conf
 from connectors.verdicts import SentBatch, VerdictTimeout, await_verdicts
 from jarvis import topics
 from jarvis.codec import CodecError
 from jarvis.codec.records import decode_batch_record
+from jarvis.config import Settings
 from jarvis.crdt.bcounter_spec import JUDGED
 
 SLACK_MS = 5_000  # the broker's clock may lag the gateway's a little
@@ -25,8 +27,9 @@ VERDICT_WAIT_S = 1.5
 
 
 class OpStatus:
-    def __init__(self, bootstrap: str, region: str) -> None:
+    def __init__(self, bootstrap: str, region: str, settings: Settings | None = None) -> None:
         self.bootstrap = bootstrap
+        self.settings = settings
         self.region = region
 
     def find(self, op_id: str, partition: int, ms: int) -> dict[str, Any] | None:
@@ -51,7 +54,9 @@ class OpStatus:
             frozenset([index] if judged else []),
         )  # fmt: skip
         try:
-            verdict = await_verdicts(self.bootstrap, self.region, [batch], VERDICT_WAIT_S)[op_id]
+            verdict = await_verdicts(
+                self.bootstrap, self.region, [batch], VERDICT_WAIT_S, principal="ingest", settings=self.settings
+            )[op_id]
         except VerdictTimeout:
             out["state"] = "on_ingress"  # not verified yet
             return out
@@ -66,7 +71,7 @@ class OpStatus:
     def _on_ingress(self, op_id: str, partition: int, ms: int) -> tuple[int, int, int, dict[str, Any]] | None:
         c = Consumer(
             {
-                "bootstrap.servers": self.bootstrap,
+                **client_conf(self.bootstrap, "ingest", self.settings),
                 "group.id": f"jarvis-opstatus-{uuid.uuid4().hex}",
                 "enable.auto.commit": False,
                 "enable.partition.eof": True,

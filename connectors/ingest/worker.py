@@ -10,11 +10,14 @@ import sys
 
 from aiohttp import web
 
+from connectors.access_audit import AuditSink
+from connectors.auth_view import AuthView
 from connectors.ingest.http import IngestApi
 from connectors.ingest.idempotency import IdempotencyStore
 from connectors.ingest.mqtt import MqttBridge
 from connectors.ingest.status import OpStatus
 from connectors.ingest.writer import IngressWriter
+from connectors.redis_cache import RedisCache
 from jarvis.config import Settings
 from jarvis.roles import web_port
 from jarvis.security.key_store import FileAuthStore
@@ -38,8 +41,12 @@ def run(settings: Settings, region: str, instance: int = 0) -> None:
 async def serve(settings: Settings, region: str, instance: int) -> None:
     node = node_id(region, instance)
     writer = IngressWriter(settings, region, node, pipelines())
-    idem = IdempotencyStore(settings.bootstrap(region))
-    api = IngestApi(region, node, writer, FileAuthStore(settings.home), idem, OpStatus(writer.bootstrap, region))
+    idem = IdempotencyStore(settings.bootstrap(region), settings)
+    cache = RedisCache(settings.redis_url, region)
+    auth = AuthView(cache, settings.partitions, FileAuthStore(settings.home))
+    auth.start()
+    audit = AuditSink(writer.bootstrap, region, "ingest", settings)
+    api = IngestApi(region, node, writer, auth, idem, OpStatus(writer.bootstrap, region, settings), audit)
     runner = web.AppRunner(api.app(), keepalive_timeout=KEEPALIVE_S, access_log=None, handle_signals=False)
     await runner.setup()
     port = web_port(settings, "ingest", region, instance)
@@ -57,6 +64,9 @@ async def serve(settings: Settings, region: str, instance: int) -> None:
     done, _ = await asyncio.wait({bridge_task, stopper}, return_when=asyncio.FIRST_COMPLETED)
     bridge_task.cancel()
     await runner.cleanup()
+    await auth.stop()
+    await cache.close()
+    audit.close()
     writer.close()
     idem.close()
     if bridge_task in done and bridge_task.exception() is not None:

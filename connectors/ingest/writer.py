@@ -22,6 +22,7 @@ from typing import Any
 
 from confluent_kafka import KafkaException, Producer
 
+from connectors.kafka_clients import client_conf
 from jarvis import topics
 from jarvis.codec import encode_batch
 from jarvis.codec.batch_builder import BatchBuilder, Head
@@ -48,9 +49,9 @@ class DeliveryFailed(JarvisError, RuntimeError):
     """Kafka refused or timed out a batch."""
 
 
-def producer_conf(bootstrap: str) -> dict[str, Any]:
+def producer_conf(bootstrap: str, settings: Settings | None = None, principal: str = "ingest") -> dict[str, Any]:
     return {
-        "bootstrap.servers": bootstrap,
+        **client_conf(bootstrap, principal, settings),
         "enable.idempotence": True,
         "acks": "all",
         "compression.type": "lz4",
@@ -76,11 +77,13 @@ class IngressWriter:
         self.node_id = node_id
         self.pipelines = pipelines
         # The development flow, as the SDK's: the gateway's key is trusted by every region it knows.
-        self.signer = ensure_node_key(node_id, keys_dir=settings.keys_dir, trust_regions=list(settings.region_names))
+        # Trusted by the grant `jarvis stack up` (or an admin) gave this node, never by itself.
+        self.signer = ensure_node_key(node_id, keys_dir=settings.keys_dir)
         self.keyring = DataKeyring(settings.keys_dir)
         self.hlc = HLC(node_id)
         self.bootstrap = settings.bootstrap(region)
-        self.producer = Producer(producer_conf(self.bootstrap))
+        self.settings = settings
+        self.producer = Producer(producer_conf(self.bootstrap, settings))
         md = self.producer.list_topics(topics.INGRESS, timeout=10)
         self.partitions = len(md.topics[topics.INGRESS].partitions)
         if not self.partitions:

@@ -14,6 +14,7 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
+from connectors import api_client
 from connectors.replay_sources import live_view
 from connectors.replayer import Replayer
 from jarvis.agents import HandlerError, TaskContext
@@ -51,7 +52,7 @@ class DataVerification:
         if not oid:
             raise HandlerError("payload needs object_id", retryable=False)
         s = ctx.settings
-        report = Replayer.from_settings(s).from_archive(oid)
+        report = Replayer.from_settings(s, "agent").from_archive(oid)
         report.live = live_view(s, ctx.payload.get("region", s.region), oid) or {}
         return {
             "object_id": oid,
@@ -79,7 +80,7 @@ class TelemetrySummary:
             + (f"?{urllib.parse.urlencode(q)}" if q else "")
         )
         try:
-            with urllib.request.urlopen(url, timeout=10) as r:
+            with api_client.urlopen(url, 10, settings=ctx.settings) as r:
                 points = json.loads(r.read())["points"]
         except urllib.error.HTTPError as e:
             raise HandlerError(f"{oid}: query API answered {e.code}", retryable=e.code >= 500) from None

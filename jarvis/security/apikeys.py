@@ -10,7 +10,13 @@ The MQTT broker checks the same key as a password, in its own password-file form
 
 A role grants object-id patterns to read and to write: `*` (everything), `inventory:*` (a prefix),
 or an exact id. `admin` is built in and grants everything. The store behind lookups is an interface
-(`AuthStore`), so a replicated store can replace the file one (jarvis/security/key_store.py).
+(`AuthStore`): the file store (jarvis/security/key_store.py, host-local: the bootstrap admin key)
+and the replicated view of the `auth:` objects (connectors/auth_view.py).
+
+Roles and key records are themselves objects of the pipeline, LWW registers under the reserved
+prefix `auth:` (`auth:role:<name>`, `auth:key:<key id>`): only an admin role reads or writes them,
+whatever its patterns say (a `*` grant does not reach `auth:`), since they hold key hashes and
+decide everyone's access.
 """
 
 from __future__ import annotations
@@ -20,8 +26,8 @@ import hashlib
 import hmac
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from typing import Protocol
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
 
 from jarvis.errors import JarvisError
 
@@ -31,6 +37,9 @@ KEY_ID_HEX = 8
 _KEY = re.compile(r"^jk_([0-9a-f]{8})_[A-Za-z0-9_-]{43}$")
 _PATTERN = re.compile(r"^(\*|[a-z0-9_-]+:\*|[a-z0-9_-]+:.+)$")
 ROLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+AUTH_PREFIX = "auth:"  # reserved: roles and key records (admin only)
+ROLE_OBJECT = AUTH_PREFIX + "role:"
+KEY_OBJECT = AUTH_PREFIX + "key:"
 MOSQUITTO_ITERATIONS = 101  # mosquitto_passwd's default for $7$
 
 
@@ -43,10 +52,19 @@ class Role:
     admin: bool = False  # may change roles, keys and trust
 
     def may_read(self, object_id: str) -> bool:
-        return self.admin or any_match(self.read, object_id)
+        return self.admin or (not reserved(object_id) and any_match(self.read, object_id))
 
     def may_write(self, object_id: str) -> bool:
-        return self.admin or any_match(self.write, object_id)
+        return self.admin or (not reserved(object_id) and any_match(self.write, object_id))
+
+    @property
+    def reads_everything(self) -> bool:
+        """Reads every object but the reserved ones: what a digest (which covers all) needs."""
+        return self.admin or "*" in self.read
+
+    def record(self) -> dict[str, Any]:
+        """The value of its `auth:role:<name>` register."""
+        return {"read": list(self.read), "write": list(self.write), "tasks": self.tasks, "admin": self.admin}
 
 
 ADMIN = Role("admin", ("*",), ("*",), tasks=True, admin=True)
@@ -67,6 +85,15 @@ class KeyRecord:
     def active(self) -> bool:
         return self.revoked_ms is None
 
+    def record(self) -> dict[str, Any]:
+        """The value of its `auth:key:<id>` register (the key's hashes, never the key). Times are
+        strings: milliseconds since 1970 exceed the pipelines' bound on numbers in args (1e12)."""
+        d = asdict(self)
+        for k in ("created_ms", "revoked_ms"):
+            if d[k] is not None:
+                d[k] = str(d[k])
+        return d
+
 
 @dataclass(frozen=True, slots=True)
 class Principal:
@@ -78,13 +105,51 @@ class Principal:
 class AuthStore(Protocol):
     """Where keys and roles live; the gateway and the query API see only this."""
 
-    def lookup(self, key: str) -> Principal | None: ...
+    def lookup(self, key: str) -> Principal | None:
+        """The key's principal; None if unknown, revoked or wrong. Raises AuthNotReady when the
+        store cannot tell yet."""
+        ...
 
     def role(self, name: str) -> Role | None: ...
 
 
 class AuthError(JarvisError, ValueError):
     """A key, role or pattern that is not acceptable; the message says why."""
+
+
+class AuthNotReady(JarvisError, RuntimeError):
+    """The replicated view of roles and keys is not loaded yet: nobody can be let in (fail closed)."""
+
+
+def reserved(object_id: str) -> bool:
+    return object_id.startswith(AUTH_PREFIX)
+
+
+def role_of_record(name: str, value: Any) -> Role | None:
+    """A role from its register's value (None if the value is not one: a bad write grants nothing)."""
+    if not isinstance(value, dict) or not ROLE_NAME.match(name) or name in BUILTIN_ROLES:
+        return None
+    try:
+        read = tuple(check_pattern(p) for p in value.get("read", ()))
+        write = tuple(check_pattern(p) for p in value.get("write", ()))
+    except (AuthError, TypeError):
+        return None
+    return Role(name, read, write, tasks=value.get("tasks") is True, admin=value.get("admin") is True)
+
+
+def key_of_record(key_id: str, value: Any) -> KeyRecord | None:
+    """A key record from its register's value (None if malformed)."""
+    if not isinstance(value, dict):
+        return None
+    try:
+        rec = KeyRecord(
+            key_id=key_id, name=str(value["name"]), role=str(value["role"]), sha256=str(value["sha256"]),
+            mqtt_hash=str(value.get("mqtt_hash", "")), created_ms=int(value.get("created_ms", 0)),
+            revoked_ms=None if value.get("revoked_ms") is None else int(value["revoked_ms"]),
+        )  # fmt: skip
+    except (KeyError, TypeError, ValueError):
+        return None
+    return rec if re.fullmatch(r"[0-9a-f]{8}", key_id) and re.fullmatch(r"[0-9a-f]{64}", rec.sha256) else None
 
 
 def new_key(random_bytes: bytes) -> tuple[str, str]:

@@ -38,6 +38,18 @@ from jarvis.security.apikeys import (
 )
 
 
+def new_key_record(role: str, name: str | None = None) -> tuple[str, KeyRecord]:
+    """A fresh key for `role` and its record (hashes only): (the key, shown once, the record)."""
+    key, kid = new_key(secrets.token_bytes(KEY_ID_HEX // 2 + SECRET_BYTES))
+    name = name or f"key-{kid}"
+    if not ROLE_NAME.match(name):
+        raise AuthError(f"key name {name!r} must be 1-64 of A-Z a-z 0-9 _ . - (it is the MQTT user name)")
+    record = KeyRecord(
+        kid, name, role, hash_key(key), mosquitto_hash(key, secrets.token_bytes(12)), int(time.time() * 1000)
+    )
+    return key, record
+
+
 class FileAuthStore:
     def __init__(self, home: Path) -> None:
         self.dir = home / "auth"
@@ -59,6 +71,10 @@ class FileAuthStore:
             role = Role(record.role)
         return Principal(record.name, kid, role)
 
+    def record(self, key_id: str) -> KeyRecord | None:
+        raw = self._load("keys").get(key_id)
+        return None if raw is None else KeyRecord(**raw)
+
     def role(self, name: str) -> Role | None:
         if name in BUILTIN_ROLES:
             return BUILTIN_ROLES[name]
@@ -72,20 +88,13 @@ class FileAuthStore:
         """A new key for `role`; returns (the key, shown once, its record)."""
         if self.role(role) is None:
             raise AuthError(f"no role {role!r}: create it with `jarvis auth role set {role} ...`")
-        key, kid = new_key(secrets.token_bytes(KEY_ID_HEX // 2 + SECRET_BYTES))
+        key, record = new_key_record(role, name)
         with self._editing("keys") as keys:
-            if kid in keys:  # 1 in 4 billion; a fresh draw is simpler than reasoning about it
+            if record.key_id in keys:  # 1 in 4 billion; a fresh draw is simpler than reasoning about it
                 raise AuthError("key id collision, try again")
-            name = name or f"key-{kid}"
-            if not ROLE_NAME.match(name):
-                raise AuthError(f"key name {name!r} must be 1-64 of A-Z a-z 0-9 _ . - (it is the MQTT user name)")
-            if any(k["name"] == name and k["revoked_ms"] is None for k in keys.values()):
-                raise AuthError(f"an active key is named {name!r} already")
-            record = KeyRecord(
-                kid, name, role, hash_key(key), mosquitto_hash(key, secrets.token_bytes(12)),
-                int(time.time() * 1000),
-            )  # fmt: skip
-            keys[kid] = asdict(record)
+            if any(k["name"] == record.name and k["revoked_ms"] is None for k in keys.values()):
+                raise AuthError(f"an active key is named {record.name!r} already")
+            keys[record.key_id] = asdict(record)
         return key, record
 
     def revoke(self, key_id_or_name: str) -> KeyRecord:
@@ -149,3 +158,26 @@ def mosquitto_password_lines(records: list[KeyRecord], extra: dict[str, str] | N
     lines += [f"{user}:{h}" for user, h in (extra or {}).items()]
     return lines
 
+
+
+ADMIN_KEY_NAME = "stack-admin"
+
+
+def ensure_admin_key(home: Path, path: Path | None = None) -> tuple[str, bool]:
+    """The host's bootstrap admin key at `path` (default JARVIS_HOME/auth/admin.key, 0600), made if
+    missing or no longer valid in the file store: (the key, whether it was made now)."""
+    store = FileAuthStore(home)
+    path = path or store.dir / "admin.key"
+    if path.exists():
+        key = path.read_text().strip()
+        if store.lookup(key) is not None:
+            return key, False
+    taken = any(r.name == ADMIN_KEY_NAME and r.active for r in store.list_keys())
+    key, _ = store.create_key("admin", None if taken else ADMIN_KEY_NAME)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(key + "\n")
+    tmp.replace(path)
+    return key, True

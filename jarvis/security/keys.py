@@ -1,19 +1,16 @@
-"""Node keys (Ed25519) under JARVIS_HOME/keys and per-region trust stores.
+"""Node keys and admin keys (Ed25519) under JARVIS_HOME/keys.
 
-  keys/<node>/<key_id>.pem      private keys, 0600; `current` names the signing one
-  keys/trust-<region>.json      which (node, key id, public key) the region's verifier accepts
+  keys/<node>/<key_id>.pem      a node's private keys, 0600; `current` names the signing one
+  keys/admin/<key_id>.pem       admin keys, which sign trust records (jarvis/security/trust.py)
 
-key_id = first 16 hex digits of SHA-256 of the raw public key. Rotating makes a new key current;
-old public keys stay trusted (listed as retired) so signatures made before the rotation still
-verify in an audit, until an operator removes them.
+key_id = first 16 hex digits of SHA-256 of the raw public key. Having a key here trusts it nowhere:
+trust is an admin-signed grant on the replicated `jarvis.trust` topic, the same in every region.
 """
 
 from __future__ import annotations
 
 import base64
-import fcntl
 import hashlib
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,6 +67,8 @@ def _write_private(path: Path, key: Ed25519PrivateKey) -> None:
 
 
 def create_key(keys_dir: Path, node_id: str) -> Signer:
+    if node_id == ADMIN_DIR:
+        raise KeyError_(f"node id {ADMIN_DIR!r} is reserved for the admin keys' directory")
     key = Ed25519PrivateKey.generate()
     kid = key_id_of(key.public_key())
     node_dir = keys_dir / node_id
@@ -93,7 +92,7 @@ def load_signer(keys_dir: Path, node_id: str) -> Signer:
 
 def list_keys(keys_dir: Path) -> list[dict[str, Any]]:
     out = []
-    for node_dir in sorted(p for p in keys_dir.glob("*") if p.is_dir()):
+    for node_dir in sorted(p for p in keys_dir.glob("*") if p.is_dir() and p.name != ADMIN_DIR):
         current = (node_dir / "current").read_text().strip() if (node_dir / "current").exists() else None
         for pem in sorted(node_dir.glob("*.pem")):
             key = serialization.load_pem_private_key(pem.read_bytes(), password=None)
@@ -109,84 +108,64 @@ def list_keys(keys_dir: Path) -> list[dict[str, Any]]:
     return out
 
 
-class TrustStore:
-    """Per region, the node keys whose signatures the region's verifier accepts."""
-
-    def __init__(self, keys_dir: Path) -> None:
-        self.keys_dir = keys_dir
-        self._cache: dict[str, tuple[float, dict[str, Any]]] = {}
-
-    def _path(self, region: str) -> Path:
-        return self.keys_dir / f"trust-{region}.json"
-
-    def _load(self, region: str) -> dict[str, Any]:
-        path = self._path(region)
-        try:
-            mtime = path.stat().st_mtime
-        except FileNotFoundError:
-            return {"keys": {}}
-        cached = self._cache.get(region)
-        if cached and cached[0] == mtime:
-            return cached[1]
-        data = json.loads(path.read_text())
-        self._cache[region] = (mtime, data)
-        return data
-
-    def trust(self, region: str, node_id: str, public_key_b64: str) -> str:
-        public = public_from_b64(public_key_b64)
-        kid = key_id_of(public)
-        self.keys_dir.mkdir(parents=True, exist_ok=True)
-        path = self._path(region)
-        # Several processes add keys at once (a stack's workers, three test agents starting together:
-        # one's rename once found the shared temporary file already moved). One writer at a time, each
-        # reading what the last one wrote, through a temporary file of its own.
-        with open(self.keys_dir / f".trust-{region}.lock", "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            self._cache.pop(region, None)  # what the last writer left, not what this process last saw
-            data = {"keys": dict(self._load(region)["keys"])}
-            data["keys"][kid] = {"node_id": node_id, "public_key": public_key_b64}
-            tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
-            tmp.replace(path)  # atomic: a verifier never reads half a file
-        self._cache.pop(region, None)
-        return kid
-
-    def is_trusted(self, region: str, node_id: str, key_id: str) -> bool:
-        entry = self._load(region)["keys"].get(key_id)
-        return entry is not None and entry["node_id"] == node_id
-
-    def public_key(self, key_id: str, region: str | None = None) -> Ed25519PublicKey | None:
-        regions = (
-            [region]
-            if region
-            else [p.stem.removeprefix("trust-") for p in self.keys_dir.glob("trust-*.json")]
-        )
-        for r in regions:
-            entry = self._load(r)["keys"].get(key_id)
-            if entry:
-                return public_from_b64(entry["public_key"])
-        return None
-
-    def entries(self, region: str) -> dict[str, Any]:
-        return dict(self._load(region)["keys"])
-
-
-def ensure_node_key(node_id: str, *, keys_dir: Path, trust_regions: list[str] | None = None) -> Signer:
-    """The development flow: create the node's key if missing and trust it in the given regions."""
+def ensure_node_key(node_id: str, *, keys_dir: Path) -> Signer:
+    """The node's current key, created if it has none. Creating a key trusts it nowhere: an admin
+    grants it (`jarvis keys trust`, or the development-only `Client(dev_trust=True)`)."""
     try:
-        signer = load_signer(keys_dir, node_id)
+        return load_signer(keys_dir, node_id)
     except KeyError_:
-        signer = create_key(keys_dir, node_id)
-    store = TrustStore(keys_dir)
-    for region in trust_regions or []:
-        if not store.is_trusted(region, node_id, signer.key_id):
-            store.trust(region, node_id, public_b64(signer.public))
-    return signer
+        return create_key(keys_dir, node_id)
 
 
-def rotate(keys_dir: Path, node_id: str, trust_regions: list[str]) -> Signer:
-    signer = create_key(keys_dir, node_id)
-    store = TrustStore(keys_dir)
-    for region in trust_regions:
-        store.trust(region, node_id, public_b64(signer.public))
-    return signer
+def key_created_ms(keys_dir: Path, signer: Signer) -> int:
+    """When the key file was written: a stable issue time, so granting the same key twice makes the
+    same (deterministically signed) record, which the view and the compacted topic keep once."""
+    return (keys_dir / signer.node_id / f"{signer.key_id}.pem").stat().st_mtime_ns // 1_000_000
+
+
+# -- admin keys: JARVIS_HOME/keys/admin/<key id>.pem, `current` names the signing one ----------------
+ADMIN_DIR = "admin"
+
+
+def create_admin_key(keys_dir: Path) -> Ed25519PrivateKey:
+    key = Ed25519PrivateKey.generate()
+    kid = key_id_of(key.public_key())
+    _write_private(keys_dir / ADMIN_DIR / f"{kid}.pem", key)
+    (keys_dir / ADMIN_DIR / "current").write_text(kid)
+    return key
+
+
+def load_admin_key(keys_dir: Path) -> Ed25519PrivateKey | None:
+    """The local admin key that signs trust records, or None if this home has none."""
+    d = keys_dir / ADMIN_DIR
+    try:
+        kid = (d / "current").read_text().strip()
+        key = serialization.load_pem_private_key((d / f"{kid}.pem").read_bytes(), password=None)
+    except FileNotFoundError:
+        return None
+    assert isinstance(key, Ed25519PrivateKey)
+    return key
+
+
+def ensure_admin_key(keys_dir: Path) -> Ed25519PrivateKey:
+    return load_admin_key(keys_dir) or create_admin_key(keys_dir)
+
+
+def local_admin_public_keys(keys_dir: Path) -> dict[str, Ed25519PublicKey]:
+    """Public halves of every admin key under keys/admin (current and older ones), by key id."""
+    out: dict[str, Ed25519PublicKey] = {}
+    for pem in sorted((keys_dir / ADMIN_DIR).glob("*.pem")):
+        key = serialization.load_pem_private_key(pem.read_bytes(), password=None)
+        assert isinstance(key, Ed25519PrivateKey)
+        out[pem.stem] = key.public_key()
+    return out
+
+
+def admin_public_keys(keys_dir: Path, configured: tuple[str, ...] = ()) -> list[Ed25519PublicKey]:
+    """The admin keys whose trust records a process accepts: the configured ones
+    (JARVIS_ADMIN_PUBLIC_KEYS, for hosts that hold no admin key) and those of keys/admin."""
+    try:
+        out = [public_from_b64(k) for k in configured]
+    except ValueError as e:
+        raise KeyError_(f"JARVIS_ADMIN_PUBLIC_KEYS: not a base64 Ed25519 public key: {e}") from None
+    return [*out, *local_admin_public_keys(keys_dir).values()]

@@ -27,6 +27,12 @@ def up(
         help="Also start the local schema registry (Apicurio, Confluent-compatible API); "
         "implied when JARVIS_SCHEMA_REGISTRY_URL names it. It stays up until `stack down`.",
     ),
+    insecure: bool = typer.Option(
+        False,
+        "--insecure",
+        help="Kafka without TLS, authentication or ACLs (PLAINTEXT), for comparison. Recorded under "
+        "JARVIS_HOME, so every client of the stack follows; it stays so until `stack down`.",
+    ),
 ) -> None:
     """Start every part (idempotent) and return when each one answers."""
     stack = Stack(settings())
@@ -37,7 +43,7 @@ def up(
                 status.update(msg + " ...")
                 console.print(f"[green]✓[/] {msg}")
 
-            elapsed = stack.up(report, workers=workers, with_registry=schema_registry)
+            elapsed = stack.up(report, workers=workers, with_registry=schema_registry, insecure=insecure or None)
     except StackError as e:
         console.print(f"[red]✗ stack up failed:[/] {e}")
         raise typer.Exit(1) from None
@@ -77,7 +83,7 @@ def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
     table.add_column("where")
     table.add_column("state")
     for name, r in st["regions"].items():
-        table.add_row(f"kafka {name}", r["bootstrap"], r["kafka"])
+        table.add_row(f"kafka {name}", r.get("bootstrap_url") or r["bootstrap"], r["kafka"])
         table.add_row(f"query {name}", r["query_url"], proc_state(f"worker-fold-{name}"))
         table.add_row(f"ingest {name}", r["ingest_url"], proc_state(f"worker-ingest-{name}"))
         table.add_row(f"mqtt {name}", r["mqtt_url"], r["mqtt"])
@@ -85,6 +91,9 @@ def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
     shown = {f"worker-{role}-{name}" for role in ("fold", "ingest", "console") for name in st["regions"]}
     for name in sorted(n for n in st["processes"] if n.startswith("worker-") and n not in shown):
         table.add_row(name.removeprefix("worker-"), "", proc_state(name))
+    if st.get("ca"):
+        table.add_row("kafka CA", st["ca"], "")
+        table.add_row("kafka credentials", st["kafka_credentials"], "")
     table.add_row("supervisor", "restarts workers that die", st["supervisor"])
     table.add_row("mirrormaker 2", "", st["mirrormaker"])
     table.add_row("postgres", st["postgres"], st["postgres_status"])

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import subprocess
 import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
+from connectors.kafka_clients import scram_jaas
 from jarvis import topics
 from jarvis.config import REPO_ROOT, RegionConfig, Settings
+from jarvis.security.certs import CertificateAuthority, Leaf
+from jarvis.security.kafka_acls import BROKER, super_users
 from jarvis.stack.kafka_dist import classpath, java_bin
 from jarvis.stack.procs import Proc, StackError
 
@@ -23,7 +28,67 @@ def jvm_opts(heap: str) -> list[str]:
     ]  # fmt: skip
 
 
-def broker_properties(region: RegionConfig, settings: Settings, data_dir: Path) -> str:
+@dataclass(frozen=True, slots=True)
+class BrokerSecurity:
+    """What a secure broker is started with: its certificate (PKCS#12), the CA, the SCRAM passwords."""
+
+    leaf: Leaf
+    ca_pem: Path
+    passwords: Mapping[str, str]  # principal -> password; the broker's own is passwords[BROKER]
+
+
+def broker_cert_name(region: RegionConfig) -> str:
+    return f"kafka-{region.name}"
+
+
+def broker_security(region: RegionConfig, settings: Settings, passwords: Mapping[str, str]) -> BrokerSecurity:
+    """The CA under JARVIS_HOME/tls and the broker's leaf for its host (made or renewed as needed)."""
+    ca = CertificateAuthority(settings.tls_dir)
+    ca_pem = ca.ensure()
+    hosts = list(dict.fromkeys([region.host, "localhost", "127.0.0.1"]))
+    return BrokerSecurity(ca.leaf(broker_cert_name(region), hosts), ca_pem, passwords)
+
+
+def _listener_lines(region: RegionConfig, sec: BrokerSecurity | None) -> list[str]:
+    host = region.host
+    if sec is None:  # `jarvis stack up --insecure`: no TLS, no authentication, no ACLs
+        return [
+            f"listeners=PLAINTEXT://{host}:{region.kafka_port},CONTROLLER://{host}:{region.controller_port}",
+            f"advertised.listeners=PLAINTEXT://{host}:{region.kafka_port}",
+            "inter.broker.listener.name=PLAINTEXT",
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        ]
+    p12_password = sec.leaf.p12_password
+    return [
+        # Clients and inter-broker traffic: SCRAM-SHA-512 over TLS. The controller: TLS with client
+        # certificates (the broker presents its own leaf; only the CA's certificates get in).
+        f"listeners=SASL_SSL://{host}:{region.kafka_port},CONTROLLER://{host}:{region.controller_port}",
+        f"advertised.listeners=SASL_SSL://{host}:{region.kafka_port}",
+        "inter.broker.listener.name=SASL_SSL",
+        "listener.security.protocol.map=SASL_SSL:SASL_SSL,CONTROLLER:SSL",
+        "sasl.enabled.mechanisms=SCRAM-SHA-512",
+        "sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512",
+        "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config="
+        + scram_jaas(BROKER, sec.passwords[BROKER]),
+        "listener.name.controller.ssl.client.auth=required",
+        "ssl.keystore.type=PKCS12",
+        f"ssl.keystore.location={sec.leaf.p12}",
+        f"ssl.keystore.password={p12_password}",
+        f"ssl.key.password={p12_password}",
+        "ssl.truststore.type=PEM",
+        f"ssl.truststore.location={sec.ca_pem}",
+        "ssl.enabled.protocols=TLSv1.3",
+        "ssl.protocol=TLSv1.3",
+        "ssl.endpoint.identification.algorithm=https",
+        "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "allow.everyone.if.no.acl.found=false",
+        "super.users=" + ";".join(super_users([broker_cert_name(region)])),
+    ]
+
+
+def broker_properties(
+    region: RegionConfig, settings: Settings, data_dir: Path, security: BrokerSecurity | None = None
+) -> str:
     host = region.host
     return "\n".join(
         [
@@ -31,11 +96,8 @@ def broker_properties(region: RegionConfig, settings: Settings, data_dir: Path) 
             "process.roles=broker,controller",
             "node.id=1",
             f"controller.quorum.voters=1@{host}:{region.controller_port}",
-            f"listeners=PLAINTEXT://{host}:{region.kafka_port},CONTROLLER://{host}:{region.controller_port}",
-            f"advertised.listeners=PLAINTEXT://{host}:{region.kafka_port}",
             "controller.listener.names=CONTROLLER",
-            "inter.broker.listener.name=PLAINTEXT",
-            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            *_listener_lines(region, security),
             f"log.dirs={data_dir}",
             f"num.partitions={settings.partitions}",
             "default.replication.factor=1",
@@ -66,25 +128,51 @@ def broker_proc(region: RegionConfig, settings: Settings, libs: Path) -> Proc:
     return Proc(name=f"kafka-{region.name}", run_dir=run_dir, argv=argv)
 
 
-def prepare_broker(region: RegionConfig, settings: Settings, libs: Path) -> Path:
-    """Write server.properties and format KRaft storage once (a formatted dir keeps its cluster id)."""
+def scram_stamp(region: RegionConfig, settings: Settings) -> Path:
+    """Present once the region's KRaft metadata holds SCRAM users (added at format, or by the stack
+    through a PLAINTEXT start of a data dir formatted before there were any: jarvis/stack/stack.py)."""
+    return settings.home / "kafka" / region.name / "scram-users"
+
+
+def formatted(region: RegionConfig, settings: Settings) -> bool:
+    return (settings.home / "kafka" / region.name / "data" / "meta.properties").exists()
+
+
+def prepare_broker(
+    region: RegionConfig,
+    settings: Settings,
+    libs: Path,
+    security: BrokerSecurity | None = None,
+    passwords: Mapping[str, str] | None = None,
+) -> Path:
+    """Write server.properties and format KRaft storage once (a formatted dir keeps its cluster id).
+
+    A new data dir gets every principal's SCRAM credentials (`passwords`) at format, even for an
+    insecure stack: the same dir can then be brought up secure later."""
     conf_dir = settings.home / "kafka" / region.name
     data_dir = conf_dir / "data"
     conf_dir.mkdir(parents=True, exist_ok=True)
     conf = conf_dir / "server.properties"
-    conf.write_text(broker_properties(region, settings, data_dir))
+    conf.touch(mode=0o600)
+    conf.chmod(0o600)  # it holds the broker's SCRAM and keystore passwords
+    conf.write_text(broker_properties(region, settings, data_dir, security))
     if (data_dir / "meta.properties").exists():
         return conf
     cluster_id = _random_cluster_id()
+    scram: list[str] = []
+    for name, password in sorted((passwords or {}).items()):
+        scram += ["--add-scram", f"SCRAM-SHA-512=[name={name},password={password}]"]
     cmd = [
         java_bin(), "-Xmx256m", f"-Dlog4j.configuration=file:{LOG4J}", "-cp", classpath(libs),
         "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c", str(conf),
-        "--ignore-formatted",
+        "--ignore-formatted", *scram,
     ]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         out = (proc.stdout + proc.stderr)[-2000:]
         raise StackError(f"formatting KRaft storage for region {region.name} failed:\n{out}")
+    if scram:
+        scram_stamp(region, settings).write_text("added at format\n")
     return conf
 
 

@@ -16,10 +16,12 @@ import secrets
 import shutil
 import signal
 import socket
+from collections.abc import Mapping
 from pathlib import Path
 
+from connectors.auth_records import Replicated, all_keys, all_roles
 from jarvis.config import RegionConfig, Settings
-from jarvis.security.apikeys import Role, mosquitto_hash
+from jarvis.security.apikeys import AuthError, KeyRecord, Role, mosquitto_hash
 from jarvis.security.key_store import FileAuthStore, mosquitto_password_lines
 from jarvis.stack.procs import Proc, StackError
 
@@ -53,20 +55,28 @@ def bridge_secret(settings: Settings) -> str:
     return path.read_text().strip()
 
 
-def write_auth_files(settings: Settings) -> None:
-    """The password and ACL files from the key store (the bridge user included)."""
+def write_auth_files(
+    settings: Settings, records: list[KeyRecord] | None = None, roles: Mapping[str, Role] | None = None
+) -> None:
+    """The password and ACL files from these key records and roles (default: the host's file store
+    and, when this region's query API answers, the replicated ones), the bridge user included."""
     d = mqtt_dir(settings)
     d.mkdir(parents=True, exist_ok=True, mode=0o700)
     store = FileAuthStore(settings.home)
-    records = store.list_keys()
+    if records is None:
+        try:
+            rep = Replicated(settings)
+            records, roles = list(all_keys(settings, rep).values()), all_roles(settings, rep)
+        except (AuthError, OSError):  # the stack is starting: its brokers know the file's keys
+            records = store.list_keys()
     bridge = mosquitto_hash(bridge_secret(settings), secrets.token_bytes(12))
     _write(d / "passwd", "\n".join(mosquitto_password_lines(records, {BRIDGE_USER: bridge})) + "\n")
     acl = [f"user {BRIDGE_USER}", "topic readwrite #", ""]
-    roles: dict[str, Role | None] = {}
+    known: dict[str, Role | None] = dict(roles or {})
     for r in records:
         if not r.active:
             continue
-        role = roles.setdefault(r.role, store.role(r.role))
+        role = known.get(r.role) if r.role in known else known.setdefault(r.role, store.role(r.role))
         if role is not None and (role.write or role.admin):
             acl += [f"user {r.name}", "topic write jarvis/ops/#", "topic write telemetry/#", ""]
     _write(d / "acl", "\n".join(acl))
@@ -120,9 +130,11 @@ def prepared_proc(settings: Settings, region: RegionConfig) -> Proc:
     return Proc(name=name(region), run_dir=settings.home, argv=[server, "-c", str(conf)])
 
 
-def reload(settings: Settings) -> int:
+def reload(
+    settings: Settings, records: list[KeyRecord] | None = None, roles: Mapping[str, Role] | None = None
+) -> int:
     """Rewrite the password and ACL files and make every running broker re-read them; how many."""
-    write_auth_files(settings)
+    write_auth_files(settings, records, roles)
     n = 0
     for region in settings.regions:
         pid = broker_proc(settings, region).pid()

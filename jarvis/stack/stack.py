@@ -12,12 +12,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from connectors import kafka_clients
+from connectors.trust_admin import stack_grants
 from jarvis import topics
 from jarvis.config import RegionConfig, Settings
 from jarvis.roles import web_port
+from jarvis.security import kafka_acls, key_store
+from jarvis.security import kafka_credentials as kcreds
+from jarvis.security.keys import ensure_admin_key
 from jarvis.stack import (
     kafka,
     kafka_dist,
+    kafka_security,
     mirrormaker,
     mosquitto,
     postgres,
@@ -84,15 +90,37 @@ class Stack:
         """Asked for, named by JARVIS_SCHEMA_REGISTRY_URL, or already running (it stays until `down`)."""
         return requested or schema_registry.wanted(self.settings) or self.schema_registry().running()
 
-    def up(self, report: Report = _quiet, workers: bool = True, with_registry: bool = False) -> float:
+    def kafka_protocol(self, insecure: bool | None = None) -> str:
+        """What `up` brings Kafka up with: SASL_SSL, or PLAINTEXT for `--insecure`. A stack whose
+        brokers run keeps what it was brought up with until `down` (every client reads the choice
+        from JARVIS_HOME); `--insecure` on a running secure stack (or the reverse) is an error."""
+        recorded = kcreds.read_mode(self.settings.home)
+        running = any(self.broker(r).running() for r in self.settings.regions)
+        if running and recorded is not None:
+            if insecure is not None and (recorded == kcreds.PLAINTEXT) != insecure:
+                raise StackError(
+                    f"the stack is up with Kafka {recorded}; run `jarvis stack down` before bringing it up "
+                    + ("--insecure" if insecure else "secure (without --insecure)")
+                )
+            return recorded
+        return kcreds.PLAINTEXT if insecure else kcreds.SASL_SSL
+
+    def up(
+        self, report: Report = _quiet, workers: bool = True, with_registry: bool = False, insecure: bool | None = None
+    ) -> float:
         """Start what is missing; `with_registry` adds the local schema registry (never started
-        otherwise, unless JARVIS_SCHEMA_REGISTRY_URL names it or it already runs)."""
+        otherwise, unless JARVIS_SCHEMA_REGISTRY_URL names it or it already runs); `insecure` brings
+        Kafka up PLAINTEXT without ACLs (None: as it runs now, else secure)."""
         t0 = time.monotonic()
         s = self.settings
         s.home.mkdir(parents=True, exist_ok=True)
+        protocol = self.kafka_protocol(insecure)
         report("resolving Kafka jars (Maven)")
         libs = kafka_dist.ensure_libs(s.home)
         report(f"Kafka {kafka_dist.kafka_version(libs)} jars ready")
+        # Made for an insecure stack too: a data dir formatted now can be brought up secure later.
+        passwords = kcreds.ensure_passwords(s.home, kafka_acls.principals())
+        secure = protocol == kcreds.SASL_SSL
 
         registry = self.registry_wanted(with_registry)
         registry_proc = None
@@ -100,28 +128,46 @@ class Stack:
             registry_proc = self._start_schema_registry(report)  # its JVM starts while Kafka does
             s = self.settings
 
+        _, made = key_store.ensure_admin_key(s.home, s.admin_key_file)
+        report(f"admin API key {'made' if made else 'kept'} at {s.admin_key_file} (0600)")
         self._start_redis(report)
         self._start_postgres(report)
         self._start_mosquitto(report)
         prom = self._start_prometheus(report)  # it scrapes whatever answers; nothing waits for it
         started = []
         for region in s.regions:
-            if self._broker_ready(region):
-                report(f"kafka {region.name} already up on {region.bootstrap}")
+            if self.broker(region).running() and self._broker_ready(region):
+                report(f"kafka {region.name} already up on {kafka_clients.bootstrap_url(s, region.name)}")
                 continue
             self._check_port_free(region.kafka_port, f"Kafka ({region.name})", "JARVIS_REGIONS order")
             self._check_port_free(region.controller_port, f"Kafka controller ({region.name})", "")
-            kafka.prepare_broker(region, s, libs)
+            security = None
+            if secure:
+                if kafka.formatted(region, s) and not kafka.scram_stamp(region, s).exists():
+                    self._add_scram_users_plaintext(region, libs, passwords, report)
+                security = kafka.broker_security(region, s, passwords)
+            kcreds.write_mode(s.home, protocol)  # before any client of the new broker connects
+            kafka.prepare_broker(region, s, libs, security, passwords)
             proc = kafka.broker_proc(region, s, libs)
             proc.start()
             started.append((region, proc))
-            report(f"kafka {region.name} starting on {region.bootstrap}")
+            report(f"kafka {region.name} starting on {kafka_clients.bootstrap_url(s, region.name)}")
         for region, proc in started:
             wait_until(lambda r=region: self._broker_ready(r), 120, proc, f"Kafka broker {region.name}")
             report(f"kafka {region.name} answers metadata")
+        if secure:
+            acls = kafka_acls.acl_bindings(s.region_names)
+            for region in s.regions:
+                added = kafka_security.ensure_scram_users(s, region.bootstrap, passwords)
+                created, deleted = kafka_security.apply_acls(s, region.bootstrap, acls)
+                report(
+                    f"kafka {region.name}: TLS 1.3 + SCRAM-SHA-512, {len(acls)} ACLs ({created} new, {deleted} removed)"
+                    + (f", SCRAM users added: {', '.join(added)}" if added else "")
+                )
         for region in s.regions:
-            ensure_topics(region.bootstrap, s.partitions)
+            ensure_topics(s, region.bootstrap)
         report("topics ready: " + ", ".join(t.name for t in topics.PIPELINE_TOPICS))
+        self._grant_stack_nodes(report)
 
         mm = self.mm2()
         if not mm.running():
@@ -145,6 +191,30 @@ class Stack:
         wait_until(lambda: prometheus.ping(s), 60, prom, "Prometheus")
         report(f"prometheus answers on {prometheus.url(s)}")
         return time.monotonic() - t0
+
+    def _add_scram_users_plaintext(self, region: RegionConfig, libs: Any, passwords: dict[str, str], report: Report) -> None:
+        """A data dir formatted before the stack made SCRAM users has none, so no one could log in to
+        add them once it runs secure: start it once as it was (PLAINTEXT, loopback), add them, stop it."""
+        s = self.settings
+        plain = replace(s, kafka_security="plaintext")
+        kafka.prepare_broker(region, s, libs, None)
+        proc = kafka.broker_proc(region, s, libs)
+        proc.start()
+        try:
+            wait_until(lambda: self._safe(lambda: cluster_metadata(plain, region) is not None), 120, proc,
+                       f"Kafka broker {region.name} (adding SCRAM users)")  # fmt: skip
+            kafka_security.ensure_scram_users(plain, region.bootstrap, passwords)
+        finally:
+            proc.stop()
+        kafka.scram_stamp(region, s).write_text("added by the stack over PLAINTEXT\n")
+        report(f"kafka {region.name}: SCRAM users added to its existing data")
+    def _grant_stack_nodes(self, report: Report) -> None:
+        # The admin key, and grants for the stack's own signing nodes, before any worker signs:
+        # nothing else is trusted (a Client trusts its key only when told to, dev_trust=True).
+        s = self.settings
+        ensure_admin_key(s.keys_dir)
+        records = stack_grants(s)
+        report(f"trust: admin key ready, {len(records)} stack node keys granted ({topics.TRUST})")
 
     def _start_prometheus(self, report: Report) -> Proc | None:
         s = self.settings
@@ -247,6 +317,13 @@ class Stack:
         report(f"postgres answers on {s.postgres_dsn}")
 
     @staticmethod
+    def _safe_str(get: Callable[[], str]) -> str | None:
+        try:
+            return get()
+        except Exception as e:  # noqa: BLE001 - status reports what it cannot read instead of failing
+            return f"unknown ({e})"
+
+    @staticmethod
     def _safe(check: Callable[[], Any]) -> bool:
         try:
             return bool(check())
@@ -264,7 +341,7 @@ class Stack:
     def _broker_ready(self, region: RegionConfig) -> bool:
         if not port_open(region.host, region.kafka_port):
             return False
-        return self._safe(lambda: cluster_metadata(region.bootstrap) is not None)
+        return self._safe(lambda: cluster_metadata(self.settings, region) is not None)
 
     def _mirror_topic_names(self) -> list[str]:
         names = []
@@ -276,7 +353,7 @@ class Stack:
 
     def _mirrors_ready(self) -> bool:
         for dst in self.settings.regions:
-            md = cluster_metadata(dst.bootstrap)
+            md = cluster_metadata(self.settings, dst)
             for src in self.settings.regions:
                 if src.name != dst.name and topics.mirrored(src.name) not in md.topics:
                     return False
@@ -294,6 +371,7 @@ class Stack:
         for r in s.regions:
             regions[r.name] = {
                 "bootstrap": r.bootstrap,
+                "bootstrap_url": self._safe_str(lambda r=r: kafka_clients.bootstrap_url(s, r.name)),
                 "query_url": r.query_url,
                 "console_url": console_url(s, r.name),
                 "kafka": "up" if self._broker_ready(r) else "down",
@@ -308,9 +386,14 @@ class Stack:
             registry = "up"
         else:
             registry = "starting" if procs.get(schema_registry.NAME) == "running" else "off"
+        protocol = self._safe_str(lambda: kafka_clients.protocol(s))
         return {
             "home": str(s.home),
             "regions": regions,
+            # What a client needs: the protocol, the CA to trust and where its principal's password is.
+            "kafka_security": protocol,
+            "ca": str(kafka_clients.ca_path(s).resolve()) if protocol == kcreds.SASL_SSL else None,
+            "kafka_credentials": str(kafka_clients.credentials_location(s).resolve()) if protocol == kcreds.SASL_SSL else None,
             "mirrormaker": procs.get("mirrormaker", "stopped"),
             "postgres": s.postgres_dsn,
             "postgres_status": "up" if self._safe(lambda: postgres.ping(s)) else "down",
@@ -331,22 +414,23 @@ def console_url(settings: Settings, region: str) -> str:
     return f"http://{settings.host}:{web_port(settings, 'console', region)}/"
 
 
-def cluster_metadata(bootstrap: str, timeout: float = 3.0) -> Any:
+def cluster_metadata(settings: Settings, region: RegionConfig, timeout: float = 3.0) -> Any:
     # Lazy: only this command loads librdkafka; every `jarvis` command imports this module.
     from confluent_kafka.admin import AdminClient
 
-    admin = AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": 3000})
+    conf = kafka_clients.confluent_conf(settings, kafka_clients.ADMIN, bootstrap=region.bootstrap, **{"socket.timeout.ms": 3000})
+    admin = AdminClient(conf)
     return admin.list_topics(timeout=timeout)
 
 
-def ensure_topics(bootstrap: str, partitions: int) -> None:
+def ensure_topics(settings: Settings, bootstrap: str) -> None:
     """Create the pipeline topics if missing (same partition count everywhere: partition = f(object))."""
     # Imported here, as cluster_metadata's AdminClient is: every `jarvis` command imports this module,
     # and only `stack up` needs librdkafka loaded.
-    from connectors.topics_admin import TopicsError
+    from connectors.topics_admin import TopicsError, admin_client
     from connectors.topics_admin import ensure_topics as create
 
     try:
-        create(bootstrap, topics.PIPELINE_TOPICS, partitions)
+        create(admin_client(bootstrap, settings), topics.PIPELINE_TOPICS, settings.partitions)
     except TopicsError as e:
         raise StackError(f"{e} (on {bootstrap})") from e

@@ -30,7 +30,12 @@ def worker_proc(settings: Settings, role: str, region: str, instance: int = 0) -
         settings.worker_loglevel,
     ]
     name = f"worker-{role}-{region}" + (f"-{instance}" if instance else "")
-    env = {"JARVIS_REGION": region, "JARVIS_WORKER_INSTANCE": str(instance)}
+    # A worker authenticates to Kafka as its role (connectors/kafka_clients.py), never as whoever
+    # started the stack: blank any explicit Kafka user the caller's environment names.
+    env = {
+        "JARVIS_REGION": region, "JARVIS_WORKER_INSTANCE": str(instance),
+        "JARVIS_KAFKA_USERNAME": "", "JARVIS_KAFKA_PASSWORD": "",
+    }  # fmt: skip
     url = settings.schema_registry_url
     if url is None and Proc(name=schema_registry.NAME, run_dir=settings.home).running():
         # The stack's own registry, while it runs: whoever (re)starts a worker, from whatever

@@ -11,8 +11,13 @@ from connectors.sdk import Client
 
 
 def client(region: str, node_id: str, *, track_verdicts: bool = False, **kwargs: Any) -> Client:
-    """An SDK client for `region` writing as `node_id`; sends with 1 ms linger unless told otherwise."""
+    """An SDK client for `region` writing as `node_id`; sends with 1 ms linger unless told otherwise.
+
+    The apps are demos on the local stack, so their clients grant themselves with the stack's admin
+    key (dev_trust, development only); a deployment passes dev_trust=False and has an admin grant
+    each app's key (`jarvis keys trust NODE --public-key ... --write 'inventory:*'`)."""
     kwargs.setdefault("linger_ms", 1.0)
+    kwargs.setdefault("dev_trust", True)
     return Client(region=region, node_id=node_id, track_verdicts=track_verdicts, **kwargs)
 
 

@@ -11,6 +11,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -40,3 +41,18 @@ def chromium() -> Iterator[object]:
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
+
+
+def login(driver: object, console: str, key: str, timeout: float = 20.0) -> None:
+    """Log in to the console at `console` with `key` through its login page (the key is then kept in
+    this tab's sessionStorage, so every page opened after in the tab sends it)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    d: Any = driver
+    d.get(console + "#/objects")
+    w = WebDriverWait(d, timeout)
+    w.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#api-key"))).send_keys(key)
+    d.find_element(By.CSS_SELECTOR, "#login").click()
+    w.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#who button")))  # Log out: logged in

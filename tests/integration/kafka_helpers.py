@@ -7,11 +7,12 @@ from collections.abc import Callable
 
 from confluent_kafka import Consumer, Producer
 
+from connectors.kafka_clients import client_conf
 from connectors.kafka_io import tail_consumer  # noqa: F401 - re-exported for tests
 
 
 def producer(bootstrap: str) -> Producer:
-    return Producer({"bootstrap.servers": bootstrap, "linger.ms": 0, "enable.idempotence": True})
+    return Producer({**client_conf(bootstrap), "linger.ms": 0, "enable.idempotence": True})
 
 
 def wait_for(consumer: Consumer, match: Callable[[bytes | None, bytes | None], bool], timeout: float = 30.0):

@@ -10,12 +10,14 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
+from connectors import api_client
 from tests.model import SentOp
 
 
-def get_json(url: str, timeout: float = 5.0) -> tuple[int, Any]:
+def get_json(url: str, timeout: float = 5.0, key: str | None = None) -> tuple[int, Any]:
+    """(status, JSON) of a GET sent with `key` (default: the stack's admin key, connectors/api_client.py)."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
+        with urllib.request.urlopen(api_client.request(url, key=key), timeout=timeout) as resp:
             return resp.status, json.loads(resp.read())
     except urllib.error.HTTPError as e:
         try:

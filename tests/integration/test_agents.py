@@ -57,7 +57,7 @@ def test_capability_routing_and_kill_9_failover_record_one_result_each(stack) ->
         p.start()
     try:
         time.sleep(4)  # heartbeats reach the routers
-        client = Client(region="eu", node_id=f"task-submitter-{run}")
+        client = Client(region="eu", node_id=f"task-submitter-{run}", dev_trust=True)
         needs: dict[str, str] = {}
         for i in range(1000):
             kind = ("alpha", "beta", "any")[i % 3]
@@ -108,7 +108,7 @@ def test_deadlines_retries_and_dead_letters(stack) -> None:
     # (a task routed in that second waits for a worker of its pool, by design). Start after it.
     time.sleep(3)
     dead = tail_consumer(s.bootstrap("eu"), topics.TASKS_DEAD)
-    client = Client(region="eu", node_id="task-policy")
+    client = Client(region="eu", node_id="task-policy", dev_trust=True)
     slow = client.tasks.submit("noop", {"sleep_s": 5}, deadline_s=1.5)
     retried = client.tasks.submit("flaky", {"fail_times": 2}, max_attempts=3, backoff_ms=100)
     exhausted = client.tasks.submit("flaky", {"fail_times": 5}, max_attempts=2, backoff_ms=100)

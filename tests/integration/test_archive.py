@@ -21,11 +21,11 @@ from connectors.archive.sink import ArchiveSink
 from connectors.archive.snapshots import take_snapshot
 from connectors.replay_sources import SignatureChecker
 from connectors.sdk import Client
+from connectors.trust_feed import read_view
 from jarvis.codec import encode_batch, encode_verified
 from jarvis.crdt.clocks import HLC
 from jarvis.ops import Operation, OperationBatch
 from jarvis.replay_cli import Source, run_replay
-from jarvis.security.keys import TrustStore
 from jarvis.security.signing import sign_batch
 from jarvis.stack.workers import worker_proc
 from pipelines.loader import object_factory, pipelines
@@ -64,7 +64,7 @@ def test_replay_from_kafka_and_archive_agree_with_live_and_with_the_past(stack) 
     run = uuid.uuid4().hex[:8]
     objects = [f"ctr:{run}-a", f"ors:{run}-a", f"ts:{run}-a", f"wf:{run}-a"]
     sent: list[SentOp] = []
-    clients = [Client(region=r, node_id=f"audit-app-{r}", on_op=recorder(sent)) for r in ("eu", "us")]
+    clients = [Client(region=r, node_id=f"audit-app-{r}", on_op=recorder(sent), dev_trust=True) for r in ("eu", "us")]
     rng = random.Random(11)
     write_mixed(clients, run, 1500, rng)
     time.sleep(0.05)
@@ -102,13 +102,13 @@ def test_snapshots_shorten_archive_replay_and_tampering_is_caught(stack) -> None
     s = stack.settings
     run = uuid.uuid4().hex[:8]
     oid = f"ctr:{run}-snap"
-    client = Client(region="eu", node_id="audit-snap")
+    client = Client(region="eu", node_id="audit-snap", dev_trust=True)
     for i in range(2000):
         client.counter(oid).increment(1 + i % 3)
     client.flush()
     expected = sum(1 + i % 3 for i in range(2000))
     assert wait_until(lambda: archived_count(s.postgres_dsn, [oid]) == 2000, 90)
-    create, checker = object_factory(pipelines()), SignatureChecker(TrustStore(s.keys_dir))
+    create, checker = object_factory(pipelines()), SignatureChecker(read_view(s))
     with psycopg.connect(s.postgres_dsn) as conn:
         assert take_snapshot(conn, oid, "eu", create, checker) == 2000
     for _ in range(500):
@@ -146,7 +146,7 @@ def test_replay_cli_html_and_history_endpoint_and_audit(stack, tmp_path) -> None
     run = uuid.uuid4().hex[:8]
     oid = f"ctr:{run}-cli"
     since = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
-    client = Client(region="us", node_id="audit-cli")
+    client = Client(region="us", node_id="audit-cli", dev_trust=True)
     for _ in range(50):
         client.counter(oid).increment(2)
     client.flush()
@@ -196,7 +196,7 @@ def test_kill_9_of_the_archiver_loses_and_duplicates_nothing(stack) -> None:
     try:
 
         def produce() -> None:
-            c = Client(region="eu", node_id="archive-kill")
+            c = Client(region="eu", node_id="archive-kill", dev_trust=True)
             for i in range(total):
                 c.counter(objects[i % 20]).increment(1)
                 if i % 1000 == 999:  # a steady stream, so the kill lands between archive batches
@@ -231,7 +231,7 @@ def test_text_copy_needs_escaping_and_the_archive_still_replays_exactly(stack) -
     s = stack.settings
     run = uuid.uuid4().hex[:8]
     ors, ts = f"ors:{run}\tset\\x", f"ts:{run}-awkward"
-    c = Client(region="eu", node_id=f"audit-awkward\t{run}")
+    c = Client(region="eu", node_id=f"audit-awkward\t{run}", dev_trust=True)
     c.orset(ors).add(AWKWARD)
     c.orset(ors).add("plain")
     c.orset(ors).remove(AWKWARD)
@@ -262,7 +262,7 @@ def test_sink_stores_each_operation_once_however_it_comes_back(stack) -> None:
     key, and the savepoint falls back to the staged path): every operation once, telemetry once."""
     s = stack.settings
     run = uuid.uuid4().hex[:8]
-    signer = Client(region="eu", node_id=f"archive-sink-{run}").signer
+    signer = Client(region="eu", node_id=f"archive-sink-{run}", dev_trust=True).signer
     clock = HLC("t")
 
     def op(i: int) -> Operation:

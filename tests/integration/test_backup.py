@@ -16,8 +16,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from connectors import kafka_clients
 from connectors.backup.container import new_key
 from connectors.sdk import Client
+from jarvis.config import Settings
 from tests.integration.pipeline_helpers import get_json, object_url, wait_until
 from tests.integration.test_archive import archived_count
 
@@ -51,6 +53,17 @@ def empty_databases(stack):
             conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
+def _cluster_env(s: Settings) -> dict[str, str]:
+    a = kafka_clients.auth(s, kafka_clients.ADMIN)
+    env = {"JARVIS_KAFKA_SECURITY": a.protocol.lower()}
+    if a.secure:
+        env |= {"JARVIS_KAFKA_USERNAME": a.username or "", "JARVIS_KAFKA_PASSWORD": a.password or "",
+                "JARVIS_KAFKA_CA": str(a.ca)}  # fmt: skip
+    if s.admin_key_file.exists():
+        env["JARVIS_API_KEY"] = s.admin_key_file.read_text().strip()
+    return env
+
+
 def said(r: subprocess.CompletedProcess) -> str:
     """stderr with its line breaks undone (Rich wraps at the terminal's width)."""
     return " ".join(r.stderr.split())
@@ -70,7 +83,7 @@ def test_restored_backup_replays_and_audits_like_the_original_and_any_version_re
     since = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
     key = {"JARVIS_BACKUP_KEY": new_key()}
     dest = tmp_path / "backups"
-    client = Client(region="eu", node_id=f"backup-{run}")
+    client = Client(region="eu", node_id=f"backup-{run}", dev_trust=True)
     for _ in range(40):
         client.counter(oid).increment(3)
     client.flush()
@@ -99,7 +112,9 @@ def test_restored_backup_replays_and_audits_like_the_original_and_any_version_re
     # The newest version into an empty database, its keys into an empty keys directory.
     restored_dsn = empty_databases()
     home = tmp_path / "restored-home"
-    restored = {"JARVIS_POSTGRES_DSN": restored_dsn, "JARVIS_HOME": str(home)}
+    # A restored home is another host's: it names the running cluster's credentials explicitly, as an
+    # operator elsewhere would (the backup carries keys and trust, not Kafka passwords).
+    restored = {"JARVIS_POSTGRES_DSN": restored_dsn, "JARVIS_HOME": str(home), **_cluster_env(s)}
     r = jarvis("backup", "restore", "--from", str(dest), env={**key, **restored})
     assert r.returncode == 0, r.stderr
     assert archived_count(restored_dsn, [oid]) == 65

@@ -77,7 +77,7 @@ def test_produce_wait_of_a_good_file_exits_0(stack, tmp_path: Path) -> None:
 
 def test_sdk_verdicts_accepted_rejected_and_not_applied(stack) -> None:
     run = uuid.uuid4().hex[:8]
-    c = Client(region="eu", node_id="verdict-test", track_verdicts=True)
+    c = Client(region="eu", node_id="verdict-test", track_verdicts=True, dev_trust=True)
     ok = c.counter(f"ctr:{run}").increment(5)
     neg = c.counter(f"ctr:{run}").increment(-3)
     wf = c.workflow(f"wf:{run}")
@@ -126,7 +126,7 @@ def test_sdk_verdicts_accepted_rejected_and_not_applied(stack) -> None:
 )
 def test_hostile_range_arguments_answer_4xx_with_a_reason(stack, query: str) -> None:
     oid = "ts:hostile-range"
-    with Client(region="eu", node_id="range-test") as c:
+    with Client(region="eu", node_id="range-test", dev_trust=True) as c:
         for i in range(5):
             c.timeseries(oid).append_data_point(1_732_520_000.0 + i * 3600, float(i))
     url = stack.settings.region_config("eu").query_url
@@ -139,7 +139,7 @@ def test_hostile_range_arguments_answer_4xx_with_a_reason(stack, query: str) -> 
 def test_sane_range_arguments_still_answer(stack) -> None:
     oid = "ts:hostile-range"
     url = stack.settings.region_config("eu").query_url
-    with Client(region="eu", node_id="range-test") as c:
+    with Client(region="eu", node_id="range-test", dev_trust=True) as c:
         c.timeseries(oid).append_data_point(1_732_520_000.0, 1.0)
     assert wait_until(lambda: get_json(object_url(url, oid))[0] == 200, 60)
     status, body = get_json(f"{object_url(url, oid)}/range?window=1e308&agg=count")

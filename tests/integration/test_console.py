@@ -15,9 +15,10 @@ from typing import Any
 
 import pytest
 
+from connectors import api_client
 from connectors.sdk import Client
 from jarvis.stack.stack import console_url
-from tests.integration.browser import chromium
+from tests.integration.browser import chromium, login
 from tests.integration.pipeline_helpers import get_json, object_url, read_value, wait_until
 
 pytestmark = pytest.mark.integration
@@ -41,8 +42,8 @@ TS_POINTS = [(1_700_000_000.0 + 10 * i, float(v)) for i, v in enumerate([3, 7, 4
 def written(stack) -> dict[str, Any]:
     s = stack.settings
     q = s.region_config("eu").query_url
-    a = Client(region="eu", node_id="console-a")
-    b = Client(region="eu", node_id="console-b")
+    a = Client(region="eu", node_id="console-a", dev_trust=True)
+    b = Client(region="eu", node_id="console-b", dev_trust=True)
     for oid in LISTED:
         a.counter(oid).increment(1)
     for t, v in TS_POINTS:
@@ -82,7 +83,10 @@ def written(stack) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def browser(stack) -> Iterator[Any]:
+    """A browser logged in to the eu console with the stack's admin key (the login page keeps the key
+    in the tab's sessionStorage, so every page opened after in this tab sends it)."""
     with chromium() as driver:
+        login(driver, console_url(stack.settings, "eu"), api_client.api_key(stack.settings) or "")
         yield driver
 
 

@@ -35,7 +35,7 @@ class Scenario:
         self.lock = threading.Lock()
         self.objects = [(f"{p}:{self.run}-{i}", t) for p, t in PREFIXES.items() for i in range(per_type)]
         self.clients = {
-            r: Client(region=r, node_id=f"geo-{r}-{self.run}", on_op=self._record) for r in REGIONS
+            r: Client(region=r, node_id=f"geo-{r}-{self.run}", on_op=self._record, dev_trust=True) for r in REGIONS
         }
 
     def _record(self, op) -> None:
@@ -156,7 +156,7 @@ def test_an_app_that_switches_region_mid_stream_converges(stack) -> None:
     mm = stack.mm2()
     mm.stop()
     try:
-        app_eu = Client(region="eu", node_id=f"roamer-{run}", on_op=recorder(sent))
+        app_eu = Client(region="eu", node_id=f"roamer-{run}", on_op=recorder(sent), dev_trust=True)
         for i in range(20):
             app_eu.register(f"reg:{run}").write(f"eu-{i}")
             app_eu.counter(f"ctr:{run}").increment(1)
@@ -164,7 +164,7 @@ def test_an_app_that_switches_region_mid_stream_converges(stack) -> None:
             app_eu.orset(f"ors:{run}").add(f"x{i % 4}")
         app_eu.flush()
         time.sleep(0.05)
-        app_us = Client(region="us", node_id=f"roamer-{run}", on_op=recorder(sent))  # same app, other region
+        app_us = Client(region="us", node_id=f"roamer-{run}", on_op=recorder(sent), dev_trust=True)  # same app, other region
         for i in range(10):
             app_us.register(f"reg:{run}").write(f"us-{i}")
             app_us.counter(f"ctr:{run}").decrement(1)

@@ -17,6 +17,7 @@ import pytest
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from connectors.kafka_clients import client_conf
 from connectors.sdk import Client
 from jarvis import topics
 from jarvis.partitioning import partition_for
@@ -30,7 +31,7 @@ TOTAL = 300_000
 
 
 def produce_increments(region: str, object_id: str, total: int) -> Client:
-    client = Client(region=region, node_id="fault-producer", batch_size=500)
+    client = Client(region=region, node_id="fault-producer", batch_size=500, dev_trust=True)
     h = client.counter(object_id)
     for _ in range(total):
         h.increment(1)
@@ -124,7 +125,7 @@ def test_rebalance_when_a_second_fold_worker_joins_mid_stream(stack) -> None:
     query_url = stack.settings.region_config(region).query_url
     other_url = f"http://{stack.settings.host}:{stack.settings.region_config(region).query_port + 100}"
     per_object = 20_000
-    client = Client(region=region, node_id="rebalance-producer")
+    client = Client(region=region, node_id="rebalance-producer", dev_trust=True)
     for _ in range(per_object):
         for oid in object_ids:
             client.counter(oid).increment(1)
@@ -178,9 +179,9 @@ def test_a_committed_offset_ahead_of_the_changelog_is_caught_when_the_fold_resta
     oid = f"ctr:ahead-{uuid.uuid4().hex[:8]}"
     tp = TopicPartition(topics.OPS, partition_for(oid, s.partitions))
     query_url = s.region_config(region).query_url
-    client = Client(region=region, node_id="ahead-producer")
-    watermarks = Consumer({"bootstrap.servers": s.bootstrap(region), "group.id": f"probe-{uuid.uuid4().hex}"})
-    admin = AdminClient({"bootstrap.servers": s.bootstrap(region)})
+    client = Client(region=region, node_id="ahead-producer", dev_trust=True)
+    watermarks = Consumer({**client_conf(s.bootstrap(region)), "group.id": f"probe-{uuid.uuid4().hex}"})
+    admin = AdminClient(client_conf(s.bootstrap(region)))
     group = f"jarvis-fold-{region}"
 
     def messages(n: int) -> None:  # n messages of 100 increments each

@@ -9,6 +9,7 @@ import uuid
 import pytest
 from confluent_kafka import Producer
 
+from connectors.kafka_clients import client_conf
 from connectors.kafka_io import tail_consumer
 from connectors.sdk import Client
 from jarvis import topics
@@ -35,7 +36,7 @@ def test_poison_lands_in_rejected_with_its_reason_and_later_ops_are_folded(stack
     s = stack.settings
     bootstrap = s.bootstrap("eu")
     rejected = tail_consumer(bootstrap, topics.REJECTED)
-    client = Client(region="eu", node_id="poison-test")
+    client = Client(region="eu", node_id="poison-test", dev_trust=True)
     hlc = HLC("poison-test")
     oid = f"ctr:poison-{uuid.uuid4().hex[:8]}"
 
@@ -53,7 +54,7 @@ def test_poison_lands_in_rejected_with_its_reason_and_later_ops_are_folded(stack
     cases = {
         "random-bytes": (b"\x8f\x00garbage\xff" * 5, "undecodable message"),
         "truncated-avro": (good[: len(good) - 9], "undecodable message"),
-        "forged-signature": (batch_of([op()], forger), "unknown or untrusted key"),
+        "forged-signature": (batch_of([op()], forger), "of node poison-test is not trusted in eu"),
         "tampered-signature": (batch_of([op()], client.signer, signature=b"\1" * 64), "bad signature"),
         "unknown-prefix": (
             batch_of([op(object_id=f"nosuch:{uuid.uuid4().hex[:6]}", crdt_type="pncounter")], client.signer),
@@ -72,7 +73,7 @@ def test_poison_lands_in_rejected_with_its_reason_and_later_ops_are_folded(stack
         ),
         "bad-digest": (valid, "bad signature"),
     }
-    p = Producer({"bootstrap.servers": bootstrap})
+    p = Producer(client_conf(bootstrap))
     part = partition_for(oid, s.partitions)
     for name, (value, _) in cases.items():
         p.produce(topics.INGRESS, key=name.encode(), value=value, partition=part)
@@ -102,7 +103,7 @@ def test_sdk_produces_signed_batches_a_raw_consumer_reads_back(stack) -> None:
     from jarvis.codec import decode_batch
 
     consumer = tail_consumer(stack.settings.bootstrap("us"), topics.INGRESS)
-    client = Client(region="us", node_id="sdk-test")
+    client = Client(region="us", node_id="sdk-test", dev_trust=True)
     oid = f"members:{uuid.uuid4().hex[:8]}"
     client.orset(oid).add("ada")
     client.orset(oid).add("grace")
@@ -133,7 +134,7 @@ def test_sdk_plain_and_encrypted_batches_verify_and_sealed_fields_need_the_key(s
     from jarvis.security.signing import check_digest, verify_batch
 
     consumer = tail_consumer(stack.settings.bootstrap("eu"), topics.INGRESS)
-    client = Client(region="eu", node_id="sdk-mixed")
+    client = Client(region="eu", node_id="sdk-mixed", dev_trust=True)
     run = uuid.uuid4().hex[:8]
     ctr, patient = f"ctr:mixed-{run}", f"patient:mixed-{run}"
     for i in range(3):

@@ -38,7 +38,7 @@ def test_changed_objects_are_in_redis_with_notifications(stack) -> None:
 
     listener = threading.Thread(target=listen, daemon=True)
     listener.start()
-    client = Client(region=region, node_id="redis-test")
+    client = Client(region=region, node_id="redis-test", dev_trust=True)
     for n, oid in enumerate(ids[:-1]):
         client.counter(oid).increment(n + 1)
     client.orset(ids[-1]).add("ada")

@@ -18,6 +18,7 @@ import aiohttp
 import pytest
 import redis
 
+from connectors import api_client
 from connectors.redis_cache import obj_key
 from connectors.sdk import Client
 from jarvis.stack import redis_server
@@ -31,7 +32,7 @@ REGION = "eu"
 
 def write_counters(prefix: str, n: int) -> list[str]:
     ids = [f"ctr:{prefix}-{i}" for i in range(n)]
-    client = Client(region=REGION, node_id="reliability", batch_size=1000)
+    client = Client(region=REGION, node_id="reliability", batch_size=1000, dev_trust=True)
     for oid in ids:
         client.counter(oid).increment(1)
     client.flush(timeout=120)
@@ -139,7 +140,8 @@ def list_all(query_url: str, prefix: str) -> tuple[int, list[dict]]:
 
 
 async def first_watch_event(url: str, timeout: float = 10) -> tuple[int, str | None]:
-    async with aiohttp.ClientSession() as session, session.get(url, timeout=aiohttp.ClientTimeout(total=timeout)) as r:
+    async with aiohttp.ClientSession(headers=api_client.auth_headers()) as session, \
+            session.get(url, timeout=aiohttp.ClientTimeout(total=timeout)) as r:
         if r.status != 200:
             return r.status, None
         async for line in r.content:
@@ -165,7 +167,7 @@ def test_redis_down_for_30_s_under_writes_reads_answer_listing_503_then_complete
     assert wait_until(lambda: len(list_all(query_url, prefix)[1]) == len(ids), 60), "listing incomplete before"
     fold = worker_proc(s, "fold", REGION)
     fold_pid = fold.pid()
-    client = Client(region=REGION, node_id="redis-outage", batch_size=100)
+    client = Client(region=REGION, node_id="redis-outage", batch_size=100, dev_trust=True)
     stop_writing = threading.Event()
     written: dict[str, int] = dict.fromkeys(ids, 1)
 
@@ -263,13 +265,14 @@ def test_1000_concurrent_watchers_all_get_their_state_or_a_503(stack) -> None:
 
     async def run() -> list[tuple[int, list[str]] | BaseException]:
         timeout = aiohttp.ClientTimeout(total=60)
-        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), timeout=timeout) as session:
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), timeout=timeout,
+                                         headers=api_client.auth_headers()) as session:
             flags = [asyncio.Event() for _ in range(n)]
             tasks = [asyncio.create_task(watcher(session, ids[i % len(ids)], flags[i])) for i in range(n)]
             deadline = time.monotonic() + 40
             while time.monotonic() < deadline and not all(f.is_set() or t.done() for f, t in zip(flags, tasks, strict=True)):
                 await asyncio.sleep(0.2)
-            client = Client(region=REGION, node_id="watchers")
+            client = Client(region=REGION, node_id="watchers", dev_trust=True)
             for oid in ids:
                 client.counter(oid).increment(1)
             await asyncio.to_thread(client.flush, 30)
@@ -323,7 +326,8 @@ def raw_get(host: str, port: int, path: str) -> bytes:
     """A GET sent as bytes: the server may answer and close before it has read a long request."""
     with socket.create_connection((host, port), timeout=10) as c:
         with contextlib.suppress(OSError):
-            c.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+            auth = "".join(f"{k}: {v}\r\n" for k, v in api_client.auth_headers().items())
+            c.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n".encode())
         data = b""
         try:
             while chunk := c.recv(65536):

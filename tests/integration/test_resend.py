@@ -9,6 +9,7 @@ import uuid
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
+from connectors.kafka_clients import client_conf
 from connectors.sdk import Client
 from jarvis import topics
 from jarvis.codec import decode_batch, decode_rejected
@@ -31,7 +32,7 @@ def rejections(consumer: Consumer, object_id: str, n: int, timeout: float = 60.0
 
 
 def seen_in(bootstrap: str, topic: str, key: bytes, timeout: float = 60.0) -> bool:
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"t-{uuid.uuid4().hex}", "enable.auto.commit": False})
+    c = Consumer({**client_conf(bootstrap), "group.id": f"t-{uuid.uuid4().hex}", "enable.auto.commit": False})
     try:
         md = c.list_topics(topic, timeout=10).topics[topic]
         c.assign([TopicPartition(topic, p, 0) for p in md.partitions])
@@ -45,7 +46,7 @@ def test_a_resent_message_is_rejected_everywhere_and_counts_once(stack) -> None:
     oid = f"ctr:resend-{uuid.uuid4().hex[:8]}"
     captured = tail_consumer(s.bootstrap("eu"), topics.INGRESS)
     rejected = {r: tail_consumer(s.bootstrap(r), topics.REJECTED) for r in ("eu", "us")}
-    with Client(region="eu", node_id="resend-app") as c:
+    with Client(region="eu", node_id="resend-app", dev_trust=True) as c:
         for _ in range(10):
             c.counter(oid).increment(1)
     msg = wait_for(captured, lambda k, v: k == oid.encode())

@@ -15,6 +15,7 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
+from connectors.kafka_clients import client_conf
 from connectors.kafka_io import tail_consumer
 from connectors.schema_registry import RegistryCodec
 from connectors.sdk import Client
@@ -74,12 +75,12 @@ def test_sdk_in_registry_mode_is_folded_beside_single_object_producers(
     consumer = tail_consumer(s.bootstrap("eu"), topics.INGRESS)
     run = uuid.uuid4().hex[:8]
     counter, members = f"ctr:sr-{run}", f"members:sr-{run}"
-    with Client(region="eu", node_id="sr-test", settings=settings_with(stack, registry_url)) as new:
+    with Client(region="eu", node_id="sr-test", settings=settings_with(stack, registry_url), dev_trust=True) as new:
         assert new.registry is not None
         new.counter(counter).increment(3)
         new.orset(members).add("ada")
     # A producer not yet migrated writes to the same objects and topic at the same time.
-    with Client(region="eu", node_id="sr-legacy", settings=settings_with(stack, None)) as old:
+    with Client(region="eu", node_id="sr-legacy", settings=settings_with(stack, None), dev_trust=True) as old:
         assert old.registry is None
         old.counter(counter).increment(4)
 
@@ -108,7 +109,7 @@ def test_a_newer_producers_schema_is_resolved_through_the_registry_and_folded(
     run = uuid.uuid4().hex[:8]
     oid = f"ctr:sr-newer-{run}"
     codec = RegistryCodec(registry_url)
-    client = Client(region="eu", node_id="sr-newer", settings=settings_with(stack, registry_url))
+    client = Client(region="eu", node_id="sr-newer", settings=settings_with(stack, registry_url), dev_trust=True)
     op = Operation(
         uuid.uuid4().hex, oid, "pncounter", "increment", {"n": 5}, "sr-newer", "eu", client.hlc.now(), {}, []
     )
@@ -125,7 +126,7 @@ def test_a_newer_producers_schema_is_resolved_through_the_registry_and_folded(
     assert wire_format(value) is WireFormat.CONFLUENT
     assert schema_id(value) != schema_id(codec.encode_batch(batch))  # the SDK's schema has another id
 
-    p = Producer({"bootstrap.servers": s.bootstrap("eu")})
+    p = Producer(client_conf(s.bootstrap("eu")))
     p.produce(topics.INGRESS, key=oid.encode(), value=value, partition=partition_for(oid, s.partitions))
     assert p.flush(10) == 0
     assert wait_until(lambda: (client.read(oid) or {}).get("value") == 5, 60), client.read(oid)

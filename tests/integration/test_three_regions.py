@@ -10,6 +10,7 @@ import uuid
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from connectors.kafka_clients import client_conf
 from jarvis import topics
 from jarvis.stack.stack import Stack
 
@@ -32,8 +33,9 @@ def three(settings, tmp_path_factory):
     stack.mm2().stop()
 
 
-def count_keys(bootstrap: str, topic: str, keys: set[bytes], settle_s: float = 8.0) -> dict[bytes, int]:
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": uuid.uuid4().hex, "enable.auto.commit": False})
+def count_keys(s, bootstrap: str, topic: str, keys: set[bytes], settle_s: float = 8.0) -> dict[bytes, int]:
+    # The three-region stack has its own home, so its own CA and passwords.
+    c = Consumer({**client_conf(bootstrap, settings=s), "group.id": uuid.uuid4().hex, "enable.auto.commit": False})
     parts = c.list_topics(topic, timeout=10).topics[topic].partitions
     c.assign([TopicPartition(topic, p, 0) for p in parts])
     seen = dict.fromkeys(keys, 0)
@@ -56,18 +58,18 @@ def test_full_mesh_without_loops(three) -> None:
     s = three.settings
     keys = {r: {f"{r}-{uuid.uuid4().hex}".encode() for _ in range(50)} for r in REGIONS}
     for r in REGIONS:
-        p = Producer({"bootstrap.servers": s.bootstrap(r), "acks": "all"})
+        p = Producer({**client_conf(s.bootstrap(r), settings=s), "acks": "all"})
         for k in keys[r]:
             p.produce(topics.OPS, key=k, value=b"marker")
         assert p.flush(10) == 0
     for dst in REGIONS:
         names = set(
-            Consumer({"bootstrap.servers": s.bootstrap(dst), "group.id": "x"}).list_topics(timeout=10).topics
+            Consumer({**client_conf(s.bootstrap(dst), settings=s), "group.id": "x"}).list_topics(timeout=10).topics
         )
         mirrored = {n for n in names if n.endswith(topics.OPS) and n != topics.OPS}
         assert mirrored == {topics.mirrored(src) for src in REGIONS if src != dst}, (dst, mirrored)
         for src in REGIONS:
             if src == dst:
                 continue
-            seen = count_keys(s.bootstrap(dst), topics.mirrored(src), keys[src])
+            seen = count_keys(s, s.bootstrap(dst), topics.mirrored(src), keys[src])
             assert set(seen.values()) == {1}, f"{src} -> {dst}: {sorted(set(seen.values()))} copies"

@@ -28,7 +28,7 @@ def jarvis_trace(*args: str) -> subprocess.CompletedProcess:
 
 def test_an_operation_written_in_eu_is_traced_through_both_regions_and_the_archive(stack, settings) -> None:
     oid = f"ctr:trace-{uuid.uuid4().hex[:8]}"
-    with Client(region="eu", node_id="trace-app") as c:
+    with Client(region="eu", node_id="trace-app", dev_trust=True) as c:
         op_id = c.counter(oid).increment(5)
         c.flush()
     for region in ("eu", "us"):
@@ -59,7 +59,7 @@ def test_an_operation_written_in_eu_is_traced_through_both_regions_and_the_archi
 
 def test_a_rejected_operation_is_traced_to_its_reason_and_exits_2(stack) -> None:
     oid = f"quality:trace-{uuid.uuid4().hex[:8]}"  # value_range [0, 100] in pipelines/default.yaml
-    with Client(region="eu", node_id="trace-app") as c:
+    with Client(region="eu", node_id="trace-app", dev_trust=True) as c:
         op_id = c.timeseries(oid).append_data_point(time.time(), 500.0)
         c.flush()
     p: subprocess.CompletedProcess | None = None

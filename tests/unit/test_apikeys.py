@@ -98,3 +98,24 @@ def test_file_store_keeps_only_hashes_and_finds_the_principal(tmp_path: Path) ->
     with pytest.raises(AuthError, match="built in"):
         store.set_role("admin", [], [], tasks=False, admin=False)
     assert [r.name for r in store.roles()] == ["admin", "telemetry"]
+
+
+def test_a_key_record_passes_the_verifiers_rules_and_reads_back() -> None:
+    """The record `jarvis auth key create` writes to auth:key:<id> must pass the gate: times in ms
+    (1.7e12) are over the pipelines' number bound, so they travel as strings."""
+    import time
+
+    from jarvis.gate import RuleVerifier
+    from jarvis.ops import Operation
+    from jarvis.security.apikeys import KeyRecord, key_of_record
+    from pipelines.loader import pipelines
+
+    now = int(time.time() * 1000)
+    rec = KeyRecord("0a1b2c3d", "ops-bot", "reader", "ab" * 32, "$7$x", now, now + 5)
+    oid = "auth:key:0a1b2c3d"
+    rule = pipelines().rule_for(oid)
+    assert rule is not None
+    op = Operation("op-1", oid, rule.crdt_type, "write", {"value": rec.record()}, "n", "eu", 1, {}, [])
+    reasons, _ = RuleVerifier().check(op, rule)
+    assert reasons == []
+    assert key_of_record("0a1b2c3d", rec.record()) == rec

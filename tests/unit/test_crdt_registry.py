@@ -17,9 +17,10 @@ from jarvis.gate import Gate
 from jarvis.materialize import ObjectState, fold_run
 from jarvis.ops import KINDS_BY_TYPE, Dot, DotRun, Operation, OperationBatch, OperationError, validate
 from jarvis.replay import SourcedOp, replay
-from jarvis.security.keys import Signer, TrustStore, ensure_node_key
+from jarvis.security.keys import Signer, ensure_node_key
 from jarvis.security.signing import sign_batch
 from pipelines.loader import PipelineError, Pipelines, load, object_factory
+from tests.trust_helpers import view_trusting
 
 NOW_MS = int(time.time() * 1000)
 
@@ -85,7 +86,7 @@ def pipes(tmp_path: Path, maxreg: registry.CrdtSpec) -> Pipelines:
 
 @pytest.fixture
 def signer(tmp_path: Path) -> Signer:
-    return ensure_node_key("reg-test", keys_dir=tmp_path, trust_regions=["eu"])
+    return ensure_node_key("reg-test", keys_dir=tmp_path)
 
 
 def put(n: Any, object_id: str = "best:alice", hlc_ms: int = NOW_MS) -> Operation:
@@ -141,7 +142,7 @@ def test_the_gate_accepts_good_operations_and_rejects_bad_args_by_the_types_rule
     pipes: Pipelines, signer: Signer, tmp_path: Path
 ) -> None:
     assert pipes.rule_for("best:alice").crdt_type == "maxreg"
-    gate = Gate("eu", pipes, TrustStore(tmp_path))
+    gate = Gate("eu", pipes, view_trusting(signer))
     ops = [put(3), put(-1), put(7, "best:bob"), put("x")]
     digests, sig = sign_batch(ops, signer)
     batch = OperationBatch("b", "reg-test", signer.key_id, "eu", NOW_MS << 16, ops, digests, sig)

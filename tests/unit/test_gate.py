@@ -13,21 +13,22 @@ from jarvis.codec import encode_batch
 from jarvis.codec.batch_builder import BatchBuilder, Head
 from jarvis.gate import Gate, RuleVerifier
 from jarvis.ops import Operation, OperationBatch
-from jarvis.security.keys import Signer, TrustStore, ensure_node_key
+from jarvis.security.keys import Signer, create_key, ensure_node_key
 from jarvis.security.signing import sign_batch, sign_digests
 from pipelines.loader import PrefixRule, pipelines
+from tests.trust_helpers import view_trusting
 
 NOW_MS = int(time.time() * 1000)
 
 
 @pytest.fixture
 def signer(tmp_path: Path) -> Signer:
-    return ensure_node_key("gate-test", keys_dir=tmp_path, trust_regions=["eu"])
+    return ensure_node_key("gate-test", keys_dir=tmp_path)
 
 
 @pytest.fixture
 def gate(signer: Signer, tmp_path: Path) -> Gate:
-    return Gate("eu", pipelines(), TrustStore(tmp_path))
+    return Gate("eu", pipelines(), view_trusting(signer))
 
 
 def op(object_id: str = "ctr:1", kind: str = "increment", args: dict | None = None, **kw: object) -> Operation:
@@ -86,10 +87,11 @@ def test_content_altered_after_signing_is_caught_per_operation(gate: Gate, signe
 
 
 def test_untrusted_signer_and_garbage_reject_everything(gate: Gate, tmp_path: Path) -> None:
-    stranger = ensure_node_key("gate-test", keys_dir=tmp_path / "elsewhere", trust_regions=["eu"])
+    stranger = create_key(tmp_path / "elsewhere", "gate-test")  # same node, a key nobody granted
     result = gate.check(signed([op(), op()], stranger), 0, 0, NOW_MS)
     assert not result.accepted and len(result.rejected) == 2
-    assert "untrusted key" in result.rejected[0].reasons[0]
+    assert result.rejected[0].reasons == [f"key {stranger.key_id} of node gate-test is not trusted in eu"]
+    assert result.untrusted_key
     garbage = gate.check(b"\x00garbage", 0, 0, NOW_MS)
     assert garbage.batch is None and "undecodable message" in garbage.rejected[0].reasons[0]
 
@@ -136,7 +138,7 @@ def test_rules_run_once_per_distinct_operation_content_and_other_verifiers_per_o
     signer: Signer, tmp_path: Path
 ) -> None:
     rules, every = CountingRules(), EveryOperation()
-    gate = Gate("eu", pipelines(), TrustStore(tmp_path), verifiers=[rules, every])
+    gate = Gate("eu", pipelines(), view_trusting(signer), verifiers=[rules, every])
     too_big = {"n": 1e13}
     ops = [op(f"ctr:{i % 3}", op_id=f"o{i}") for i in range(6)]
     ops += [op("ctr:7", args=too_big, op_id="big1"), op("ctr:8", args=too_big, op_id="big2"), op(op_id="last!")]
@@ -151,7 +153,7 @@ def test_rules_run_once_per_distinct_operation_content_and_other_verifiers_per_o
 
 
 def test_telemetry_is_judged_per_operation(signer: Signer, tmp_path: Path) -> None:
-    gate = Gate("eu", pipelines(), TrustStore(tmp_path))
+    gate = Gate("eu", pipelines(), view_trusting(signer))
     points = [
         op("sensor:1", "append", {"timestamp": i, "value": 20.0 + i % 3 / 10}, crdt_type="timeseries") for i in range(30)
     ]

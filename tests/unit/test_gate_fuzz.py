@@ -29,11 +29,12 @@ from jarvis.codec.store import store
 from jarvis.crdt import registry as crdt_registry
 from jarvis.gate import Gate, GateResult
 from jarvis.ops import Operation, OperationBatch, OperationError, validate
-from jarvis.security.keys import Signer, TrustStore, ensure_node_key
+from jarvis.security.keys import Signer, ensure_node_key
 from jarvis.security.seen_batches import SeenBatches
 from jarvis.security.signing import sign_batch, sign_digests
 from pipelines.loader import pipelines
 from tests.fuzz_messages import NODE, Fuzzer, verdict_class, violations
+from tests.trust_helpers import view_trusting
 
 NOW_MS = int(time.time() * 1000)
 FUZZ = settings(derandomize=True, deadline=None, database=None, suppress_health_check=list(HealthCheck))
@@ -44,9 +45,9 @@ HANG_S = 5.0
 
 class Bench:
     def __init__(self, keys: Path) -> None:
-        self.signer = ensure_node_key(NODE, keys_dir=keys, trust_regions=["eu"])
-        stranger = ensure_node_key(NODE, keys_dir=keys / "elsewhere", trust_regions=["eu"])
-        self.gate = Gate("eu", pipelines(), TrustStore(keys), seen=SeenBatches())
+        self.signer = ensure_node_key(NODE, keys_dir=keys)
+        stranger = ensure_node_key(NODE, keys_dir=keys / "elsewhere")
+        self.gate = Gate("eu", pipelines(), view_trusting(self.signer), seen=SeenBatches())
         self.fuzzer = Fuzzer(self.signer, stranger, pipelines(), NOW_MS, random.Random(19))
         self.fuzzer.fill_pool(200)
         self.judged = 0
@@ -149,7 +150,7 @@ def test_ten_thousand_fuzzed_messages_are_each_judged_by_the_rules(bench: Bench)
     assert bench.judged >= 10_000
     # The generator reaches every stage of the gate, not only the decoder.
     classes = " ".join([*bench.verdicts, *bench.reasons])
-    for stage in ("accepted", "undecodable", "untrusted key", "bad signature", "digest mismatch", "duplicate",
+    for stage in ("accepted", "undecodable", "is not trusted", "bad signature", "digest mismatch", "duplicate",
                   "unknown object prefix", "holds", "timestamp", "not canonical", "required"):  # fmt: skip
         assert stage in classes, f"no message reached {stage!r}"
 
@@ -159,12 +160,12 @@ def test_ten_thousand_fuzzed_messages_are_each_judged_by_the_rules(bench: Bench)
 
 @pytest.fixture
 def signer(tmp_path: Path) -> Signer:
-    return ensure_node_key("gate-test", keys_dir=tmp_path, trust_regions=["eu"])
+    return ensure_node_key("gate-test", keys_dir=tmp_path)
 
 
 @pytest.fixture
 def gate(signer: Signer, tmp_path: Path) -> Gate:
-    return Gate("eu", pipelines(), TrustStore(tmp_path))
+    return Gate("eu", pipelines(), view_trusting(signer))
 
 
 def _builder_batch(signer: Signer, rows: list[tuple[str, str, str, bytes]]) -> bytes:

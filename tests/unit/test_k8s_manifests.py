@@ -356,7 +356,7 @@ def test_mirrormaker_mirrors_ops_and_seen_from_the_other_region(region: str) -> 
     assert f"jarvis-{other}" in mirror["source"]["bootstrapServers"]
     pattern = re.compile(mirror["topicsPattern"])
     mirrored = {t for t in topic_names() | {topics.mirrored(other)} if pattern.fullmatch(t)}
-    assert mirrored == {topics.OPS, getattr(topics, "SEEN", "jarvis.ops.seen")}
+    assert mirrored == {topics.OPS, getattr(topics, "SEEN", "jarvis.ops.seen"), topics.TRUST}
 
 
 def pods_of(selector: Doc, deployments: dict[str, Doc]) -> set[str]:

@@ -12,9 +12,10 @@ from connectors.replay_sources import SignatureChecker
 from jarvis.materialize import ObjectState, apply, new_state
 from jarvis.ops import Dot, Operation
 from jarvis.replay import SourcedOp, replay
-from jarvis.security.keys import TrustStore, create_key, public_b64
+from jarvis.security.keys import create_key
 from jarvis.security.signing import sign_batch
 from pipelines.loader import object_factory, pipelines
+from tests.trust_helpers import view_trusting
 
 ORIGINS = ["eu", "us", "ap"]
 TYPES = [
@@ -118,7 +119,6 @@ def test_replay_from_a_snapshot_equals_the_live_fold(data: st.DataObject) -> Non
 def test_tampered_and_untrusted_operations_are_reported_and_not_folded(tmp_path) -> None:
     keys = tmp_path / "keys"
     signer = create_key(keys, "app-1")
-    TrustStore(keys).trust("eu", "app-1", public_b64(signer.public))
     stranger = create_key(tmp_path / "other", "mallory")
 
     def batch(ns: list[int], key, batch_id: str, tamper: int | None = None) -> list[SourcedOp]:
@@ -141,10 +141,35 @@ def test_tampered_and_untrusted_operations_are_reported_and_not_folded(tmp_path)
     forged[0].dot = Dot("eu", 0, 20, 0)
     rep = replay(
         "ctr:9", good + altered + forged, source="t", at_hlc=None,
-        create=object_factory(pipelines()), verify=SignatureChecker(TrustStore(keys)),
+        create=object_factory(pipelines()), verify=SignatureChecker(view_trusting(signer)),
     )  # fmt: skip
     assert rep.value == 1 + 2 + 3
     problems = sorted(e.problem or "" for e in rep.failures)
     assert len(problems) == 2
-    assert "digest mismatch" in problems[0] and "no region trusts" in problems[1]
+    assert "digest mismatch" in problems[0] and problems[1] == f"key {stranger.key_id} of node app-1 is not trusted in eu"
     assert rep.as_dict()["signature_failures"][0]["node_id"] == "app-1"
+
+
+def test_a_replay_judges_each_operation_by_the_trust_of_its_own_time(tmp_path) -> None:
+    """Revoked at T: what the key signed before T still verifies, what it signed after does not."""
+    from jarvis.security.trust import make_revocation
+    from tests.trust_helpers import ADMIN
+
+    signer = create_key(tmp_path, "app-1")
+    view = view_trusting(signer)
+    revoked_ms = 5_000
+    assert view.add(make_revocation(ADMIN, signer.key_id, at_ms=revoked_ms, issued_ms=revoked_ms)) is None
+    ops = [
+        Operation(uuid.uuid4().hex, "ctr:9", "pncounter", "increment", {"n": n}, "app-1", "eu", ms << 16)
+        for n, ms in ((1, 4_000), (2, 4_999), (4, 5_000))
+    ]
+    digests, sig = sign_batch(ops, signer)
+    sourced = [SourcedOp(o, Dot("eu", 0, i, 0), "b1", signer.key_id, i, digests, sig) for i, o in enumerate(ops)]
+    rep = replay(
+        "ctr:9", sourced, source="t", at_hlc=None, create=object_factory(pipelines()),
+        verify=SignatureChecker(lambda: view),
+    )  # fmt: skip
+    assert rep.value == 1 + 2
+    assert [e.problem for e in rep.failures] == [
+        f"key {signer.key_id} of node app-1 revoked at 1970-01-01T00:00:05.000+00:00"
+    ]

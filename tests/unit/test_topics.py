@@ -13,7 +13,7 @@ def test_every_pipeline_topic_is_defined_once() -> None:
     assert len(set(names)) == len(names)
     assert set(names) == {
         topics.INGRESS, topics.OPS, topics.SEEN, topics.REJECTED, topics.TASKS, topics.TASKS_DEAD, topics.AGENTS,
-        topics.IDEMPOTENCY, topics.DECIDED,
+        topics.IDEMPOTENCY, topics.DECIDED, topics.TRUST, topics.AUDIT,
     }  # fmt: skip
     assert all(topics.BY_NAME[n].name == n for n in names)
 
@@ -28,6 +28,9 @@ def test_configs_are_the_ones_the_stack_created() -> None:
     assert dict(by[topics.AGENTS].configs) == {"cleanup.policy": "compact", "segment.ms": "60000"}
     assert dict(by[topics.TASKS].configs) == {}
     assert dict(by[topics.SEEN].configs) == {"retention.ms": "172800000", "segment.ms": "3600000"}
+    assert dict(by[topics.TRUST].configs) == {
+        "cleanup.policy": "compact", "retention.ms": "-1", "min.compaction.lag.ms": "0",
+    }  # fmt: skip
     # Kafka takes config values as strings; an int would fail only at creation time.
     assert all(isinstance(v, str) for t in PIPELINE_TOPICS for v in t.configs.values())
 

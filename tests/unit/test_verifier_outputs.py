@@ -13,16 +13,17 @@ from jarvis import topics
 from jarvis.codec import decode_rejected, decode_verified
 from jarvis.codec.seen import SeenRecord, decode_seen
 from jarvis.gate import Gate
-from jarvis.security.keys import Signer, TrustStore
+from jarvis.security.keys import Signer
 from jarvis.security.seen_batches import Acceptance, SeenBatches, batch_key
 from pipelines.loader import pipelines
 from streams.verifier import Judge, outputs
+from tests.trust_helpers import view_trusting
 from tests.unit.test_gate import NOW_MS, op, signed, signer  # noqa: F401 - signer is a fixture
 
 
 @pytest.fixture
 def gate(signer: Signer, tmp_path: Path) -> Gate:  # noqa: F811
-    return Gate("eu", pipelines(), TrustStore(tmp_path), seen=SeenBatches())
+    return Gate("eu", pipelines(), view_trusting(signer), seen=SeenBatches())
 
 
 class Feed:
@@ -86,3 +87,50 @@ def test_the_judge_waits_until_the_feed_has_read_what_it_held(gate: Gate, signer
         return waited
 
     assert asyncio.run(run())
+
+
+class TrustFeedStandIn:
+    """The part of connectors.trust_feed.TrustFeed the judge uses; `sync` hands over what a read
+    of the trust topics to their end would find (here: records held back until then)."""
+
+    topics = [topics.TRUST]
+
+    def __init__(self, on_sync: list) -> None:
+        self.on_sync = on_sync
+        self.queue: list = []
+        self.caught_up = threading.Event()
+        self.caught_up.set()
+        self.synced_ms = 0
+        self.syncs = 0
+
+    def pending(self) -> bool:
+        return bool(self.queue)
+
+    def drain(self):  # noqa: ANN201
+        while self.queue:
+            yield self.queue.pop(0)
+
+    def sync(self, timeout: float) -> bool:
+        self.syncs += 1
+        self.queue += self.on_sync
+        self.on_sync = []
+        self.synced_ms = NOW_MS + 1
+        return True
+
+
+def test_a_grant_written_just_before_the_batch_is_read_before_the_batch_is_refused(signer: Signer) -> None:  # noqa: F811
+    from jarvis.security.trust import TrustView, make_grant
+    from tests.trust_helpers import ADMIN
+
+    gate = Gate("eu", pipelines(), TrustView([ADMIN.public_key()]), seen=SeenBatches())
+    grant = make_grant(ADMIN, signer.node_id, signer.public, ("ctr:*",), issued_ms=1)
+    trust = TrustFeedStandIn([grant])
+    judge = Judge("eu", gate, Feed([]), trust)  # type: ignore[arg-type]
+    result = asyncio.run(judge.judge(signed([op()], signer), 0, 1, produced_ms=NOW_MS))
+    assert result.accepted == [0] and trust.syncs == 1
+    # Produced before the last sync began: the sync already covered it, so no second read.
+    stranger = Gate("eu", pipelines(), TrustView([ADMIN.public_key()]), seen=SeenBatches())
+    judge = Judge("eu", stranger, Feed([]), trust)  # type: ignore[arg-type]
+    refused = asyncio.run(judge.judge(signed([op()], signer), 0, 2, produced_ms=NOW_MS))
+    assert refused.untrusted_key and trust.syncs == 1
+    assert refused.rejected[0].reasons == [f"key {signer.key_id} of node gate-test is not trusted in eu"]

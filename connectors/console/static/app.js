@@ -11,7 +11,12 @@ function loginPage(root) {
   const input = h("input", { id: "api-key", type: "password", size: 48, placeholder: "API key" });
   show(root, h("h2", {}, "Log in"),
     h("p", {}, "Paste an API key (`jarvis auth key create --role ROLE`). It is kept in this tab only."),
-    h("form", { class: "toolbar", onsubmit: (e) => { e.preventDefault(); setKey(input.value.trim()); location.hash = "#/objects"; } },
+    h("form", { class: "toolbar", onsubmit: (e) => {
+      e.preventDefault();
+      setKey(input.value.trim());
+      // The login page also shows under the route asked for: no hash change would re-route then.
+      if (location.hash === "#/objects") route(); else location.hash = "#/objects";
+    } },
       input, h("button", { type: "submit", id: "login" }, "Log in")));
 }
 

@@ -26,9 +26,10 @@ from jarvis.codec.registry import (
 )
 from jarvis.gate import Gate
 from jarvis.ops import Operation, OperationBatch
-from jarvis.security.keys import TrustStore, ensure_node_key
+from jarvis.security.keys import ensure_node_key
 from jarvis.security.signing import sign_batch
 from pipelines.loader import pipelines
+from tests.trust_helpers import view_trusting
 
 TELEMETRY = {"object_id": "quality:line-1", "timestamp": 1.5, "value": 93.1, "metadata": {}}
 
@@ -94,14 +95,14 @@ def test_a_history_schema_referring_to_another_file_is_sent_with_that_type_inlin
 
 
 def test_without_a_registry_the_gate_says_why_a_confluent_message_is_unreadable(tmp_path: Path) -> None:
-    signer = ensure_node_key("fmt-test", keys_dir=tmp_path, trust_regions=["eu"])
+    signer = ensure_node_key("fmt-test", keys_dir=tmp_path)
     op = Operation(
         uuid.uuid4().hex, "ctr:fmt", "pncounter", "increment", {"n": 1}, "fmt-test", "eu",
         int(time.time() * 1000) << 16, {}, [],
     )  # fmt: skip
     digests, sig = sign_batch([op], signer)
     single = encode_batch(OperationBatch("b", "fmt-test", signer.key_id, "eu", 1, [op], digests, sig))
-    gate = Gate("eu", pipelines(), TrustStore(tmp_path))
+    gate = Gate("eu", pipelines(), view_trusting(signer))
 
     ok = gate.check(single, 0, 0, int(time.time() * 1000))
     assert ok.accepted == [0] and ok.batch.op(0) == op and ok.message == single
@@ -120,7 +121,7 @@ def test_a_registry_that_does_not_answer_stops_the_gate_instead_of_rejecting(tmp
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     codec = RegistryCodec(f"http://127.0.0.1:{port}/apis/ccompat/v7", conf={"max.retries": 0})
-    gate = Gate("eu", pipelines(), TrustStore(tmp_path), framing=codec.to_single_object)
+    gate = Gate("eu", pipelines(), view_trusting(), framing=codec.to_single_object)
     single = encode("TelemetryPoint", TELEMETRY)
     assert codec.to_single_object(single) == single  # no registry needed for the single-object format
     with pytest.raises(RegistryUnavailable, match="schema id 9: schema registry unavailable"):

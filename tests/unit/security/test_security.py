@@ -9,7 +9,7 @@ import pytest
 
 from jarvis.ops import Operation
 from jarvis.security.crypto import DataKeyring, DecryptionError, decrypt_fields, encrypt_fields
-from jarvis.security.keys import TrustStore, create_key, ensure_node_key, load_signer, rotate
+from jarvis.security.keys import KeyError_, create_key, ensure_node_key, load_signer
 from jarvis.security.replay_window import check_window
 from jarvis.security.signing import SignatureError, sign_batch, verify_batch, verify_op
 
@@ -46,19 +46,16 @@ def test_tampered_signature_altered_op_and_wrong_key_are_refused(tmp_path: Path)
         verify_op(altered, 1, digests, sig, signer.public)
 
 
-def test_keys_are_private_files_and_rotation_keeps_old_signatures_verifiable(tmp_path: Path) -> None:
-    first = ensure_node_key("n1", keys_dir=tmp_path, trust_regions=["eu", "us"])
+def test_keys_are_private_files_and_a_new_key_is_trusted_nowhere(tmp_path: Path) -> None:
+    first = ensure_node_key("n1", keys_dir=tmp_path)
     pem = tmp_path / "n1" / f"{first.key_id}.pem"
     assert stat.S_IMODE(pem.stat().st_mode) == 0o600
-    digests, sig = sign_batch([op()], first)
-    second = rotate(tmp_path, "n1", ["eu", "us"])
-    assert second.key_id != first.key_id
-    assert load_signer(tmp_path, "n1").key_id == second.key_id
-    store = TrustStore(tmp_path)
-    assert store.is_trusted("eu", "n1", first.key_id) and store.is_trusted("eu", "n1", second.key_id)
-    verify_batch(digests, sig, store.public_key(first.key_id, "eu"))
-    assert not store.is_trusted("eu", "n2", first.key_id)  # a key is trusted for its own node only
-    assert store.public_key("0000000000000000") is None
+    assert ensure_node_key("n1", keys_dir=tmp_path).key_id == first.key_id  # loaded, not made again
+    second = create_key(tmp_path, "n1")
+    assert load_signer(tmp_path, "n1").key_id == second.key_id != first.key_id
+    assert not list(tmp_path.glob("trust-*.json"))  # no local trust file a process could add itself to
+    with pytest.raises(KeyError_, match="reserved"):
+        create_key(tmp_path, "admin")
 
 
 def test_encrypted_fields_are_unreadable_without_the_key(tmp_path: Path) -> None:

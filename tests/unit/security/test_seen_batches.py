@@ -11,9 +11,10 @@ from hypothesis import strategies as st
 
 from jarvis.codec.seen import SeenRecord, decode_seen, encode_seen
 from jarvis.gate import Gate
-from jarvis.security.keys import Signer, TrustStore
+from jarvis.security.keys import Signer
 from jarvis.security.seen_batches import BUCKET_MS, Acceptance, SeenBatches, batch_key
 from pipelines.loader import pipelines
+from tests.trust_helpers import view_trusting
 from tests.unit.test_gate import NOW_MS, op, signed, signer  # noqa: F401 - signer is a fixture
 
 DAY_MS = 86_400_000
@@ -21,7 +22,7 @@ DAY_MS = 86_400_000
 
 @pytest.fixture
 def gate(signer: Signer, tmp_path: Path) -> Gate:  # noqa: F811
-    return Gate("eu", pipelines(), TrustStore(tmp_path), seen=SeenBatches())
+    return Gate("eu", pipelines(), view_trusting(signer), seen=SeenBatches())
 
 
 def test_a_resend_to_the_same_partition_is_rejected_with_where_it_was_accepted(
@@ -98,7 +99,7 @@ def test_an_entry_lives_until_its_newest_operation_leaves_the_widest_window(
 
 
 def test_gate_without_a_store_accepts_resends_as_before(signer: Signer, tmp_path: Path) -> None:  # noqa: F811
-    plain = Gate("eu", pipelines(), TrustStore(tmp_path))
+    plain = Gate("eu", pipelines(), view_trusting(signer))
     data = signed([op()], signer)
     assert plain.check(data, 0, 0, NOW_MS).accepted == plain.check(data, 0, 1, NOW_MS).accepted == [0]
 

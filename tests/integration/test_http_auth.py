@@ -1,0 +1,210 @@
+"""HTTP authentication, roles and the access audit on the real stack (issue 19), driven by curl and
+the `jarvis` CLI: no key -> 401, a reader of inventory:* -> 403 on patient:* whether the object
+exists or not, listing and watching filtered, a read-only key refused by the ingest gateway, a role
+granted in eu effective in us and a key revoked in us refused in eu within 5 s, and every denial and
+admin change listed by `jarvis audit access`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.parse
+import uuid
+from typing import Any
+
+import pytest
+
+from connectors import api_client
+from connectors.sdk import Client
+from jarvis.roles import web_port
+from jarvis.stack.stack import console_url
+from tests.integration.pipeline_helpers import read_value, wait_until
+
+pytestmark = pytest.mark.integration
+
+UID = uuid.uuid4().hex[:6]
+PROPAGATION_S = 5.0
+
+
+def jarvis(*args: str, region: str = "eu", timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "jarvis.cli", *args], capture_output=True, text=True, timeout=timeout,
+        env={**os.environ, "COLUMNS": "200", "JARVIS_REGION": region},
+    )  # fmt: skip
+
+
+def ok(cp: subprocess.CompletedProcess) -> str:
+    assert cp.returncode == 0, f"{cp.args} exited {cp.returncode}:\n{cp.stdout}\n{cp.stderr}"
+    return cp.stdout
+
+
+def new_key(role: str, name: str, region: str = "eu") -> tuple[str, str]:
+    """(key, key id) of a key made by `jarvis auth key create` (the key is stdout's last line)."""
+    key = ok(jarvis("auth", "key", "create", "--role", role, "--name", name, region=region)).strip().splitlines()[-1]
+    return key, key.split("_")[1]
+
+
+def curl(url: str, key: str | None = None, *, method: str = "GET", body: bytes | None = None,
+         max_time: float = 10) -> tuple[int, Any, str]:  # fmt: skip
+    """(status, JSON body or text, raw headers) of curl's answer."""
+    argv = ["curl", "-sS", "-D", "-", "-o", "-", "--max-time", str(max_time), "-X", method, url]
+    if key:
+        argv += ["-H", f"Authorization: Bearer {key}"]
+    if body is not None:
+        argv += ["-H", "Content-Type: application/json", "--data-binary", "@-"]
+    out = subprocess.run(argv, input=body, capture_output=True, timeout=max_time + 5).stdout.decode(errors="replace")
+    head, _, text = out.partition("\r\n\r\n")
+    status = int(head.split(" ", 2)[1]) if head.startswith("HTTP/") else 0
+    try:
+        return status, json.loads(text), head
+    except ValueError:
+        return status, text, head
+
+
+def q(obj: str, what: str = "") -> str:
+    return f"/v1/objects/{urllib.parse.quote(obj, safe='')}{what}"
+
+
+@pytest.fixture(scope="module")
+def world(stack) -> dict[str, Any]:
+    s = stack.settings
+    urls = {r: s.region_config(r).query_url for r in ("eu", "us")}
+    ingest = f"http://{s.host}:{web_port(s, 'ingest', 'eu', 0)}"
+    c = Client(region="eu", node_id=f"auth-test-{UID}")
+    c.counter(f"inventory:{UID}-a").increment(3)
+    c.register(f"patient:{UID}-1").write({"name": "x"})
+    c.counter(f"ctr:{UID}-g").increment(1)
+    c.flush()
+    for r, url in urls.items():
+        assert wait_until(lambda url=url: read_value(url, f"ctr:{UID}-g") == 1, 60), f"not folded in {r}"
+    assert wait_until(lambda: read_value(urls["eu"], f"inventory:{UID}-a") == 3, 60)
+    assert wait_until(lambda: read_value(urls["eu"], f"patient:{UID}-1") is not None, 60)
+    ok(jarvis("auth", "role", "set", f"reader-{UID}", "--read", "inventory:*"))
+    reader, _ = new_key(f"reader-{UID}", f"reader-{UID}")
+    return {"q": urls, "ingest": ingest, "console": console_url(s, "eu"), "reader": reader,
+            "admin": api_client.api_key(s)}  # fmt: skip
+
+
+def test_no_key_or_a_wrong_one_is_401_and_only_probes_are_exempt(world) -> None:
+    eu = world["q"]["eu"]
+    status, body, head = curl(eu + q(f"inventory:{UID}-a"))
+    assert status == 401 and "API key" in body["error"] and "WWW-Authenticate: Bearer" in head
+    assert curl(eu + q(f"inventory:{UID}-a"), "jk_00000000_" + "A" * 43)[0] == 401
+    assert curl(eu + q(f"inventory:{UID}-a"), "not-a-key")[0] == 401
+    assert curl(eu + "/v1/objects?prefix=")[0] == 401
+    assert curl(eu + "/v1/digest")[0] == 401
+    assert curl(world["ingest"] + "/v1/ops", method="POST", body=b"{}")[0] == 401
+    assert curl(world["console"] + "/api/objects")[0] == 401
+    assert curl(eu + "/router/")[0] == 401  # Faust's own pages too
+    for path in ("/healthz", "/readyz", "/metrics", "/openapi.json"):
+        assert curl(eu + path)[0] == 200, path
+    assert curl(world["ingest"] + "/openapi.json")[0] == 200
+    assert curl(world["console"] + "/")[0] == 200  # the login page
+
+
+def test_a_reader_of_inventory_gets_403_on_patient_whether_it_exists_or_not(world) -> None:
+    eu, key = world["q"]["eu"], world["reader"]
+    assert curl(eu + q(f"inventory:{UID}-a"), key)[1]["value"] == 3
+    assert curl(eu + q(f"inventory:{UID}-missing"), key)[0] == 404  # its own prefix: existence is its business
+    s1, b1, _ = curl(eu + q(f"patient:{UID}-1"), key)
+    s2, b2, _ = curl(eu + q(f"patient:{UID}-never"), key)
+    assert (s1, s2) == (403, 403)
+    assert b1["error"].replace(f"{UID}-1", "X") == b2["error"].replace(f"{UID}-never", "X")
+    for what in ("/range", "/history", "/path", "/watch"):
+        assert curl(eu + q(f"patient:{UID}-1", what), key)[0] == 403, what
+    assert curl(eu + "/v1/digest", key)[0] == 403  # the digest covers every object
+    assert curl(eu + "/router/", key)[0] == 403  # Faust's pages: admins only
+    assert curl(eu + q(f"auth:role:reader-{UID}"), key)[0] == 403
+    assert curl(world["console"] + "/api" + q(f"patient:{UID}-1")[3:], key)[0] == 403
+    assert curl(world["console"] + "/api" + q(f"inventory:{UID}-a")[3:], key)[0] == 200
+    assert curl(world["console"] + "/api/regions", key)[0] == 403
+    admin = world["admin"]
+    assert curl(eu + q(f"patient:{UID}-1"), admin)[0] == 200 and curl(eu + "/v1/digest", admin)[0] == 200
+
+
+def test_listing_and_watching_hold_only_what_the_role_may_read(world) -> None:
+    eu, key = world["q"]["eu"], world["reader"]
+    status, body, _ = curl(eu + "/v1/objects?limit=1000", key)
+    assert status == 200 and body["objects"], body
+    assert all(o["object_id"].startswith("inventory:") for o in body["objects"])
+    assert curl(eu + f"/v1/objects?prefix=patient:{UID}", key)[1]["objects"] == []
+    assert curl(eu + "/v1/objects?prefix=auth:", key)[1]["objects"] == []
+    admin_ids = [o["object_id"] for o in curl(eu + "/v1/objects?prefix=auth:role:", world["admin"])[1]["objects"]]
+    assert f"auth:role:reader-{UID}" in admin_ids
+    status, text, head = curl(eu + q(f"inventory:{UID}-a", "/watch"), key, max_time=3)
+    assert status == 200 and "text/event-stream" in head and "event: state" in text
+    console = curl(world["console"] + f"/api/objects?prefix=patient:{UID}", key)
+    assert console[0] == 200 and console[1]["objects"] == []
+
+
+def test_a_star_reader_does_not_read_the_auth_objects(world) -> None:
+    ok(jarvis("auth", "role", "set", f"all-{UID}", "--read", "*"))
+    key, _ = new_key(f"all-{UID}", f"all-{UID}")
+    eu = world["q"]["eu"]
+    assert curl(eu + q(f"patient:{UID}-1"), key)[0] == 200
+    assert curl(eu + q(f"auth:role:all-{UID}"), key)[0] == 403
+    assert curl(eu + "/v1/objects?prefix=auth:", key)[1]["objects"] == []
+    assert curl(eu + "/v1/digest", key)[0] == 200  # read on '*' may see the digest
+
+
+def test_a_read_only_key_posting_to_ingest_gets_403_and_nothing_written(world) -> None:
+    op = {"object_id": f"inventory:{UID}-a", "kind": "increment", "args": {"n": 1}}
+    status, body, _ = curl(world["ingest"] + "/v1/ops", world["reader"], method="POST", body=json.dumps(op).encode())
+    assert status == 403 and body["results"][0]["status"] == "rejected", body
+    assert "may not write" in body["results"][0]["reasons"][0]
+    time.sleep(1)
+    assert read_value(world["q"]["eu"], f"inventory:{UID}-a") == 3
+
+
+def test_a_role_granted_in_eu_works_in_us_within_5_s(world) -> None:
+    us = world["q"]["us"]
+    ok(jarvis("auth", "role", "set", f"late-{UID}", "--read", "nothing:*"))
+    key, _ = new_key(f"late-{UID}", f"late-{UID}")
+    assert wait_until(lambda: curl(us + q(f"ctr:{UID}-g"), key)[0] == 403, 30), "the key never reached us"
+    t0 = time.monotonic()
+    ok(jarvis("auth", "role", "set", f"late-{UID}", "--read", "ctr:*", region="eu"))
+    t1 = time.monotonic()
+    assert wait_until(lambda: curl(us + q(f"ctr:{UID}-g"), key)[0] == 200, 30, interval=0.1)
+    t2 = time.monotonic()
+    print(f"\nrole granted in eu: readable in us {t2 - t1:.2f} s after the CLI returned ({t2 - t0:.2f} s after it began)")
+    assert t2 - t1 < PROPAGATION_S
+
+
+def test_a_key_revoked_in_us_stops_working_in_eu_within_5_s(world) -> None:
+    eu = world["q"]["eu"]
+    key, kid = new_key(f"reader-{UID}", f"doomed-{UID}")
+    assert wait_until(lambda: curl(eu + q(f"inventory:{UID}-a"), key)[0] == 200, 30)
+    t0 = time.monotonic()
+    ok(jarvis("auth", "key", "revoke", kid, region="us"))
+    t1 = time.monotonic()
+    assert wait_until(lambda: curl(eu + q(f"inventory:{UID}-a"), key)[0] == 401, 30, interval=0.1)
+    t2 = time.monotonic()
+    print(f"\nkey revoked in us: refused in eu {t2 - t1:.2f} s after the CLI returned ({t2 - t0:.2f} s after it began)")
+    assert t2 - t1 < PROPAGATION_S
+    listed = json.loads(ok(jarvis("auth", "key", "list", "--json")))
+    assert any(r["key_id"] == kid and r["revoked_ms"] for r in listed)
+    assert all("sha256" not in r for r in listed)
+
+
+def test_denials_and_admin_changes_are_listed_by_jarvis_audit_access(world) -> None:
+    eu = world["q"]["eu"]
+    marker = f"patient:{UID}-audited"
+    assert curl(eu + q(marker), world["reader"])[0] == 403
+    assert curl(eu + q(marker))[0] == 401
+
+    def records() -> list[dict[str, Any]]:
+        out = ok(jarvis("audit", "access", "--since", "15m", "--json"))
+        return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+    def found() -> bool:
+        rs = records()
+        denied = [r for r in rs if r["kind"] == "denied" and marker in urllib.parse.unquote(r["path"])]
+        admin = [r for r in rs if r["kind"] == "admin" and r["target"] == f"reader-{UID}" and r["action"] == "role set"]
+        forbidden = [r for r in denied if r["status"] == 403 and r["principal"] == f"reader-{UID}"]
+        unauthenticated = [r for r in denied if r["status"] == 401 and r["principal"] is None]
+        return bool(forbidden and unauthenticated and admin) and all(r["region"] == "eu" for r in denied)
+
+    assert wait_until(found, 60, interval=2), records()[-10:]
