@@ -17,6 +17,7 @@ from connectors.trust_feed import publish, read_view
 from jarvis.config import Settings
 from jarvis.errors import JarvisError
 from jarvis.roles import BY_NAME as ROLES
+from jarvis.security.apikeys import AUTH_PREFIX
 from jarvis.security.keys import (
     Signer,
     create_key,
@@ -126,16 +127,24 @@ def rotate(
     return new, records
 
 
+def auth_cli_node(settings: Settings) -> str:
+    """The node `jarvis auth` signs role and key changes as."""
+    return f"auth-cli-{settings.node_id}"
+
+
 def stack_nodes(settings: Settings) -> dict[str, tuple[str, ...]]:
     """The nodes `jarvis stack up` runs or uses, and what each writes.
 
     fold-<region> publishes bounded-counter decisions and transfers (streams/rights.py); the agent
     workers record task lifecycles (task:...); the ingest gateway signs for its callers, whose own
     roles it checks (so `*`); the CLI's nodes (`jarvis produce` as JARVIS_NODE_ID, `jarvis task
-    submit` as jarvis-cli) are the local operator's."""
+    submit` as jarvis-cli) are the local operator's, and `jarvis auth` writes the reserved auth:
+    objects, which `*` does not cover."""
     bcounters = tuple(sorted(f"{p}:*" for p, r in pipelines().rules.items() if r.crdt_type == "bcounter"))
     host = socket.gethostname()
-    nodes: dict[str, tuple[str, ...]] = {CLI_NODE: ("*",), settings.node_id: ("*",)}
+    nodes: dict[str, tuple[str, ...]] = {
+        CLI_NODE: ("*",), settings.node_id: ("*",), auth_cli_node(settings): (f"{AUTH_PREFIX}*",),
+    }  # fmt: skip
     for r in settings.region_names:
         if bcounters:
             nodes[f"fold-{r}"] = bcounters

@@ -53,8 +53,9 @@ def _write(s: Settings, object_id: str, value: dict[str, Any]) -> None:
     """One signed LWW write to this region, accepted by its verifier, then readable here."""
     # Lazy: the SDK loads confluent-kafka and the codec; `jarvis auth role list` needs neither.
     from connectors.sdk import Client, RejectedError
+    from connectors.trust_admin import auth_cli_node
 
-    with Client(region=s.region, node_id=f"auth-cli-{s.node_id}", settings=s, track_verdicts=True) as client:
+    with Client(region=s.region, node_id=auth_cli_node(s), settings=s, track_verdicts=True) as client:
         client.register(object_id).write(value)
         try:
             client.flush(wait=True)

@@ -196,6 +196,8 @@ class Settings:
     def tls_dir(self) -> Path:
         """The project CA and the certificates it issued (jarvis/security/certs.py)."""
         return self.home / "tls"
+
+    @property
     def admin_key_file(self) -> Path:
         """The admin API key `jarvis stack up` makes (0600), used by the CLI, demo and tests."""
         return self.home / "auth" / "admin.key"

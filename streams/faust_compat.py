@@ -31,6 +31,7 @@ from faust.transport.producer import Producer as FaustProducer
 from faust.transport.producer import ProducerBuffer
 from faust.web.drivers.aiohttp import Web as FaustAiohttpWeb
 
+from connectors.http_limits import REQUEST_LIMITS
 from jarvis.errors import JarvisError
 
 
@@ -220,7 +221,7 @@ def set_web_idle_timeout(app: faust.App, seconds: float) -> None:
     is replaced, before the server starts, by one with the timeout."""
     web = app.web
     _attr(web, "_runner")
-    web._runner = AppRunner(_attr(web, "web_app"), access_log=None, keepalive_timeout=seconds)
+    web._runner = AppRunner(_attr(web, "web_app"), access_log=None, keepalive_timeout=seconds, **REQUEST_LIMITS)
 
 
 def disable_spinner(worker: faust.Worker) -> None:

@@ -27,6 +27,7 @@ from connectors.console import shape
 from connectors.console.health import measure_forever
 from connectors.console.topic_tail import rejected_row, tail
 from connectors.http_auth import PRINCIPAL, HttpAuth
+from connectors.http_limits import REQUEST_LIMITS
 from connectors.redis_cache import RedisCache
 from connectors.regions import agreement, digests, mirror_lag
 from jarvis import topics
@@ -375,4 +376,4 @@ def run(settings: Settings, region: str, instance: int = 0) -> None:
     app.on_startup.append(start_view)
     port = web_port(settings, "console", region, instance)
     print(f"console of {region} on http://{settings.host}:{port}/", flush=True)
-    web.run_app(app, host=settings.host, port=port, print=None, access_log=None)
+    web.run_app(app, host=settings.host, port=port, print=None, access_log=None, **REQUEST_LIMITS)

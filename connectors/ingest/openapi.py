@@ -6,7 +6,12 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from connectors.ingest.requests import MAX_BODY_BYTES, MAX_IDEMPOTENCY_KEY, MAX_OPS_PER_REQUEST
+from connectors.ingest.requests import (
+    IDEMPOTENCY_KEY_PATTERN,
+    MAX_BODY_BYTES,
+    MAX_IDEMPOTENCY_KEY,
+    MAX_OPS_PER_REQUEST,
+)
 from jarvis.crdt import registry as crdt_registry
 
 
@@ -92,7 +97,7 @@ def ingest_openapi() -> dict[str, Any]:
                     "summary": "Write operations: one, a JSON array, or NDJSON (answered line by line)",
                     "parameters": [
                         {"name": "Idempotency-Key", "in": "header", "required": False,
-                         "schema": {"type": "string", "maxLength": MAX_IDEMPOTENCY_KEY},
+                         "schema": {"type": "string", "maxLength": MAX_IDEMPOTENCY_KEY, "pattern": IDEMPOTENCY_KEY_PATTERN},
                          "description": "a retry within 24 h gets the same answer and has its effect once"},
                     ],  # fmt: skip
                     "requestBody": {
@@ -101,7 +106,8 @@ def ingest_openapi() -> dict[str, Any]:
                         "content": {
                             "application/json": {"schema": {"oneOf": [
                                 {"$ref": "#/components/schemas/Operation"},
-                                {"type": "array", "items": {"$ref": "#/components/schemas/Operation"}},
+                                {"type": "array", "items": {"$ref": "#/components/schemas/Operation"},
+                                 "minItems": 1, "maxItems": MAX_OPS_PER_REQUEST},
                             ]}},
                             "application/x-ndjson": {"schema": {"type": "string"}},
                         },

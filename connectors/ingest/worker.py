@@ -12,6 +12,7 @@ from aiohttp import web
 
 from connectors.access_audit import AuditSink
 from connectors.auth_view import AuthView
+from connectors.http_limits import REQUEST_LIMITS
 from connectors.ingest.http import IngestApi
 from connectors.ingest.idempotency import IdempotencyStore
 from connectors.ingest.mqtt import MqttBridge
@@ -47,7 +48,9 @@ async def serve(settings: Settings, region: str, instance: int) -> None:
     auth.start()
     audit = AuditSink(writer.bootstrap, region, "ingest", settings)
     api = IngestApi(region, node, writer, auth, idem, OpStatus(writer.bootstrap, region, settings), audit)
-    runner = web.AppRunner(api.app(), keepalive_timeout=KEEPALIVE_S, access_log=None, handle_signals=False)
+    runner = web.AppRunner(
+        api.app(), keepalive_timeout=KEEPALIVE_S, access_log=None, handle_signals=False, **REQUEST_LIMITS
+    )
     await runner.setup()
     port = web_port(settings, "ingest", region, instance)
     site = web.TCPSite(runner, settings.host, port, reuse_address=True)

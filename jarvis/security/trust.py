@@ -34,12 +34,12 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from jarvis.errors import JarvisError
-from jarvis.security.apikeys import AuthError, check_pattern
+from jarvis.security.apikeys import AUTH_PREFIX, AuthError, check_pattern
 from jarvis.security.keys import key_id_of, public_b64
 
 log = logging.getLogger(__name__)
 
-RESERVED_PREFIX = "auth:"
+RESERVED_PREFIX = AUTH_PREFIX
 _NUL_RESERVED = "\0" + RESERVED_PREFIX
 GRANT = "grant"
 REVOKE = "revoke"

@@ -11,6 +11,9 @@ from collections.abc import Callable
 from typing import Any
 
 from connectors import api_client
+from connectors.trust_admin import dev_trust
+from jarvis.config import Settings
+from jarvis.security.keys import ensure_node_key
 from tests.model import SentOp
 
 
@@ -32,8 +35,8 @@ def object_url(query_url: str, object_id: str) -> str:
     return f"{query_url}/v1/objects/{urllib.parse.quote(object_id)}"
 
 
-def read_value(query_url: str, object_id: str) -> Any:
-    status, body = get_json(object_url(query_url, object_id))
+def read_value(query_url: str, object_id: str, key: str | None = None) -> Any:
+    status, body = get_json(object_url(query_url, object_id), key=key)
     return body["value"] if status == 200 else None
 
 
@@ -66,3 +69,9 @@ def wait_until(check: Callable[[], bool], timeout: float, interval: float = 0.5)
             return True
         time.sleep(interval)
     return check()
+
+
+def trust_node(settings: Settings, node_id: str) -> None:
+    """Grant a node the test starts by hand (an extra agent, a named writer) `*`, as an operator
+    would with `jarvis keys trust`: the stack trusts only its own nodes."""
+    dev_trust(settings, ensure_node_key(node_id, keys_dir=settings.keys_dir))

@@ -17,12 +17,13 @@ from connectors.sdk import Client
 from jarvis import topics
 from jarvis.stack.procs import Proc
 from jarvis.task_cli import summary, task_view
-from tests.integration.pipeline_helpers import wait_until
+from tests.integration.pipeline_helpers import trust_node, wait_until
 
 pytestmark = pytest.mark.integration
 
 
 def agent(settings, name: str, caps: str, instance: int, concurrency: int = 8) -> Proc:
+    trust_node(settings, name)
     argv = [
         sys.executable, "-m", "jarvis.cli", "worker", "agent", "--region", "eu", "--instance", str(instance),
         "--capabilities", caps, "--concurrency", str(concurrency), "--name", name,

@@ -7,9 +7,6 @@ admin change listed by `jarvis audit access`."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 import urllib.parse
 import uuid
@@ -21,47 +18,13 @@ from connectors import api_client
 from connectors.sdk import Client
 from jarvis.roles import web_port
 from jarvis.stack.stack import console_url
+from tests.integration.cli_helpers import curl, jarvis, new_key, ok
 from tests.integration.pipeline_helpers import read_value, wait_until
 
 pytestmark = pytest.mark.integration
 
 UID = uuid.uuid4().hex[:6]
 PROPAGATION_S = 5.0
-
-
-def jarvis(*args: str, region: str = "eu", timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "jarvis.cli", *args], capture_output=True, text=True, timeout=timeout,
-        env={**os.environ, "COLUMNS": "200", "JARVIS_REGION": region},
-    )  # fmt: skip
-
-
-def ok(cp: subprocess.CompletedProcess) -> str:
-    assert cp.returncode == 0, f"{cp.args} exited {cp.returncode}:\n{cp.stdout}\n{cp.stderr}"
-    return cp.stdout
-
-
-def new_key(role: str, name: str, region: str = "eu") -> tuple[str, str]:
-    """(key, key id) of a key made by `jarvis auth key create` (the key is stdout's last line)."""
-    key = ok(jarvis("auth", "key", "create", "--role", role, "--name", name, region=region)).strip().splitlines()[-1]
-    return key, key.split("_")[1]
-
-
-def curl(url: str, key: str | None = None, *, method: str = "GET", body: bytes | None = None,
-         max_time: float = 10) -> tuple[int, Any, str]:  # fmt: skip
-    """(status, JSON body or text, raw headers) of curl's answer."""
-    argv = ["curl", "-sS", "-D", "-", "-o", "-", "--max-time", str(max_time), "-X", method, url]
-    if key:
-        argv += ["-H", f"Authorization: Bearer {key}"]
-    if body is not None:
-        argv += ["-H", "Content-Type: application/json", "--data-binary", "@-"]
-    out = subprocess.run(argv, input=body, capture_output=True, timeout=max_time + 5).stdout.decode(errors="replace")
-    head, _, text = out.partition("\r\n\r\n")
-    status = int(head.split(" ", 2)[1]) if head.startswith("HTTP/") else 0
-    try:
-        return status, json.loads(text), head
-    except ValueError:
-        return status, text, head
 
 
 def q(obj: str, what: str = "") -> str:
@@ -73,7 +36,7 @@ def world(stack) -> dict[str, Any]:
     s = stack.settings
     urls = {r: s.region_config(r).query_url for r in ("eu", "us")}
     ingest = f"http://{s.host}:{web_port(s, 'ingest', 'eu', 0)}"
-    c = Client(region="eu", node_id=f"auth-test-{UID}")
+    c = Client(region="eu", node_id=f"auth-test-{UID}", dev_trust=True)
     c.counter(f"inventory:{UID}-a").increment(3)
     c.register(f"patient:{UID}-1").write({"name": "x"})
     c.counter(f"ctr:{UID}-g").increment(1)

@@ -102,7 +102,7 @@ def test_listing_pages_reach_ids_past_latin1_and_never_leave_the_prefix(stack) -
     run = uuid.uuid4().hex[:8]
     prefix = f"ctr:list-{run}-"
     ids = sorted([f"{prefix}{c}{i}" for c in ("a", "é", "Ω", "中", "😀") for i in range(3)])
-    client = Client(region="eu", node_id="list-test")
+    client = Client(region="eu", node_id="list-test", dev_trust=True)
     for oid in ids:
         client.counter(oid).increment(1)
     client.counter(f"ctr:list-{run}.after").increment(1)  # sorts right after the prefix's range

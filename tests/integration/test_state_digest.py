@@ -40,7 +40,7 @@ def test_digests_agree_follow_changes_and_survive_a_fold_restart(stack) -> None:
     eu, us = (s.region_config(r).query_url for r in ("eu", "us"))
     run = uuid.uuid4().hex[:8]
     ids = [f"ctr:digest-{run}-{i}" for i in range(200)]
-    with Client(region="eu", node_id="digest-eu") as a, Client(region="us", node_id="digest-us") as b:
+    with Client(region="eu", node_id="digest-eu", dev_trust=True) as a, Client(region="us", node_id="digest-us", dev_trust=True) as b:
         for i, oid in enumerate(ids):
             (a if i % 2 else b).counter(oid).increment(i + 1)
             a.register(f"reg:digest-{run}-{i % 10}").write({"i": i, "by": "eu"})
@@ -50,7 +50,7 @@ def test_digests_agree_follow_changes_and_survive_a_fold_restart(stack) -> None:
     assert before is not None and before["digest"] == "v2" and before["objects"] >= len(ids) + 10
 
     # One more change in one region: that region's digest moves at once, the other's once mirrored.
-    with Client(region="us", node_id="digest-us") as b:
+    with Client(region="us", node_id="digest-us", dev_trust=True) as b:
         b.counter(ids[0]).increment(1000)
     assert wait_until(lambda: read_value(us, ids[0]) == 1001, 60)
     moved = digest_of(us)

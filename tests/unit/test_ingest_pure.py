@@ -71,6 +71,9 @@ def test_check_op_with_a_parser_and_remembered_verdicts_answers_as_without() -> 
 def test_idempotency_key_header() -> None:
     assert check_idempotency_key("abc-123") is None
     assert check_idempotency_key("") and check_idempotency_key("x" * 256) and check_idempotency_key("a\nb")
+    assert check_idempotency_key("two words") is None and check_idempotency_key("x" * 255) is None
+    # what an HTTP server would alter or a header cannot carry: the ends' spaces, non-ASCII
+    assert check_idempotency_key(" a") and check_idempotency_key("a ") and check_idempotency_key("clé")
 
 
 def _item(topic: str, payload: bytes, received: float = 99.0) -> dict[str, Any]:
