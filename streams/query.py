@@ -49,6 +49,7 @@ from jarvis.config import Settings, settings
 from jarvis.ops import object_id_too_long
 from jarvis.partitioning import partition_for
 from jarvis.replay import hlc_at
+from jarvis.security.apikeys import pages_after, scan_prefixes
 from jarvis.security.key_store import FileAuthStore
 from streams.faust_compat import fetch_topic_metadata, producer_started, topic_metadata_known
 from streams.fold_state import FoldState
@@ -262,16 +263,22 @@ class QueryViews:
             unbuilt = await state.cache.unbuilt(range(self.partitions))
             if unbuilt:
                 return _error(web, 503, f"the cache is being rebuilt (partitions {sorted(unbuilt)}); retry")
-            ids = await state.cache.list_ids(prefix, after, limit)
+            p = request.get(PRINCIPAL)
+            if p is None and self.auth is not None:
+                return _error(web, 401, "a valid API key is needed")  # unreachable behind the middleware
+            # A reader of inventory:* scans inventory: only, not pages of ids it may not see.
+            scans = None if p is None or p.role.admin else scan_prefixes(p.role.read, prefix)
+            ids: list[str] = []
+            for scan, cursor in pages_after([prefix] if scans is None else scans, after):
+                ids += await state.cache.list_ids(scan, cursor, limit - len(ids))
+                if len(ids) == limit:
+                    break
             raw = await state.cache.views(ids)
         except CacheUnavailable as e:
             return _error(web, 503, f"listing needs Redis: {e}; retry")
         views = [orjson.loads(r) for r in raw if r is not None]
-        p = request.get(PRINCIPAL)
         if p is not None:
             views = [v for v in views if p.role.may_read(v.get("object_id", ""))]
-        elif self.auth is not None:
-            return _error(web, 401, "a valid API key is needed")  # unreachable behind the middleware
         nxt = ids[-1] if len(ids) == limit else None
         return web.json({"region": region, "prefix": prefix, "objects": views, "next": nxt})
 

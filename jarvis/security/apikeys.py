@@ -202,6 +202,37 @@ def any_match(patterns: Iterable[str], object_id: str) -> bool:
     return any(matches(p, object_id) for p in patterns)
 
 
+def scan_prefixes(patterns: Iterable[str], prefix: str) -> list[str] | None:
+    """The id prefixes a listing under `prefix` needs to scan for a reader of `patterns`: None when
+    `*` makes it the whole of `prefix`, else each grant narrowed to `prefix` (sorted, none inside
+    another). A listing then never scans pages of ids the reader may not see (its answer is still
+    filtered by `may_read`: an exact-id grant scans that id as a prefix)."""
+    pats = list(patterns)
+    if "*" in pats:
+        return None
+    out: set[str] = set()
+    for p in pats:
+        base = p[:-1] if p.endswith(":*") else p
+        if base.startswith(prefix):
+            out.add(base)
+        elif prefix.startswith(base) and p.endswith(":*"):
+            out.add(prefix)
+    ordered = sorted(out)
+    return [q for i, q in enumerate(ordered) if not any(q.startswith(o) for o in ordered[:i])]
+
+
+def pages_after(prefixes: list[str], after: str | None) -> list[tuple[str, str | None]]:
+    """(prefix, cursor) pairs to continue a listing over sorted `prefixes` after id `after`: a
+    prefix wholly before the cursor is done, the one holding it goes on from it, later ones start."""
+    out: list[tuple[str, str | None]] = []
+    for p in prefixes:
+        if after is None or after < p:
+            out.append((p, None))
+        elif after.startswith(p):
+            out.append((p, after))
+    return out
+
+
 def check_pattern(pattern: str) -> str:
     if not _PATTERN.match(pattern):
         raise AuthError(f"grant pattern {pattern!r} must be '*', '<prefix>:*' or an object id")

@@ -47,7 +47,8 @@ def world(stack) -> dict[str, Any]:
     assert wait_until(lambda: read_value(urls["eu"], f"patient:{UID}-1") is not None, 60)
     ok(jarvis("auth", "role", "set", f"reader-{UID}", "--read", "inventory:*"))
     reader, _ = new_key(f"reader-{UID}", f"reader-{UID}")
-    return {"q": urls, "ingest": ingest, "console": console_url(s, "eu"), "reader": reader,
+    assert wait_until(lambda: curl(urls["eu"] + q(f"inventory:{UID}-a"), reader)[0] == 200, PROPAGATION_S)
+    return {"q": urls, "ingest": ingest, "console": console_url(s, "eu").rstrip("/"), "reader": reader,
             "admin": api_client.api_key(s)}  # fmt: skip
 
 
@@ -107,7 +108,8 @@ def test_a_star_reader_does_not_read_the_auth_objects(world) -> None:
     ok(jarvis("auth", "role", "set", f"all-{UID}", "--read", "*"))
     key, _ = new_key(f"all-{UID}", f"all-{UID}")
     eu = world["q"]["eu"]
-    assert curl(eu + q(f"patient:{UID}-1"), key)[0] == 200
+    # services load keys from Redis every 0.5 s: the new key works within a second or so
+    assert wait_until(lambda: curl(eu + q(f"patient:{UID}-1"), key)[0] == 200, PROPAGATION_S)
     assert curl(eu + q(f"auth:role:all-{UID}"), key)[0] == 403
     assert curl(eu + "/v1/objects?prefix=auth:", key)[1]["objects"] == []
     assert curl(eu + "/v1/digest", key)[0] == 200  # read on '*' may see the digest

@@ -10,6 +10,7 @@ import orjson
 import pytest
 import redis
 
+from connectors import api_client
 from connectors.redis_cache import changes_channel, index_key, obj_key, watch_channel
 from connectors.sdk import Client
 from tests.integration.pipeline_helpers import get_json, object_url, wait_until
@@ -80,11 +81,15 @@ def _curl_json(url: str) -> tuple[int, object]:
     import subprocess
 
     out = subprocess.run(
-        ["curl", "-sS", "--max-time", "10", "-w", "\n%{http_code}", *_curl_tls(url), url],
+        ["curl", "-sS", "--max-time", "10", "-w", "\n%{http_code}", *_curl_tls(url), *_curl_key(), url],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     body, _, status = out.rpartition("\n")
     return int(status), json.loads(body) if body else None
+
+
+def _curl_key() -> list[str]:
+    return ["-H", f"Authorization: Bearer {api_client.api_key()}"]
 
 
 def _curl_tls(url: str) -> list[str]:

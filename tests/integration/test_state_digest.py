@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from connectors import api_client
 from connectors.regions import agreement, digests
 from connectors.sdk import Client
 from jarvis.stack.workers import worker_proc
@@ -24,7 +25,8 @@ pytestmark = pytest.mark.integration
 
 def curl(url: str) -> tuple[int, str]:
     out = subprocess.run(
-        ["curl", "-sS", "--max-time", "20", "-w", "\n%{http_code}", url], capture_output=True, text=True, check=False
+        ["curl", "-sS", "--max-time", "20", "-w", "\n%{http_code}", "-H", f"Authorization: Bearer {api_client.api_key()}", url],
+        capture_output=True, text=True, check=False,
     ).stdout
     body, _, status = out.rpartition("\n")
     return int(status or 0), body

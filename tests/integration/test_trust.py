@@ -19,6 +19,7 @@ import pytest
 from connectors.sdk import Client
 from connectors.trust_admin import NoAdminKey
 from connectors.trust_feed import read_view
+from jarvis.security import kafka_credentials as kcreds
 from jarvis.security.keys import public_b64
 from tests.integration.pipeline_helpers import get_json, object_url, wait_until
 
@@ -43,7 +44,12 @@ def test_a_key_is_trusted_only_by_an_admin_grant_and_revocation_holds_in_every_r
     s = stack.settings
     run = uuid.uuid4().hex[:8]
     node = f"stranger-{run}"
-    own = dataclasses.replace(s, home=tmp_path / "home")  # its own JARVIS_HOME: no admin key there
+    # Its own JARVIS_HOME (no admin key there); the cluster's producer credentials passed explicitly,
+    # as an application elsewhere is given them.
+    own = dataclasses.replace(
+        s, home=tmp_path / "home", kafka_username="producer", kafka_password=kcreds.read_password(s.home, "producer"),
+        kafka_ca=s.tls_dir / "ca.pem",
+    )  # fmt: skip
     clients = {r: Client(region=r, node_id=node, settings=own, track_verdicts=True, linger_ms=1) for r in REGIONS}
     signer = clients["eu"].signer
     kid = signer.key_id

@@ -9,6 +9,8 @@ import stat
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from jarvis.security.apikeys import (
     ADMIN,
@@ -21,6 +23,8 @@ from jarvis.security.apikeys import (
     matches,
     mosquitto_hash,
     new_key,
+    pages_after,
+    scan_prefixes,
     write_denial,
 )
 from jarvis.security.key_store import FileAuthStore, mosquitto_password_lines
@@ -119,3 +123,36 @@ def test_a_key_record_passes_the_verifiers_rules_and_reads_back() -> None:
     reasons, _ = RuleVerifier().check(op, rule)
     assert reasons == []
     assert key_of_record("0a1b2c3d", rec.record()) == rec
+
+
+_IDS = st.lists(st.builds(lambda p, r: f"{p}:{r}", st.sampled_from(["ctr", "inv", "inventory", "patient"]),
+                          st.text(alphabet="ab1é", max_size=3)), max_size=30, unique=True)  # fmt: skip
+_PATTERNS = st.lists(st.sampled_from(["*", "ctr:*", "inv:*", "inventory:*", "patient:1", "ctr:a", "auth:*"]), max_size=3)
+
+
+@given(ids=_IDS, patterns=_PATTERNS, prefix=st.sampled_from(["", "c", "ctr:", "ctr:a", "inv", "inventory:", "p"]),
+       limit=st.integers(1, 5))  # fmt: skip
+def test_a_listing_by_scan_prefixes_pages_over_exactly_what_the_grants_read(ids, patterns, prefix, limit) -> None:
+    role = Role("r", tuple(patterns))
+    store = sorted(ids)
+
+    def list_ids(p: str, after: str | None, n: int) -> list[str]:  # what the cache does
+        return [i for i in store if i.startswith(p) and (after is None or i > after)][:n]
+
+    def page(after: str | None) -> tuple[list[str], str | None]:
+        scans = scan_prefixes(role.read, prefix)
+        got: list[str] = []
+        for p, cursor in pages_after([prefix] if scans is None else scans, after):
+            got += list_ids(p, cursor, limit - len(got))
+            if len(got) == limit:
+                return got, got[-1]
+        return got, None
+
+    listed: list[str] = []
+    after = None
+    for _ in range(100):
+        got, after = page(after)
+        listed += [i for i in got if role.may_read(i)]
+        if after is None:
+            break
+    assert listed == [i for i in store if i.startswith(prefix) and role.may_read(i)]
