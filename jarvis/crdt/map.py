@@ -25,7 +25,8 @@ orset), and per nested type the state that makes "remove what was observed" exac
 A remove creates no dot: its delta is what it observed (the dots, the totals, the deletion). In the
 pipeline (phase 2) a remove's arguments therefore carry that delta, made by the client from the
 state it read (to_dict of `remove`'s return value), and the fold merges it; updates are folded with
-`update(..., timestamp=hlc, node=origin)`, the dot being the origin's next one: the same on every
+`update(..., timestamp=hlc, node=origin, blind=True)` (a register write there supersedes only the
+writes it outranks: its writer read nothing), the dot being the origin's next one: the same on every
 region, since one object's operations of one origin arrive in log order.
 """
 
@@ -197,6 +198,10 @@ class _Counter:
         )
 
 
+def _rank(w: Write, dot: Dot) -> tuple[Any, ...]:
+    return (w[1], w[2], value_key(w[0]), dot)
+
+
 class _Register:
     # (dot, write) pairs, almost always one: a tuple of them costs a third of a one-entry dict.
     __slots__ = ("ws",)
@@ -220,9 +225,18 @@ class _Register:
 
     blank = bottom
 
-    def write(self, value: Any, ts: int, node: str, dot: Dot) -> tuple[_Register, set[Dot]]:
+    def write(self, value: Any, ts: int, node: str, dot: Dot, blind: bool = False) -> tuple[_Register, set[Dot]]:
+        """A write supersedes the writes this replica holds: its writer observed them. A `blind` write
+        (the pipeline's: its writer read nothing, and every region folds it as it arrives) supersedes
+        only the writes it outranks by (timestamp, node, value, dot), and one outranked by a write
+        held here is seen (its dot covered) but kept out: superseding what the folding region held
+        made the winner depend on the arrival order (two providers writing one field concurrently
+        left eu and us with different values for good)."""
+        new = (value, ts, node)
+        if blind and any(_rank(w, d) > _rank(new, dot) for d, w in self.ws):
+            return _Register(), {dot}
         old = {d for d, _ in self.ws}
-        self.ws = ((dot, (value, ts, node)),)
+        self.ws = ((dot, new),)
         d = _Register()
         d.ws = self.ws
         old.add(dot)
@@ -401,8 +415,11 @@ class Map:
         nested_args: dict[str, Any] | None = None,
         timestamp: int | None = None,
         node: str | None = None,
+        blind: bool = False,
     ) -> Map:
-        """Apply one operation of the nested CRDT at key `k`; returns the delta."""
+        """Apply one operation of the nested CRDT at key `k`; returns the delta. `blind`: the writer
+        observed nothing of this replica (the pipeline's operations), so a register write supersedes
+        only the writes it outranks, the same in every region whatever the arrival order."""
         _check(nested_type, nested_kind)
         if not isinstance(k, str):
             raise MapError(f"map keys are strings, got {type(k).__name__}")
@@ -425,7 +442,7 @@ class Map:
             if isinstance(cur, _Register):
                 assert dot is not None
                 ts = self.hlc.now() if timestamp is None else timestamp
-                d.fields[f], covered = cur.write(args.get("value"), ts, node, dot)
+                d.fields[f], covered = cur.write(args.get("value"), ts, node, dot, blind)
             else:
                 if "element" not in args:
                     raise MapError("a map set operation needs 'element'")

@@ -84,7 +84,7 @@ class MapSpec(CrdtSpec):
             why = update_args_problem(a)  # the verifier checked it; a mirrored record is checked again
             if why:
                 raise CrdtError(why)
-            value.update(a["key"], a["type"], a["kind"], a.get("args") or {}, timestamp=hlc, node=origin)
+            value.update(a["key"], a["type"], a["kind"], a.get("args") or {}, timestamp=hlc, node=origin, blind=True)
         else:
             why = remove_args_problem(a)
             if why:

@@ -225,7 +225,7 @@ def test_hostile_content_renders_as_text(written, browser, shots) -> None:
     assert browser.find_element("id", "object-id").text == HOSTILE
     assert browser.find_elements("css selector", "main img, main script") == []
     assert no_alert(browser)
-    open_page(browser, written["console"], "/objects?prefix=" + urllib.parse.quote("reg:<img", safe=""))
+    open_page(browser, written["console"], "/objects?prefix=" + urllib.parse.quote(HOSTILE, safe=""))
     wait_for(browser, "#listing a.oid", text=HOSTILE)
     open_page(browser, written["console"], "/object/" + urllib.parse.quote(IDS["members"], safe=""))
     wait_for(browser, "#members li", text="<img src=y onerror=alert(3)>")

@@ -252,3 +252,43 @@ def test_metadata_stays_bounded_under_update_remove_cycles() -> None:
         assert d["context"] == {"vv": {"a": 20_000}, "cloud": []}
         assert [f[:2] for f in d["fields"]] == [["c", "counter"]] and m.value() == {}
         assert len(json.dumps(d)) < 200
+
+
+_ORIGIN_WRITES = st.lists(
+    st.tuples(st.sampled_from(["eu", "us", "ap"]), st.sampled_from(["ward", "name"]), st.integers(0, 3),
+              st.integers(1, 6)),
+    min_size=1, max_size=12,
+)  # fmt: skip
+
+
+@given(_ORIGIN_WRITES, st.randoms(use_true_random=False))
+def test_the_fold_gives_every_region_the_same_register_whatever_the_arrival_order(writes, rng: random.Random) -> None:
+    # The pipeline folds each operation with update(..., timestamp=hlc, node=origin) in every region,
+    # in whatever order the origins' streams interleave there (one origin's in its log order). Two
+    # providers writing one field concurrently once left eu and us with different winners for good.
+    clock: dict[str, int] = {}
+    ops = []
+    for origin, k, v, step in writes:
+        clock[origin] = clock.get(origin, 0) + step  # an origin's timestamps grow along its log
+        ops.append((origin, k, v, clock[origin]))
+
+    def arrival() -> list[tuple[str, str, int, int]]:
+        queues = {o: [op for op in ops if op[0] == o] for o in clock}
+        out = []
+        while any(queues.values()):
+            o = rng.choice(sorted(q for q in queues if queues[q]))
+            out.append(queues[o].pop(0))
+        return out
+
+    def fold(order: list[tuple[str, str, int, int]]) -> Map:
+        m = Map("fold")
+        for origin, k, v, ts in order:
+            m.update(k, "register", "write", {"value": v}, timestamp=ts, node=origin, blind=True)
+        return m
+
+    a, b = fold(arrival()), fold(arrival())
+    assert a.value() == b.value()
+    newest = {}
+    for origin, k, v, ts in ops:
+        newest[k] = max(newest.get(k, (ts, origin, v)), (ts, origin, v))
+    assert a.value() == {k: v for k, (_ts, _o, v) in newest.items()}
