@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import time
-import urllib.request
 
+from connectors import api_client
 from jarvis.config import Settings
 
 
 def fold_lag(query_url: str) -> float:
-    text = urllib.request.urlopen(f"{query_url}/metrics", timeout=5).read().decode()
+    text = api_client.urlopen(f"{query_url}/metrics", 5).read().decode()
     return sum(
         float(line.rsplit(" ", 1)[1])
         for line in text.splitlines()

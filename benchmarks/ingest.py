@@ -20,12 +20,12 @@ import json
 import statistics
 import threading
 import time
-import urllib.request
 import uuid
 
 import aiohttp
 import paho.mqtt.client as mqtt
 
+from connectors import api_client, http_tls
 from connectors.sdk import Client
 from jarvis.config import settings
 from jarvis.roles import web_port
@@ -60,7 +60,8 @@ async def _http_rate(url: str, key: str, ids: list[str], n: int) -> float:
                         raise SystemExit(f"gateway answered {r.status}: {await r.text()}")
                 await asyncio.sleep(0.05)
 
-    async with aiohttp.ClientSession() as session:
+    connector = aiohttp.TCPConnector(ssl=http_tls.client_context(settings()) or True)
+    async with aiohttp.ClientSession(connector=connector) as session:
         t0 = time.perf_counter()
         await asyncio.gather(*(client(session) for _ in range(CLIENTS)))
         return n / (time.perf_counter() - t0)
@@ -97,7 +98,7 @@ def _publish_all(c: mqtt.Client, topic_of: list[str], payloads: list[bytes]) -> 
 
 
 def gateway_written(url: str) -> float:
-    text = urllib.request.urlopen(url + "/metrics", timeout=5).read().decode()
+    text = api_client.urlopen(url + "/metrics", 5).read().decode()
     return sum(float(ln.rsplit(" ", 1)[1]) for ln in text.splitlines()
                if ln.startswith("jarvis_ingest_mqtt_messages_total{") and 'outcome="written"' in ln)  # fmt: skip
 
@@ -151,7 +152,7 @@ def main() -> None:
     rounds = 1 if args.quick else args.rounds
     s = settings()
     key, record = FileAuthStore(s.home).create_key("admin", f"bench-{uuid.uuid4().hex[:6]}")
-    url = f"http://{s.host}:{web_port(s, 'ingest', REGION)}"
+    url = s.http_url(web_port(s, "ingest", REGION))
     port = s.region_config(REGION).mqtt_port
     stopped = [p for p in worker_procs(s) if p.running() and p.name != f"worker-ingest-{REGION}"]
     for p in stopped:

@@ -36,7 +36,6 @@ import sys
 import textwrap
 import threading
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 
@@ -45,7 +44,7 @@ import redis
 from confluent_kafka import Producer
 
 from benchmarks.idle import wait_idle
-from connectors import kafka_clients
+from connectors import api_client, kafka_clients
 from connectors.kafka_clients import client_conf
 from connectors.kafka_io import tail_consumer
 from connectors.redis_cache import obj_key
@@ -73,7 +72,7 @@ REGION = "eu"
 
 
 def metric(query_url: str, name: str) -> float:
-    text = urllib.request.urlopen(f"{query_url}/metrics", timeout=30).read().decode()
+    text = api_client.urlopen(f"{query_url}/metrics", 30).read().decode()
     total = 0.0
     for line in text.splitlines():
         if line.startswith(name) and not line.startswith("#"):

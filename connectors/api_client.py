@@ -1,6 +1,6 @@
 """The client side of the HTTP APIs' authentication: which Bearer key to send, and GETs that send it.
 
-The key is JARVIS_API_KEY if set, else the admin key `jarvis stack up` leaves at
+HTTPS is verified against the project CA (connectors/http_tls.py). The key is JARVIS_API_KEY if set, else the admin key `jarvis stack up` leaves at
 JARVIS_HOME/auth/admin.key (so the CLI, the demo, benchmarks and tests on the stack's host need no
 setup), else none (the APIs then answer 401, which says what to do).
 """
@@ -12,6 +12,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
+from connectors import http_tls
 from jarvis.config import Settings
 from jarvis.config import settings as default_settings
 
@@ -38,9 +39,12 @@ def request(url: str, *, key: str | None = None, settings: Settings | None = Non
                                   headers={**auth_headers(settings, key), **(headers or {})})  # fmt: skip
 
 
-def urlopen(url: str, timeout: float = 10.0, *, key: str | None = None, settings: Settings | None = None) -> Any:
-    """urllib's urlopen of a GET, with the Bearer key."""
-    return urllib.request.urlopen(request(url, key=key, settings=settings), timeout=timeout)
+def urlopen(url: str | urllib.request.Request, timeout: float = 10.0, *, key: str | None = None,
+            settings: Settings | None = None) -> Any:  # fmt: skip
+    """urllib's urlopen of a GET (or of a `request(...)`), with the Bearer key, verifying HTTPS
+    against the project CA."""
+    req = request(url, key=key, settings=settings) if isinstance(url, str) else url
+    return urllib.request.urlopen(req, timeout=timeout, context=http_tls.client_context(settings or default_settings()))
 
 
 def get_json(url: str, timeout: float = 5.0, *, key: str | None = None,

@@ -95,7 +95,7 @@ def digests(settings: Settings, timeout: float = 10.0, authorization: str | None
     for r in settings.regions:
         try:
             req = urllib.request.Request(f"{r.query_url}/v1/digest", headers=headers)
-            with urllib.request.urlopen(req, timeout=timeout) as resp:
+            with api_client.urlopen(req, timeout, settings=settings) as resp:
                 result[r.name] = json.loads(resp.read())
         except OSError as e:
             result[r.name] = {"error": str(e)}

@@ -7,6 +7,7 @@ import typer
 from jarvis.audit_cli import audit_app
 from jarvis.auth_cli import auth_app
 from jarvis.backup_cli import backup_app
+from jarvis.certs_cli import certs_app
 from jarvis.db_cli import db_app
 from jarvis.demo_cli import demo
 from jarvis.produce_cli import produce
@@ -33,6 +34,7 @@ app.add_typer(regions_app, name="regions")
 app.add_typer(keys_app, name="keys")
 app.add_typer(auth_app, name="auth")
 app.add_typer(backup_app, name="backup")
+app.add_typer(certs_app, name="certs")
 app.command("demo")(demo)
 
 if __name__ == "__main__":

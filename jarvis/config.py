@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
+from jarvis.security import kafka_credentials
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 # Ports are spaced per region so N regions never collide: region i uses base + 10 * i.
@@ -29,6 +31,7 @@ class RegionConfig:
     index: int
     host: str = "127.0.0.1"
     port_offset: int = 0  # shifts every port of the region: a second stack beside the first
+    scheme: str = "https"  # of its HTTP APIs (Settings.http_scheme)
 
     @property
     def kafka_port(self) -> int:
@@ -48,7 +51,7 @@ class RegionConfig:
 
     @property
     def query_url(self) -> str:
-        return f"http://{self.host}:{self.query_port}"
+        return f"{self.scheme}://{self.host}:{self.query_port}"
 
     @property
     def mqtt_port(self) -> int:
@@ -61,6 +64,16 @@ class RegionConfig:
 
 def _env(name: str, default: str) -> str:
     return os.environ.get(f"JARVIS_{name}", default)
+
+
+def _flag(value: str | None) -> bool | None:
+    if value is None or not value.strip():
+        return None
+    if value.strip().lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.strip().lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"a JARVIS_* flag is {value!r}: use 1 or 0")
 
 
 @dataclass(frozen=True)
@@ -110,6 +123,11 @@ class Settings:
     admin_public_keys: tuple[str, ...] = ()
     # JARVIS_API_KEY: the Bearer key clients send to the HTTP APIs; unset, JARVIS_HOME/auth/admin.key
     api_key: str | None = None
+    # JARVIS_HTTP_TLS 1|0: whether the HTTP APIs (query, ingest, console) speak HTTPS. Unset, as the
+    # stack under JARVIS_HOME was brought up: HTTPS unless `jarvis stack up --insecure`.
+    # JARVIS_HTTP_CA: the PEM file clients trust for them (default: JARVIS_HOME/tls/ca.pem).
+    http_tls: bool | None = None
+    http_ca: Path | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -151,12 +169,16 @@ class Settings:
                 k.strip() for k in _env("ADMIN_PUBLIC_KEYS", "").split(",") if k.strip()
             ),
             api_key=os.environ.get("JARVIS_API_KEY") or None,
+            http_tls=_flag(os.environ.get("JARVIS_HTTP_TLS")),
+            http_ca=Path(os.environ["JARVIS_HTTP_CA"]).resolve() if os.environ.get("JARVIS_HTTP_CA") else None,
         )
 
     @property
     def regions(self) -> list[RegionConfig]:
         return [
-            RegionConfig(name, i, self.host, self.port_offset) for i, name in enumerate(self.region_names)
+            RegionConfig(name, i, self.host, self.port_offset, scheme)
+            for scheme in [self.http_scheme]
+            for i, name in enumerate(self.region_names)
         ]
 
     def region_config(self, name: str) -> RegionConfig:
@@ -196,6 +218,26 @@ class Settings:
     def tls_dir(self) -> Path:
         """The project CA and the certificates it issued (jarvis/security/certs.py)."""
         return self.home / "tls"
+
+    @property
+    def http_secure(self) -> bool:
+        """Whether the HTTP APIs speak HTTPS. Read on each call, not cached: a stack brought back up
+        with --insecure (benchmarks/pipeline.py --compare-insecure) is seen at once."""
+        if self.http_tls is not None:
+            return self.http_tls
+        return kafka_credentials.read_mode(self.home) != kafka_credentials.PLAINTEXT
+
+    @property
+    def http_scheme(self) -> str:
+        return "https" if self.http_secure else "http"
+
+    @property
+    def http_ca_file(self) -> Path:
+        return self.http_ca or self.tls_dir / "ca.pem"
+
+    def http_url(self, port: int, host: str | None = None) -> str:
+        """The base URL of one of the stack's HTTP servers."""
+        return f"{self.http_scheme}://{host or self.host}:{port}"
 
     @property
     def admin_key_file(self) -> Path:

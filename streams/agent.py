@@ -30,9 +30,10 @@ from typing import Any
 import orjson
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
+from prometheus_client import Counter, Gauge, Histogram
 from rich.console import Console
 
+from connectors.http_tls import start_metrics_server
 from connectors.kafka_clients import confluent_conf
 from connectors.sdk import Client
 from connectors.topics_admin import admin_client, ensure_topics
@@ -324,7 +325,7 @@ def run(
     bootstrap = settings.bootstrap(region)
     wanted = [topics.task_pool(pool_topic(pool)), topics.BY_NAME[topics.TASKS], topics.BY_NAME[topics.TASKS_DEAD]]
     ensure_topics(admin_client(bootstrap, settings, AGENT), wanted, settings.partitions)
-    start_http_server(web_port(settings, "agent", region, instance), addr=settings.host)
+    start_metrics_server(settings, web_port(settings, "agent", region, instance))
     client = Client(region=region, node_id=worker, settings=settings, batch_size=200, linger_ms=2, principal=AGENT)
     router_client = Client(
         region=region, node_id=worker, settings=settings, batch_size=200, linger_ms=2, principal=AGENT

@@ -6,6 +6,7 @@ import logging
 
 import faust
 
+from connectors.http_tls import faust_http_client, server_context
 from connectors.kafka_clients import faust_kwargs
 from jarvis import roles, topics
 from jarvis.config import Settings
@@ -27,7 +28,9 @@ def make_app(settings: Settings, role: str, region: str, instance: int = 0, **ov
         web_host=settings.host,
         web_port=port,
         web_bind=settings.host,
-        canonical_url=f"http://{settings.host}:{port}",
+        canonical_url=settings.http_url(port),
+        web_ssl_context=server_context(settings),
+        HttpClient=faust_http_client(settings),
         topic_partitions=settings.partitions,
         topic_replication_factor=1,
         value_serializer="raw",

@@ -22,7 +22,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
-from prometheus_client import Counter, start_http_server
+from prometheus_client import Counter
 from rich.console import Console
 
 from connectors.archive import access_audit
@@ -30,6 +30,7 @@ from connectors.archive.migrate import migrate
 from connectors.archive.rows import MessageRows, message_rows
 from connectors.archive.sink import ArchiveSink
 from connectors.archive.snapshots import SnapshotPolicy
+from connectors.http_tls import start_metrics_server
 from connectors.kafka_clients import confluent_conf
 from connectors.replayer import Replayer
 from jarvis import topics
@@ -168,7 +169,7 @@ def run(settings: Settings, region: str, instance: int = 0, max_batch: int = 200
     applied = migrate(settings.postgres_dsn)
     if applied:
         console.print(f"archive migrations applied: {', '.join(applied)}")
-    start_http_server(web_port(settings, "archiver", region, instance), addr=settings.host)
+    start_metrics_server(settings, web_port(settings, "archiver", region, instance))
     policy = SnapshotPolicy(settings.snapshot_every_ops)
     replayer = Replayer.from_settings(settings, "archiver")
 

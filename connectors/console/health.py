@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 
 def measure(settings: Settings, region: str) -> None:
-    FOLD_READY.labels(region).set(1 if query_ready(settings.region_config(region).query_url) else 0)
+    FOLD_READY.labels(region).set(1 if query_ready(settings.region_config(region).query_url, settings) else 0)
     try:
         for lag in mirror_lag(settings, "console"):
             if lag.target == region:

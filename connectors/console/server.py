@@ -28,6 +28,7 @@ from connectors.console.health import measure_forever
 from connectors.console.topic_tail import rejected_row, tail
 from connectors.http_auth import PRINCIPAL, HttpAuth
 from connectors.http_limits import REQUEST_LIMITS
+from connectors.http_tls import client_context, server_context
 from connectors.redis_cache import RedisCache
 from connectors.regions import agreement, digests, mirror_lag
 from jarvis import topics
@@ -103,7 +104,10 @@ class Console:
         return app
 
     async def _open(self, _: web.Application) -> None:
-        self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=5))
+        self.http = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=5),
+            connector=aiohttp.TCPConnector(ssl=client_context(self.settings) or True),
+        )
         if self.measure:
             self._measuring = asyncio.create_task(measure_forever(self.settings, self.region))
 
@@ -375,5 +379,8 @@ def run(settings: Settings, region: str, instance: int = 0) -> None:
 
     app.on_startup.append(start_view)
     port = web_port(settings, "console", region, instance)
-    print(f"console of {region} on http://{settings.host}:{port}/", flush=True)
-    web.run_app(app, host=settings.host, port=port, print=None, access_log=None, **REQUEST_LIMITS)
+    print(f"console of {region} on {settings.http_url(port)}/", flush=True)
+    web.run_app(
+        app, host=settings.host, port=port, print=None, access_log=None, ssl_context=server_context(settings),
+        **REQUEST_LIMITS,
+    )

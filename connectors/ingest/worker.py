@@ -13,6 +13,7 @@ from aiohttp import web
 from connectors.access_audit import AuditSink
 from connectors.auth_view import AuthView
 from connectors.http_limits import REQUEST_LIMITS
+from connectors.http_tls import server_context
 from connectors.ingest.http import IngestApi
 from connectors.ingest.idempotency import IdempotencyStore
 from connectors.ingest.mqtt import MqttBridge
@@ -53,7 +54,7 @@ async def serve(settings: Settings, region: str, instance: int) -> None:
     )
     await runner.setup()
     port = web_port(settings, "ingest", region, instance)
-    site = web.TCPSite(runner, settings.host, port, reuse_address=True)
+    site = web.TCPSite(runner, settings.host, port, reuse_address=True, ssl_context=server_context(settings))
     await site.start()
     r = settings.region_config(region)
     bridge = MqttBridge(writer, r.host, r.mqtt_port, region, instance, mosquitto.BRIDGE_USER, mosquitto.bridge_secret(settings))

@@ -41,7 +41,10 @@ def config(settings: Settings) -> dict[str, Any]:
             for r in settings.regions
             for i in range(role.instances)
         ]  # fmt: skip
-        jobs.append({"job_name": f"jarvis-{role.name}", "static_configs": targets})
+        job: dict[str, Any] = {"job_name": f"jarvis-{role.name}", "static_configs": targets}
+        if settings.http_secure:  # every worker serves /metrics over HTTPS with the project CA's leaf
+            job |= {"scheme": "https", "tls_config": {"ca_file": str(settings.http_ca_file), "min_version": "TLS13"}}
+        jobs.append(job)
     return {
         "global": {"scrape_interval": f"{SCRAPE_S}s", "evaluation_interval": f"{SCRAPE_S}s"},
         "rule_files": [str(RULES / "*.yml")],

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from connectors import kafka_clients
+from connectors import http_tls, kafka_clients
 from connectors.trust_admin import stack_grants
 from jarvis import topics
 from jarvis.config import RegionConfig, Settings
@@ -121,6 +121,12 @@ class Stack:
         # Made for an insecure stack too: a data dir formatted now can be brought up secure later.
         passwords = kcreds.ensure_passwords(s.home, kafka_acls.principals())
         secure = protocol == kcreds.SASL_SSL
+        # Recorded first (kafka_protocol refused a change of mode while brokers run): the HTTP
+        # servers, Prometheus' scrape config and every client read it (HTTPS follows Kafka's TLS).
+        kcreds.write_mode(s.home, protocol)
+        if s.http_secure:
+            leaf = http_tls.issue(s)
+            report(f"HTTPS certificate for the APIs: {leaf.cert} (TLS 1.3, project CA {s.http_ca_file})")
 
         registry = self.registry_wanted(with_registry)
         registry_proc = None
@@ -375,7 +381,7 @@ class Stack:
                 "query_url": r.query_url,
                 "console_url": console_url(s, r.name),
                 "kafka": "up" if self._broker_ready(r) else "down",
-                "ingest_url": f"http://{r.host}:{web_port(s, 'ingest', r.name)}",
+                "ingest_url": s.http_url(web_port(s, "ingest", r.name), r.host),
                 "mqtt_url": r.mqtt_url,
                 "mqtt": "up" if mosquitto.ping(r) else "down",
             }
@@ -393,6 +399,7 @@ class Stack:
             # What a client needs: the protocol, the CA to trust and where its principal's password is.
             "kafka_security": protocol,
             "ca": str(kafka_clients.ca_path(s).resolve()) if protocol == kcreds.SASL_SSL else None,
+            "http_ca": str(s.http_ca_file.resolve()) if self._safe(lambda: s.http_secure) else None,
             "kafka_credentials": str(kafka_clients.credentials_location(s).resolve()) if protocol == kcreds.SASL_SSL else None,
             "mirrormaker": procs.get("mirrormaker", "stopped"),
             "postgres": s.postgres_dsn,
@@ -411,7 +418,7 @@ class Stack:
 
 
 def console_url(settings: Settings, region: str) -> str:
-    return f"http://{settings.host}:{web_port(settings, 'console', region)}/"
+    return settings.http_url(web_port(settings, "console", region)) + "/"
 
 
 def cluster_metadata(settings: Settings, region: RegionConfig, timeout: float = 3.0) -> Any:

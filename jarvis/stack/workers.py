@@ -11,6 +11,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 
+from connectors.http_tls import client_context
 from jarvis import roles
 from jarvis.config import Settings
 from jarvis.stack import schema_registry
@@ -62,12 +63,12 @@ def start_workers(settings: Settings, report: Callable[[str], None]) -> None:
             report(f"started {proc.name}")
 
 
-def query_ready(query_url: str) -> tuple[bool, str]:
+def query_ready(query_url: str, settings: Settings) -> tuple[bool, str]:
     """Whether the fold serves reads of every object: /readyz answers 200 once every partition
     assigned to it is recovered and reads can be routed (live, /healthz, comes much earlier: with
     many objects held, table recovery takes minutes, and every read meanwhile answers 503)."""
     try:
-        with urllib.request.urlopen(f"{query_url}/readyz", timeout=2) as r:
+        with urllib.request.urlopen(f"{query_url}/readyz", timeout=2, context=client_context(settings)) as r:
             return r.status == 200, "ready"
     except urllib.error.HTTPError as e:
         try:
@@ -89,7 +90,7 @@ def wait_for_queries(settings: Settings, report: Callable[[str], None], timeout:
     for region in settings.regions:
         next_report = time.monotonic() + 15
         while True:
-            ready, why = query_ready(region.query_url)
+            ready, why = query_ready(region.query_url, settings)
             if ready:
                 break
             now = time.monotonic()
@@ -105,9 +106,9 @@ def wait_for_queries(settings: Settings, report: Callable[[str], None], timeout:
         report(f"query API of {region.name} ready at {region.query_url}")
 
 
-def ingest_ready(url: str) -> bool:
+def ingest_ready(url: str, settings: Settings) -> bool:
     try:
-        with urllib.request.urlopen(f"{url}/healthz", timeout=2) as r:
+        with urllib.request.urlopen(f"{url}/healthz", timeout=2, context=client_context(settings)) as r:
             return r.status == 200
     except (urllib.error.URLError, OSError):
         return False
@@ -117,8 +118,8 @@ def wait_for_ingest(settings: Settings, report: Callable[[str], None], timeout: 
     """Block until every region's ingest gateway answers (HTTP; its MQTT bridge connects on its own)."""
     deadline = time.monotonic() + timeout
     for region in settings.regions:
-        url = f"http://{region.host}:{roles.web_port(settings, 'ingest', region.name)}"
-        while not ingest_ready(url):
+        url = settings.http_url(roles.web_port(settings, "ingest", region.name), region.host)
+        while not ingest_ready(url, settings):
             if time.monotonic() > deadline:
                 raise RuntimeError(
                     f"the ingest gateway of {region.name} did not answer {url} in {timeout:.0f} s; "

@@ -5,6 +5,8 @@ network its background connections (updates, sync, field trials) would otherwise
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 import shutil
 import tempfile
@@ -13,6 +15,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from connectors import http_tls
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 FLAGS = (
@@ -20,6 +27,19 @@ FLAGS = (
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
     "--window-size=1280,1400",
 )  # fmt: skip
+
+
+def trust_flags() -> list[str]:
+    """Chromium's way to trust the stack's HTTPS leaf alone (pinned by its public key's SHA-256),
+    in this throwaway profile: nothing else is trusted beyond the system's CAs."""
+    from jarvis.config import settings
+
+    s = settings()
+    if not s.http_secure:
+        return []
+    cert = x509.load_pem_x509_certificates(http_tls.leaf_files(s)[0].read_bytes())[0]
+    spki = cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return [f"--ignore-certificate-errors-spki-list={base64.b64encode(hashlib.sha256(spki).digest()).decode()}"]
 
 
 @contextmanager
@@ -32,7 +52,7 @@ def chromium() -> Iterator[object]:
     profile = tempfile.mkdtemp(prefix="jarvis-chromium-")
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
-    for flag in (*FLAGS, f"--user-data-dir={profile}"):
+    for flag in (*FLAGS, f"--user-data-dir={profile}", *trust_flags()):
         opts.add_argument(flag)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
     driver.set_page_load_timeout(30)

@@ -8,6 +8,9 @@ import subprocess
 import sys
 from typing import Any
 
+from jarvis.config import Settings
+from jarvis.config import settings as default_settings
+
 
 def jarvis(*args: str, region: str = "eu", timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run(
@@ -27,10 +30,16 @@ def new_key(role: str, name: str, region: str = "eu") -> tuple[str, str]:
     return key, key.split("_")[1]
 
 
+def curl_tls(settings: Settings | None = None) -> list[str]:
+    """curl's arguments to verify the stack's HTTPS APIs against the project CA (none if insecure)."""
+    s = settings or default_settings()
+    return ["--cacert", str(s.http_ca_file)] if s.http_secure else []
+
+
 def curl(url: str, key: str | None = None, *, method: str = "GET", body: bytes | None = None,
          max_time: float = 10) -> tuple[int, Any, str]:  # fmt: skip
     """(status, JSON body or text, raw headers) of curl's answer."""
-    argv = ["curl", "-sS", "-D", "-", "-o", "-", "--max-time", str(max_time), "-X", method, url]
+    argv = ["curl", "-sS", "-D", "-", "-o", "-", "--max-time", str(max_time), "-X", method, *curl_tls(), url]
     if key:
         argv += ["-H", f"Authorization: Bearer {key}"]
     if body is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import time
 import urllib.error
 import urllib.parse
@@ -10,9 +11,10 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
-from connectors import api_client
+from connectors import api_client, http_tls
 from connectors.trust_admin import dev_trust
 from jarvis.config import Settings
+from jarvis.config import settings as default_settings
 from jarvis.security.keys import ensure_node_key
 from tests.model import SentOp
 
@@ -20,7 +22,7 @@ from tests.model import SentOp
 def get_json(url: str, timeout: float = 5.0, key: str | None = None) -> tuple[int, Any]:
     """(status, JSON) of a GET sent with `key` (default: the stack's admin key, connectors/api_client.py)."""
     try:
-        with urllib.request.urlopen(api_client.request(url, key=key), timeout=timeout) as resp:
+        with api_client.urlopen(url, timeout, key=key) as resp:
             return resp.status, json.loads(resp.read())
     except urllib.error.HTTPError as e:
         try:
@@ -69,6 +71,14 @@ def wait_until(check: Callable[[], bool], timeout: float, interval: float = 0.5)
             return True
         time.sleep(interval)
     return check()
+
+
+def connect(host: str, port: int, timeout: float = 10.0) -> socket.socket:
+    """A raw connection to one of the stack's HTTP servers, through TLS (handshake done) unless
+    the stack is insecure: for tests that send bytes no HTTP client would."""
+    sock = socket.create_connection((host, port), timeout=timeout)
+    ctx = http_tls.client_context(default_settings())
+    return ctx.wrap_socket(sock, server_hostname=host) if ctx else sock
 
 
 def trust_node(settings: Settings, node_id: str) -> None:

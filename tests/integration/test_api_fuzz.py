@@ -44,7 +44,7 @@ EXCLUDED_CHECKS = [checks.negative_data_rejection, checks.positive_data_acceptan
 def world(stack) -> dict[str, Any]:
     s = stack.settings
     query = s.region_config("eu").query_url
-    ingest = f"http://{s.host}:{web_port(s, 'ingest', 'eu', 0)}"
+    ingest = s.http_url(web_port(s, "ingest", "eu", 0))
     with Client(region="eu", node_id=f"fuzz-{UID}", dev_trust=True) as c:
         c.counter(f"ctr:fz{UID}").increment(2)
         c.register(f"reg:fz{UID}").write({"x": 1})

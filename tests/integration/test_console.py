@@ -127,7 +127,7 @@ def no_alert(driver: Any) -> bool:
 
 
 def test_console_policy_forbids_inline_script(written) -> None:
-    with urllib.request.urlopen(written["console"], timeout=5) as r:
+    with api_client.urlopen(written["console"], 5) as r:
         csp = r.headers["Content-Security-Policy"]
     assert "script-src 'self'" in csp and "unsafe-inline" not in csp
 

@@ -123,7 +123,7 @@ def test_rebalance_when_a_second_fold_worker_joins_mid_stream(stack) -> None:
     region = "eu"
     object_ids = [f"ctr:rebalance-{uuid.uuid4().hex[:8]}-{i}" for i in range(12)]
     query_url = stack.settings.region_config(region).query_url
-    other_url = f"http://{stack.settings.host}:{stack.settings.region_config(region).query_port + 100}"
+    other_url = stack.settings.http_url(stack.settings.region_config(region).query_port + 100)
     per_object = 20_000
     client = Client(region=region, node_id="rebalance-producer", dev_trust=True)
     for _ in range(per_object):

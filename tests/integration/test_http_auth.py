@@ -35,7 +35,7 @@ def q(obj: str, what: str = "") -> str:
 def world(stack) -> dict[str, Any]:
     s = stack.settings
     urls = {r: s.region_config(r).query_url for r in ("eu", "us")}
-    ingest = f"http://{s.host}:{web_port(s, 'ingest', 'eu', 0)}"
+    ingest = s.http_url(web_port(s, "ingest", "eu", 0))
     c = Client(region="eu", node_id=f"auth-test-{UID}", dev_trust=True)
     c.counter(f"inventory:{UID}-a").increment(3)
     c.register(f"patient:{UID}-1").write({"name": "x"})

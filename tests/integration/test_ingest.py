@@ -8,7 +8,6 @@ is answered with a 4xx and a reason each while the worker keeps serving.
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import time
 import uuid
@@ -20,7 +19,8 @@ from jarvis.config import Settings
 from jarvis.roles import web_port
 from jarvis.security.key_store import FileAuthStore
 from pipelines.loader import pipelines
-from tests.integration.pipeline_helpers import normalize, read_value, wait_until
+from tests.integration.cli_helpers import curl_tls
+from tests.integration.pipeline_helpers import connect, normalize, read_value, wait_until
 from tests.model import SentOp, model_value
 
 pytestmark = pytest.mark.integration
@@ -39,7 +39,7 @@ def gw(stack: Any, settings: Settings) -> dict[str, Any]:
 
     mosquitto.reload(settings)
     r = settings.region_config("eu")
-    url = f"http://{r.host}:{web_port(settings, 'ingest', 'eu')}"
+    url = settings.http_url(web_port(settings, "ingest", "eu"), r.host)
     assert wait_until(lambda: curl(url + "/healthz")[0] == 200, 60)
     return {
         "url": url, "admin": admin, "reader": reader, "device": device, "device_name": f"device-{tag}",
@@ -50,7 +50,7 @@ def gw(stack: Any, settings: Settings) -> dict[str, Any]:
 def curl(url: str, body: bytes | None = None, *, key: str | None = None, ctype: str = "application/json",
          headers: dict[str, str] | None = None, timeout: float = 30) -> tuple[int, Any, dict[str, str]]:  # fmt: skip
     """(status, JSON body or text, headers) of curl's answer."""
-    argv = ["curl", "-sS", "-D", "-", "--max-time", str(timeout), url]
+    argv = ["curl", "-sS", "-D", "-", "--max-time", str(timeout), *curl_tls(), url]
     if key:
         argv += ["-H", f"Authorization: Bearer {key}"]
     for k, v in (headers or {}).items():
@@ -279,8 +279,8 @@ def test_bad_input_battery_each_a_4xx_with_a_reason(gw: dict[str, Any]) -> None:
 
 
 def test_a_slow_client_does_not_stop_the_others(gw: dict[str, Any]) -> None:
-    host, port = gw["url"].removeprefix("http://").split(":")
-    slow = [socket.create_connection((host, int(port))) for _ in range(20)]
+    host, port = gw["url"].split("://", 1)[1].split(":")
+    slow = [connect(host, int(port)) for _ in range(20)]
     try:
         for s in slow:
             s.sendall(b"POST /v1/ops HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\nContent-Type: application/json\r\n")

@@ -28,7 +28,7 @@ def panel_queries() -> list[tuple[str, str]]:
 def test_stack_status_names_the_console_and_prometheus(stack) -> None:
     st = stack.status()
     assert st["prometheus_url"] == prometheus.url(stack.settings) and st["prometheus_status"] == "up"
-    assert st["console_url"] == "http://127.0.0.1:9281/"
+    assert st["console_url"] == "https://127.0.0.1:9281/"
     status, health = get_json(st["console_url"] + "healthz")
     assert status == 200 and health["region"] == "eu"
 

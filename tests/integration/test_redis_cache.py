@@ -13,6 +13,7 @@ import redis
 from connectors import api_client
 from connectors.redis_cache import changes_channel, index_key, obj_key, watch_channel
 from connectors.sdk import Client
+from tests.integration.cli_helpers import curl_tls
 from tests.integration.pipeline_helpers import get_json, object_url, wait_until
 
 pytestmark = pytest.mark.integration
@@ -81,7 +82,7 @@ def _curl_json(url: str) -> tuple[int, object]:
     import subprocess
 
     out = subprocess.run(
-        ["curl", "-sS", "--max-time", "10", "-w", "\n%{http_code}", *_curl_tls(url), *_curl_key(), url],
+        ["curl", "-sS", "--max-time", "10", "-w", "\n%{http_code}", *curl_tls(), *_curl_key(), url],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     body, _, status = out.rpartition("\n")
@@ -90,10 +91,6 @@ def _curl_json(url: str) -> tuple[int, object]:
 
 def _curl_key() -> list[str]:
     return ["-H", f"Authorization: Bearer {api_client.api_key()}"]
-
-
-def _curl_tls(url: str) -> list[str]:
-    return ["-k"] if url.startswith("https") else []
 
 
 def test_listing_pages_reach_ids_past_latin1_and_never_leave_the_prefix(stack) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import socket
+import ssl
 import threading
 import time
 import urllib.parse
@@ -18,12 +18,13 @@ import aiohttp
 import pytest
 import redis
 
-from connectors import api_client
+from connectors import api_client, http_tls
 from connectors.redis_cache import obj_key
 from connectors.sdk import Client
+from jarvis.config import settings
 from jarvis.stack import redis_server
 from jarvis.stack.workers import worker_proc
-from tests.integration.pipeline_helpers import get_json, object_url, wait_until
+from tests.integration.pipeline_helpers import connect, get_json, object_url, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -139,8 +140,12 @@ def list_all(query_url: str, prefix: str) -> tuple[int, list[dict]]:
         after = body["next"]
 
 
+def tls_connector(limit: int = 100) -> aiohttp.TCPConnector:
+    return aiohttp.TCPConnector(limit=limit, ssl=http_tls.client_context(settings()) or True)
+
+
 async def first_watch_event(url: str, timeout: float = 10) -> tuple[int, str | None]:
-    async with aiohttp.ClientSession(headers=api_client.auth_headers()) as session, \
+    async with aiohttp.ClientSession(headers=api_client.auth_headers(), connector=tls_connector()) as session, \
             session.get(url, timeout=aiohttp.ClientTimeout(total=timeout)) as r:
         if r.status != 200:
             return r.status, None
@@ -265,7 +270,7 @@ def test_1000_concurrent_watchers_all_get_their_state_or_a_503(stack) -> None:
 
     async def run() -> list[tuple[int, list[str]] | BaseException]:
         timeout = aiohttp.ClientTimeout(total=60)
-        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), timeout=timeout,
+        async with aiohttp.ClientSession(connector=tls_connector(limit=0), timeout=timeout,
                                          headers=api_client.auth_headers()) as session:
             flags = [asyncio.Event() for _ in range(n)]
             tasks = [asyncio.create_task(watcher(session, ids[i % len(ids)], flags[i])) for i in range(n)]
@@ -296,7 +301,7 @@ def test_100_slow_header_connections_are_closed_by_the_server(stack) -> None:
     host, port = s.host, s.region_config(REGION).query_port
     conns = []
     for _ in range(100):
-        c = socket.create_connection((host, port), timeout=5)
+        c = connect(host, port, timeout=5)
         c.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
         c.setblocking(False)
         conns.append(c)
@@ -310,11 +315,11 @@ def test_100_slow_header_connections_are_closed_by_the_server(stack) -> None:
                 c.sendall(b"X")  # one more byte of a header that never ends
                 if c.recv(1024) == b"":
                     closed_at[i] = time.monotonic() - t0
-            except BlockingIOError:
+            except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):  # nothing to read yet
                 pass
             except OSError:  # reset: closed
                 closed_at[i] = time.monotonic() - t0
-        assert get_json(f"http://{host}:{port}/healthz", timeout=5)[0] == 200  # others are served meanwhile
+        assert get_json(f"{stack.settings.http_scheme}://{host}:{port}/healthz", timeout=5)[0] == 200  # others are served meanwhile
         time.sleep(1)
     for c in conns:
         c.close()
@@ -324,7 +329,7 @@ def test_100_slow_header_connections_are_closed_by_the_server(stack) -> None:
 
 def raw_get(host: str, port: int, path: str) -> bytes:
     """A GET sent as bytes: the server may answer and close before it has read a long request."""
-    with socket.create_connection((host, port), timeout=10) as c:
+    with connect(host, port, timeout=10) as c:
         with contextlib.suppress(OSError):
             auth = "".join(f"{k}: {v}\r\n" for k, v in api_client.auth_headers().items())
             c.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n".encode())

@@ -52,7 +52,7 @@ def test_status_json_reports_both_regions(stack) -> None:
     for region in ("eu", "us"):
         assert st["regions"][region]["kafka"] == "up"
         assert st["regions"][region]["bootstrap"].startswith("127.0.0.1:")
-        assert st["regions"][region]["query_url"].startswith("http://")
+        assert st["regions"][region]["query_url"].startswith("https://")
     assert st["mirrormaker"] == "running"
     assert st["postgres"].startswith("postgresql://") and st["postgres_status"] == "up"
     assert st["redis"].startswith("redis://") and st["redis_status"] == "up"

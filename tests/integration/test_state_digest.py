@@ -18,6 +18,7 @@ from connectors import api_client
 from connectors.regions import agreement, digests
 from connectors.sdk import Client
 from jarvis.stack.workers import worker_proc
+from tests.integration.cli_helpers import curl_tls
 from tests.integration.pipeline_helpers import read_value, wait_until
 
 pytestmark = pytest.mark.integration
@@ -25,7 +26,7 @@ pytestmark = pytest.mark.integration
 
 def curl(url: str) -> tuple[int, str]:
     out = subprocess.run(
-        ["curl", "-sS", "--max-time", "20", "-w", "\n%{http_code}", "-H", f"Authorization: Bearer {api_client.api_key()}", url],
+        ["curl", "-sS", "--max-time", "20", "-w", "\n%{http_code}", *curl_tls(), "-H", f"Authorization: Bearer {api_client.api_key()}", url],
         capture_output=True, text=True, check=False,
     ).stdout
     body, _, status = out.rpartition("\n")

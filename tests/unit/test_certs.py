@@ -64,3 +64,26 @@ def test_reissued_only_when_names_or_ca_change(tmp_path: Path) -> None:
     new_ca = CertificateAuthority(tmp_path)
     again = new_ca.leaf("x", ["127.0.0.1", "localhost"]).cert.read_bytes()
     assert again != renamed
+
+
+def test_jarvis_certs_issue_prints_paths_openssl_verifies(tmp_path, monkeypatch) -> None:
+    import json
+    import subprocess
+
+    from typer.testing import CliRunner
+
+    from jarvis.certs_cli import certs_app
+    from jarvis.config import settings
+
+    monkeypatch.setenv("JARVIS_HOME", str(tmp_path))
+    settings.cache_clear()
+    try:
+        out = CliRunner().invoke(certs_app, ["issue", "web1", "--host", "db.internal", "--host", "10.0.0.5", "--json"])
+        assert out.exit_code == 0, out.output
+        paths = json.loads(out.stdout)
+        ok = subprocess.run(["openssl", "verify", "-CAfile", paths["ca"], paths["cert"]], capture_output=True, text=True)
+        assert ok.returncode == 0 and ok.stdout.strip().endswith("OK")
+        bad = CliRunner().invoke(certs_app, ["issue", "../x", "--host", "a"])
+        assert bad.exit_code != 0 and "letters, digits" in bad.output
+    finally:
+        settings.cache_clear()
