@@ -107,6 +107,27 @@ def test_openssl_negotiates_tls13_and_refuses_tls12(secure, port_of: str) -> Non
     assert "Protocol version: TLSv1.2" not in old.stdout + old.stderr
 
 
+@pytest.mark.parametrize("role", ["fold", "ingest", "console", "verifier", "agent"])
+def test_every_http_server_speaks_tls13_only_with_the_project_leaf(secure, role: str) -> None:
+    """The query API (the fold's web server), the ingest gateway, the console and the /metrics of a
+    worker without a web app: TLS 1.3 with the CA's leaf, TLS 1.2 refused, no plain HTTP."""
+    from jarvis.roles import web_port
+
+    target = f"{secure.host}:{web_port(secure, role, 'eu')}"
+    ca = str(secure.http_ca_file)
+    ok = subprocess.run(
+        ["openssl", "s_client", "-connect", target, "-tls1_3", "-CAfile", ca, "-verify_return_error", "-brief"],
+        input="", capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    out = ok.stdout + ok.stderr
+    assert "Protocol version: TLSv1.3" in out and "Verification: OK" in out, out
+    old = subprocess.run(["openssl", "s_client", "-connect", target, "-tls1_2", "-CAfile", ca, "-brief"],
+                         input="", capture_output=True, text=True, timeout=30)  # fmt: skip
+    assert old.returncode != 0 and "Protocol version: TLSv1.2" not in old.stdout + old.stderr
+    plain = subprocess.run(["curl", "-sS", "--max-time", "5", f"http://{target}/healthz"], capture_output=True, text=True)
+    assert plain.returncode != 0 or not plain.stdout.startswith("{"), plain.stdout  # no plain-HTTP answer
+
+
 @needs_kcat
 def test_kcat_without_credentials_is_refused(secure) -> None:
     # Plaintext to a TLS listener: the broker drops the connection; nothing is written.
