@@ -85,6 +85,7 @@ def start_metrics_server(settings: Settings, port: int) -> None:
 def faust_http_client(settings: Settings) -> Callable[[], Any]:
     """Faust's `HttpClient` setting: the session its table router forwards reads to the owning
     worker with, verifying that worker's HTTPS against the project CA."""
+    # Lazy: only Faust workers route reads; the CLI and the SDK import this module without aiohttp.
     import aiohttp
 
     ctx = client_context(settings)

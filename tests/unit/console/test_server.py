@@ -14,7 +14,7 @@ from jarvis.config import Settings
 from jarvis.security.apikeys import ADMIN, Principal, Role, new_key
 
 # Region index 0 with a port offset that puts its query port where nothing listens.
-SETTINGS = Settings(port_offset=7)
+SETTINGS = Settings(port_offset=7, http_tls=False)  # plain HTTP: the pages and the proxy, not TLS (tests/unit/test_http_tls.py)
 ALL_KEY, _ = new_key(bytes(36))
 CTR_KEY, _ = new_key(bytes([1]) * 36)
 
