@@ -48,7 +48,7 @@ def test_a_key_is_trusted_only_by_an_admin_grant_and_revocation_holds_in_every_r
     # as an application elsewhere is given them.
     own = dataclasses.replace(
         s, home=tmp_path / "home", kafka_username="producer", kafka_password=kcreds.read_password(s.home, "producer"),
-        kafka_ca=s.tls_dir / "ca.pem",
+        kafka_ca=s.tls_dir / "ca.pem", http_ca=s.http_ca_file,
     )  # fmt: skip
     clients = {r: Client(region=r, node_id=node, settings=own, track_verdicts=True, linger_ms=1) for r in REGIONS}
     signer = clients["eu"].signer
