@@ -61,6 +61,9 @@ def _cluster_env(s: Settings) -> dict[str, str]:
                 "JARVIS_KAFKA_CA": str(a.ca)}  # fmt: skip
     if s.admin_key_file.exists():
         env["JARVIS_API_KEY"] = s.admin_key_file.read_text().strip()
+    env["JARVIS_HTTP_TLS"] = "1" if s.http_secure else "0"
+    if s.http_secure:
+        env["JARVIS_HTTP_CA"] = str(s.http_ca_file)
     return env
 
 
