@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode, checks
 
+from connectors import http_tls
 from connectors.sdk import Client
 from jarvis.roles import web_port
 from tests.integration.cli_helpers import jarvis, new_key, ok
@@ -56,7 +57,7 @@ def world(stack) -> dict[str, Any]:
     key, _ = new_key(f"fuzz-{UID}", f"fuzz-{UID}")
     headers = {"Authorization": f"Bearer {key}"}
     assert wait_until(lambda: read_value(query, f"ctr:fz{UID}", key=key) == 2, 30), "the fuzz key never worked"
-    return {"query": query, "ingest": ingest, "headers": headers, "count": 0}
+    return {"query": query, "ingest": ingest, "headers": headers, "count": 0, "verify": http_tls.verify(s)}
 
 
 def object_ids(body: Any) -> Iterator[str]:
@@ -120,7 +121,8 @@ def fuzz_operation(op: Any, world: dict[str, Any], base_url: str, failures: list
         world["count"] += 1
         try:
             response = case.call_and_validate(
-                base_url=base_url, headers=world["headers"], timeout=15, excluded_checks=EXCLUDED_CHECKS
+                base_url=base_url, headers=world["headers"], timeout=15, excluded_checks=EXCLUDED_CHECKS,
+                verify=world["verify"],
             )
         except (Exception, BaseExceptionGroup) as exc:  # a failed check, kept to report them all at the end
             failures.append(f"{op.label}: {first_failure(exc)}")
@@ -131,7 +133,9 @@ def fuzz_operation(op: Any, world: dict[str, Any], base_url: str, failures: list
 
 
 def fuzz(world: dict[str, Any], base_url: str) -> list[str]:
-    schema = schemathesis.openapi.from_url(f"{base_url}/openapi.json").exclude(path_regex=NOT_FUZZED)
+    schema = schemathesis.openapi.from_url(f"{base_url}/openapi.json", verify=world["verify"]).exclude(
+        path_regex=NOT_FUZZED
+    )
     failures: list[str] = []
     for result in schema.get_all_operations():
         fuzz_operation(result.ok(), world, base_url, failures)
