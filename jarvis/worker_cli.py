@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import faulthandler
 import gc
 import importlib
 import logging.config
@@ -53,6 +54,8 @@ def worker(
     ),
 ) -> None:
     """Run one pipeline worker in the foreground (each role is a consumer group)."""
+    # A worker that dies in C (a segfault in a native library) leaves its traceback in its log.
+    faulthandler.enable()
     s = settings()
     region = region or s.region
     try:
@@ -111,6 +114,9 @@ def restarting_after_a_crash(worker: str, enabled: bool) -> Iterator[None]:
     except (SystemExit, Exception) as e:
         code = e.code if isinstance(e, SystemExit) else f"{type(e).__name__}: {e}"
         if not enabled or code in (0, None):
+            # Said in the log: the stack's supervisor restarts any worker that ends, and a worker
+            # that ended without a crash left no line saying so.
+            print(f"worker {worker} stopped (exit {code or 0})", file=sys.stderr, flush=True)
             raise
         print(
             f"worker {worker} crashed ({code}): starting again in {CRASH_RESTART_S:.0f} s",
