@@ -10,10 +10,11 @@ import os
 import shutil
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 from jarvis.config import Settings
-from jarvis.stack.procs import Proc, StackError
+from jarvis.stack.procs import Proc, StackError, pid_alive
 
 
 def pg_bindir() -> Path:
@@ -58,6 +59,23 @@ def prepare(settings: Settings) -> Path:
         if proc.returncode != 0:
             raise StackError(f"initdb failed:\n{(proc.stdout + proc.stderr)[-2000:]}")
     return data
+
+
+def wait_for_previous_exit(data: Path, timeout: float = 60.0) -> None:
+    """Wait while a postmaster of `data` still runs: after a fast shutdown it closes its port at
+    once but writes its checkpoint first, and a new one started meanwhile exits at once on its
+    lock file (seen when `stack down` and `up` follow each other under load)."""
+    lock = data / "postmaster.pid"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            pid = int(lock.read_text().split("\n", 1)[0])
+        except (OSError, ValueError):
+            return
+        if not pid_alive(pid):
+            return
+        time.sleep(0.2)
+    raise StackError(f"PostgreSQL (pid in {lock}) is still shutting down after {timeout:.0f} s")
 
 
 def postgres_proc(settings: Settings) -> Proc:

@@ -305,7 +305,7 @@ class Stack:
         s = self.settings
         if not self._safe(lambda: postgres.ping(s)):
             if not port_open(s.host, s.postgres_port):
-                postgres.prepare(s)
+                postgres.wait_for_previous_exit(postgres.prepare(s))
                 proc = postgres.postgres_proc(s)
                 proc.start()
                 wait_until(lambda: port_open(s.host, s.postgres_port), 60, proc, "PostgreSQL")

@@ -148,3 +148,19 @@ def test_stack_down_stops_the_supervisor_and_every_supervised_process(home: Path
     assert not extra.running() and not sup.running() and supervised_names(home) == []
     status = stack.status()
     assert status["supervisor"] == "stopped" and status["restarts"]["worker-fold-eu"] == 0
+
+
+def test_postgres_waits_while_a_previous_postmaster_of_its_data_dir_runs(tmp_path) -> None:
+    import subprocess
+    import time
+
+    from jarvis.stack.postgres import wait_for_previous_exit
+
+    wait_for_previous_exit(tmp_path)  # no lock file: nothing to wait for
+    (tmp_path / "postmaster.pid").write_text("999999999\n/data\n")
+    wait_for_previous_exit(tmp_path)  # a stale lock of a dead process
+    sleeper = subprocess.Popen(["sleep", "1"])
+    (tmp_path / "postmaster.pid").write_text(f"{sleeper.pid}\n/data\n")
+    t0 = time.monotonic()
+    wait_for_previous_exit(tmp_path, timeout=10)
+    assert time.monotonic() - t0 >= 0.5 and sleeper.poll() is not None
