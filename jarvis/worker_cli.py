@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import faulthandler
 import gc
 import importlib
+import io
 import logging.config
 import os
 import sys
@@ -54,8 +56,10 @@ def worker(
     ),
 ) -> None:
     """Run one pipeline worker in the foreground (each role is a consumer group)."""
-    # A worker that dies in C (a segfault in a native library) leaves its traceback in its log.
-    faulthandler.enable()
+    # A worker that dies in C (a segfault in a native library) leaves its traceback in its log;
+    # a stderr with no file behind it (a test's CliRunner) has nothing to write it to.
+    with contextlib.suppress(AttributeError, ValueError, io.UnsupportedOperation):
+        faulthandler.enable()
     s = settings()
     region = region or s.region
     try:
