@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import socket
 import time
 import urllib.error
@@ -20,17 +19,11 @@ from tests.model import SentOp
 
 
 def get_json(url: str, timeout: float = 5.0, key: str | None = None) -> tuple[int, Any]:
-    """(status, JSON) of a GET sent with `key` (default: the stack's admin key, connectors/api_client.py)."""
+    """api_client.get_json, and (0, None) while the worker does not answer (it is (re)starting)."""
     try:
-        with api_client.urlopen(url, timeout, key=key) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as e:
-        try:
-            return e.code, json.loads(e.read() or b"null")
-        except ValueError:
-            return e.code, None
+        return api_client.get_json(url, timeout, key=key)
     except (urllib.error.URLError, ConnectionError, TimeoutError):
-        return 0, None  # the worker is (re)starting
+        return 0, None
 
 
 def object_url(query_url: str, object_id: str) -> str:
