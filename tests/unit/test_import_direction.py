@@ -1,4 +1,4 @@
-"""The import direction of README's "Import direction", checked on the source (function-level
+"""The import direction of docs/internals.md's "Import direction", checked on the source (function-level
 imports included, type-only imports under TYPE_CHECKING not: they create no edge at run time).
 
 Each module belongs to the layer of the longest prefix below that names it; a module may import its
