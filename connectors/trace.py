@@ -23,6 +23,7 @@ from jarvis.codec.single_object import decode
 from jarvis.config import Settings
 from jarvis.ops import Dot
 from jarvis.partitioning import partition_for
+from jarvis.roles import fold_changelog
 from jarvis.trace import Step, Trace, context_covers
 
 SCAN_LIMIT = 200_000  # records read at most per partition scan
@@ -30,18 +31,14 @@ SLACK_MS = 5_000  # hosts' clocks and producers' batching: start each scan a lit
 IDLE_S = 2.0  # a scan ends when the partition has nothing newer for this long
 
 
-def fold_changelog(region: str) -> str:
-    """Faust's name for the changelog of the fold's `objects` table (streams/fold.py)."""
-    return f"jarvis-fold-{region}-objects-changelog"
-
-
 class Tracer:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, principal: str = ADMIN) -> None:
         self.settings = settings
+        self.principal = principal  # the CLI reads as the operator; the console as its own role
 
     def _consumer(self, region: str) -> Consumer:
         return Consumer({
-            **confluent_conf(self.settings, ADMIN, region),
+            **confluent_conf(self.settings, self.principal, region),
             "group.id": f"jarvis-trace-{uuid.uuid4().hex}",
             "enable.auto.commit": False,
             "enable.partition.eof": True,

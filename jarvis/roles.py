@@ -52,6 +52,11 @@ _CLIENT = KafkaAccess(writes=(topics.INGRESS, topics.TASKS), reads=_VERDICT_READ
 _TRUST = {"reads": (topics.TRUST,), "reads_mirrors": (topics.TRUST,), "groups": ("jarvis-trust-",)}
 
 
+def fold_changelog(region: str) -> str:
+    """Faust's name for the changelog of the fold's `objects` table (streams/fold.py)."""
+    return f"jarvis-fold-{region}-objects-changelog"
+
+
 def _with(base: KafkaAccess, **more: tuple[str, ...]) -> KafkaAccess:
     merged = {k: tuple(dict.fromkeys((*getattr(base, k), *v))) for k, v in more.items()}
     return KafkaAccess(**{**{f: getattr(base, f) for f in KafkaAccess.__slots__}, **merged})
@@ -140,9 +145,12 @@ ROLES: tuple[RoleSpec, ...] = (
     # The web console: reads the rejected and dead-letter topics without a group; its port is the page's.
     RoleSpec(
         "console", "connectors.console.server", Entry.run, (topics.REJECTED, topics.TASKS_DEAD), metrics_slot=5,
-        # Replication health (connectors/regions.py) compares every region's jarvis.ops ends.
+        # Replication health (connectors/regions.py) compares every region's jarvis.ops ends; the
+        # operation page (connectors/trace.py) reads ingress, the verdicts and the folds' changelogs
+        # (a `<region>` placeholder is a prefix: every fold topic) for their timestamps only.
         kafka=KafkaAccess(
-            writes=(topics.AUDIT,), reads=(topics.OPS,), reads_mirrors=(topics.OPS,), groups=("console-", "regions-")
+            writes=(topics.AUDIT,), reads=(topics.OPS, topics.INGRESS, fold_changelog("<region>")),
+            reads_mirrors=(topics.OPS,), groups=("console-", "regions-", "jarvis-trace-"),
         ),
     ),
 )

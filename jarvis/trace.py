@@ -14,6 +14,13 @@ from typing import Any
 
 from jarvis.ops import Dot
 
+LOOKBACK_MS = 3_600_000  # an operation whose id does not say when it was written: the last hour
+
+
+def start_ms(written_ms: int | None, now_ms: int) -> int:
+    """Where a trace starts reading when not told (a gateway's op id says when it was written)."""
+    return written_ms if written_ms is not None else now_ms - LOOKBACK_MS
+
 
 @dataclass(frozen=True, slots=True)
 class Step:

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from jarvis.config import settings
 from jarvis.replay_cli import parse_time
+from jarvis.trace import start_ms
 
 console = Console(stderr=True)
 
@@ -26,11 +27,8 @@ def trace_cmd(
     from connectors.ingest import op_ids  # the gateway's ids say when they were written
     from connectors.trace import Tracer  # lazy: librdkafka only for this command
 
-    at = parse_time(since)
-    since_ms = int(at.timestamp() * 1000) if at else int(time.time() * 1000) - 3_600_000
-    parsed = op_ids.parse(op_id)
-    if parsed is not None and since is None:
-        since_ms = parsed[1]
+    at, parsed = parse_time(since), op_ids.parse(op_id)
+    since_ms = int(at.timestamp() * 1000) if at else start_ms(parsed and parsed[1], int(time.time() * 1000))
     with console.status(f"reading the pipeline for {op_id}"):
         t = Tracer(settings()).trace(op_id, object_id, since_ms)
     if t is None:

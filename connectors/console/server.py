@@ -29,13 +29,16 @@ from connectors.console.topic_tail import rejected_row, tail
 from connectors.http_auth import PRINCIPAL, HttpAuth
 from connectors.http_limits import REQUEST_LIMITS
 from connectors.http_tls import client_context, server_context
+from connectors.ingest import op_ids
 from connectors.redis_cache import RedisCache
 from connectors.regions import agreement, digests, mirror_lag
+from connectors.trace import Tracer
 from jarvis import topics
 from jarvis.config import Settings
 from jarvis.roles import web_port
 from jarvis.security.apikeys import AuthStore, Principal
 from jarvis.security.key_store import FileAuthStore
+from jarvis.trace import start_ms
 from pipelines.loader import Pipelines, pipelines
 
 REQUESTS = Counter("jarvis_console_requests_total", "Console API requests", ["region", "route", "status"])
@@ -99,6 +102,7 @@ class Console:
         r.add_get("/api/regions", self.regions)
         r.add_get("/api/rejected", self.rejected)
         r.add_get("/api/tasks", self.tasks)
+        r.add_get("/api/trace", self.trace)
         app.on_startup.append(self._open)
         app.on_cleanup.append(self._close)
         return app
@@ -332,6 +336,27 @@ class Console:
                 dead_letters = [{"error": f"Kafka did not answer: {type(e).__name__}: {e}"}]
         return _json({"by_state": shape.tasks_by_state(views), "scanned": len(views),
                       "dead_letters": dead_letters[::-1]})  # fmt: skip
+
+    async def trace(self, request: web.Request) -> web.Response:
+        """Where one operation went and when (`jarvis trace`), for the operation page."""
+        q = request.query
+        op_id, oid = q.get("op", "").strip(), q.get("object", "").strip()
+        if not op_id or not oid:
+            return _json({"error": "give the operation's id (op) and its object's id (object)"}, 400)
+        self._readable(request, oid)
+        try:
+            parsed = op_ids.parse(op_id)
+            since_ms = _ms(q.get("since")) or start_ms(parsed and parsed[1], int(time.time() * 1000))
+        except ValueError as e:
+            return _json({"error": f"bad since: {e} (ISO-8601)"}, 400)
+        try:
+            t = await asyncio.to_thread(Tracer(self.settings, "console").trace, op_id, oid, since_ms)
+        except Exception as e:  # noqa: BLE001 - Kafka is another service; say what failed
+            return _json({"error": f"Kafka did not answer: {type(e).__name__}: {e}"}, 502)
+        if t is None:
+            at = dt.datetime.fromtimestamp(since_ms / 1000, dt.UTC).isoformat(timespec="seconds")
+            return _json({"error": f"no region's ingress holds operation {op_id} of {oid} since {at}"}, 404)
+        return _json(t.to_dict())
 
 
 def _can_read(p: Principal, object_id: str | None) -> bool:

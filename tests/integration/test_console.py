@@ -19,6 +19,7 @@ from connectors import api_client
 from connectors.sdk import Client
 from jarvis.stack.stack import console_url
 from tests.integration.browser import chromium, login
+from tests.integration.cli_helpers import curl
 from tests.integration.pipeline_helpers import get_json, object_url, read_value, wait_until
 
 pytestmark = pytest.mark.integration
@@ -234,3 +235,34 @@ def test_hostile_content_renders_as_text(written, browser, shots) -> None:
     # Nothing the page holds was ever parsed into an element: every <img> would be in the DOM.
     assert browser.execute_script("return document.images.length") == 0
     shots(browser, "hostile")
+
+
+def test_operation_page_traces_a_write_from_the_history(written, browser, shots) -> None:
+    """The history's operation link opens the operation page: written and verified in eu, folded in
+    both regions, archived, drawn on a timeline; the console's API answers bad asks with a 4xx."""
+    from selenium.webdriver.common.by import By
+
+    def traced() -> bool:
+        open_page(browser, written["console"], "/history/" + urllib.parse.quote(IDS["history"], safe=""))
+        wait_for(browser, "a.op-link", timeout=30)
+        browser.find_elements(By.CSS_SELECTOR, "a.op-link")[0].click()
+        wait_for(browser, "#trace-steps", timeout=60)
+        return not browser.find_elements(By.ID, "trace-missing")
+
+    assert wait_until(traced, 90), browser.find_element(By.ID, "trace").text
+    rows = [[td.text for td in tr.find_elements(By.TAG_NAME, "td")]
+            for tr in browser.find_elements(By.CSS_SELECTOR, "#trace-steps tbody tr")]  # fmt: skip
+    steps = [(r[0], r[1]) for r in rows]
+    assert steps[:2] == [("written", "eu"), ("verified", "eu")]
+    assert set(steps[2:]) == {("folded", "eu"), ("folded", "us"), ("archived", "archive")}
+    assert all(int(r[3]) >= 0 for r in rows)
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#trace-timeline rect.bar")) == len(rows)
+    assert "ms end to end" in browser.find_element(By.ID, "trace-summary").text
+    shots(browser, "trace")
+    api = written["console"].rstrip("/") + "/api/trace"
+    assert curl(api)[0] == 401  # curl, with no key
+    admin = api_client.api_key()
+    status, body, _ = curl(api + "?op=x", admin)
+    assert status == 400 and "object" in body["error"]
+    status, body, _ = curl(api + "?" + urllib.parse.urlencode({"op": "nope", "object": IDS["history"]}), admin)
+    assert status == 404 and "no region's ingress holds operation nope" in body["error"]

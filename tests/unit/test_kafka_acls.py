@@ -62,7 +62,8 @@ def test_each_role_reads_what_it_consumes_and_its_mirrors() -> None:
 
 
 def test_readers_are_only_those_that_need_it() -> None:
-    assert readers(topics.INGRESS) == {"verifier", "ingest"}
+    # The console reads ingress for the operation page's "written" step (connectors/trace.py).
+    assert readers(topics.INGRESS) == {"verifier", "ingest", "console"}
     assert readers(topics.IDEMPOTENCY) == {"ingest"}
     # MirrorMaker owns every <region>.* topic it makes (it syncs their configs and offsets).
     assert readers(topics.mirrored("us", topics.SEEN)) == {"verifier", "mirrormaker"}

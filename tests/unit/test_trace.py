@@ -42,3 +42,10 @@ def test_the_changelog_name_is_fausts_for_the_folds_objects_table() -> None:
     app = faust.App("jarvis-fold-eu", broker="kafka://127.0.0.1:1")
     table = app.Table("objects", partitions=6, key_type=bytes, value_type=bytes)
     assert table.changelog_topic.get_topic_name() == fold_changelog("eu")
+
+
+def test_a_trace_starts_where_the_id_says_it_was_written_else_an_hour_back() -> None:
+    from jarvis.trace import LOOKBACK_MS, start_ms
+
+    assert start_ms(1_700_000_000_000, 1_800_000_000_000) == 1_700_000_000_000
+    assert start_ms(None, 1_800_000_000_000) == 1_800_000_000_000 - LOOKBACK_MS

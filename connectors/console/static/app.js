@@ -3,6 +3,7 @@ import { get, key, setKey } from "./api.js";
 import { h, show } from "./dom.js";
 import { historyPage, objectPage, objectsPage } from "./objects.js";
 import { regionsPage, rejectedPage, tasksPage } from "./ops.js";
+import { tracePage } from "./trace.js";
 
 const main = document.getElementById("main");
 let cleanups = [];
@@ -42,6 +43,7 @@ async function route() {
       case "regions": return await regionsPage(main, ctx);
       case "rejected": return await rejectedPage(main, params);
       case "tasks": return await tasksPage(main);
+      case "trace": return await tracePage(main, arg, params);
       default: return await objectsPage(main, params);
     }
   } catch (e) {

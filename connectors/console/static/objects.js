@@ -188,8 +188,10 @@ export async function historyPage(root, id) {
       full.signature_failures.length ? h("span", { class: "bad" }, ` · ${full.signature_failures.length} signature failure(s)`) : ""),
     h("div", { class: "toolbar" }, slider, at), value,
     full.timeline.length ? lineChart(full.timeline.map(([t, v]) => ({ x: Date.parse(t) / 1000, y: v })), { title: "value over time", xLabel: secTime }) : null,
-    table(["time", "signer key", "principal", "region", "dot", "kind", "args", "signature"],
-      ops.map((e) => [e.time, e.key_id, e.node_id, e.region, e.dot.join("/"), e.kind, fmt(e.args),
+    table(["time", "operation", "signer key", "principal", "region", "dot", "kind", "args", "signature"],
+      ops.map((e) => [e.time,
+        h("a", { class: "op-link", href: `#/trace/${encodeURIComponent(id)}?op=${encodeURIComponent(e.op_id)}&since=${encodeURIComponent(e.time)}` }, e.op_id),
+        e.key_id, e.node_id, e.region, e.dot.join("/"), e.kind, fmt(e.args),
         e.problem ? h("span", { class: "bad" }, e.problem) : h("span", { class: "ok" }, "valid")])));
   at.textContent = ops.length ? `now (${ops.length} operations)` : "no operations";
 }
