@@ -17,6 +17,7 @@ from jarvis.config import REPO_ROOT
 from jarvis.stack.procs import StackError
 
 POM = REPO_ROOT / "deploy" / "kafka" / "pom.xml"
+JMX_AGENT_GLOB = "jmx_prometheus_javaagent-*.jar"
 
 
 def java_bin() -> str:
@@ -52,8 +53,24 @@ def ensure_libs(home: Path) -> Path:
             "mvn could not resolve Kafka from Maven Central "
             f"(exit {proc.returncode}):\n{(proc.stdout + proc.stderr)[-3000:]}"
         )
+    agents = agents_dir(libs)
+    agents.mkdir(exist_ok=True)
+    for jar in libs.glob(JMX_AGENT_GLOB):
+        jar.replace(agents / jar.name)
     stamp.write_text(digest)
     return libs
+
+
+def agents_dir(libs: Path) -> Path:
+    return libs.parent / "agents"
+
+
+def jmx_agent(libs: Path) -> Path:
+    """The Prometheus JMX exporter's agent jar that ensure_libs resolved beside the libs."""
+    found = sorted(agents_dir(libs).glob(JMX_AGENT_GLOB))
+    if not found:
+        raise StackError(f"no {JMX_AGENT_GLOB} in {agents_dir(libs)}: delete {libs} and run `jarvis stack up` again")
+    return found[-1]
 
 
 def kafka_version(libs: Path) -> str:

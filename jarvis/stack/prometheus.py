@@ -1,7 +1,7 @@
 """Prometheus from Debian's `prometheus` package, scraping every worker of the local stack.
 
 Its configuration is generated from jarvis/roles.py (every role's web port, per region and
-instance), so a new role is scraped without editing a file; the recording and alert rules are the
+instance), so a new role is scraped without editing a file, plus MirrorMaker's JMX exporter; the recording and alert rules are the
 ones in deploy/prometheus/rules, the same files docker-compose mounts.
 """
 
@@ -16,6 +16,7 @@ import yaml
 
 from jarvis import roles
 from jarvis.config import REPO_ROOT, Settings
+from jarvis.stack import mirrormaker
 from jarvis.stack.procs import Proc, StackError
 
 NAME = "prometheus"
@@ -41,15 +42,21 @@ def config(settings: Settings) -> dict[str, Any]:
             for r in settings.regions
             for i in range(role.instances)
         ]  # fmt: skip
-        job: dict[str, Any] = {"job_name": f"jarvis-{role.name}", "static_configs": targets}
-        if settings.http_secure:  # every worker serves /metrics over HTTPS with the project CA's leaf
-            job |= {"scheme": "https", "tls_config": {"ca_file": str(settings.http_ca_file), "min_version": "TLS13"}}
-        jobs.append(job)
+        jobs.append(_job(settings, f"jarvis-{role.name}", targets))
+    mm = {"targets": [f"{settings.host}:{mirrormaker.metrics_port(settings)}"], "labels": {}}
+    jobs.append(_job(settings, "mirrormaker", [mm]))
     return {
         "global": {"scrape_interval": f"{SCRAPE_S}s", "evaluation_interval": f"{SCRAPE_S}s"},
         "rule_files": [str(RULES / "*.yml")],
         "scrape_configs": jobs,
     }
+
+
+def _job(settings: Settings, name: str, targets: list[dict[str, Any]]) -> dict[str, Any]:
+    job: dict[str, Any] = {"job_name": name, "static_configs": targets}
+    if settings.http_secure:  # every worker serves /metrics over HTTPS with the project CA's leaf
+        job |= {"scheme": "https", "tls_config": {"ca_file": str(settings.http_ca_file), "min_version": "TLS13"}}
+    return job
 
 
 def prometheus_proc(settings: Settings) -> Proc:

@@ -177,6 +177,7 @@ class Stack:
 
         mm = self.mm2()
         if not mm.running():
+            self._check_port_free(mirrormaker.metrics_port(s), "MirrorMaker's metrics", "JARVIS_PORT_OFFSET")
             mm = mirrormaker.mm2_proc(s, libs)
             mm.start()
             report("mirrormaker 2 starting")

@@ -107,13 +107,16 @@ def test_openssl_negotiates_tls13_and_refuses_tls12(secure, port_of: str) -> Non
     assert "Protocol version: TLSv1.2" not in old.stdout + old.stderr
 
 
-@pytest.mark.parametrize("role", ["fold", "ingest", "console", "verifier", "agent"])
+@pytest.mark.parametrize("role", ["fold", "ingest", "console", "verifier", "agent", "mirrormaker"])
 def test_every_http_server_speaks_tls13_only_with_the_project_leaf(secure, role: str) -> None:
-    """The query API (the fold's web server), the ingest gateway, the console and the /metrics of a
-    worker without a web app: TLS 1.3 with the CA's leaf, TLS 1.2 refused, no plain HTTP."""
+    """The query API (the fold's web server), the ingest gateway, the console, the /metrics of a
+    worker without a web app and MirrorMaker's JMX exporter: TLS 1.3 with the CA's leaf, TLS 1.2
+    refused, no plain HTTP."""
     from jarvis.roles import web_port
+    from jarvis.stack import mirrormaker
 
-    target = f"{secure.host}:{web_port(secure, role, 'eu')}"
+    port = mirrormaker.metrics_port(secure) if role == "mirrormaker" else web_port(secure, role, "eu")
+    target = f"{secure.host}:{port}"
     ca = str(secure.http_ca_file)
     ok = subprocess.run(
         ["openssl", "s_client", "-connect", target, "-tls1_3", "-CAfile", ca, "-verify_return_error", "-brief"],

@@ -32,8 +32,8 @@ def test_every_alert_has_a_unit_test_and_they_pass() -> None:
         for r in g["rules"]
         if "alert" in r
     }
-    assert alerts == {"MirrorMakerLagHigh", "RegionsDisagree", "RejectionRateSpike", "FoldNotReady",
-                      "ConsumerLagGrowing", "IngestThrottling"}  # fmt: skip
+    assert alerts == {"MirrorMakerLagHigh", "MirrorMakerReplicationSlow", "MirrorMakerDown", "RegionsDisagree",
+                      "RejectionRateSpike", "FoldNotReady", "ConsumerLagGrowing", "IngestThrottling"}  # fmt: skip
     tests = sorted(str(p.relative_to(DEPLOY)) for p in (DEPLOY / "tests").glob("*.yml"))
     tested = {
         t["alertname"]
@@ -56,7 +56,8 @@ def test_the_stack_config_scrapes_every_role_in_every_region(tmp_path: Path) -> 
     cfg = prometheus.write_config(s, tmp_path / "prometheus.yml")
     assert "rules found" in promtool("check", "config", str(cfg))
     jobs = {j["job_name"]: j for j in prometheus.config(s)["scrape_configs"]}
-    assert set(jobs) == {f"jarvis-{r.name}" for r in roles.ROLES}
+    assert set(jobs) == {f"jarvis-{r.name}" for r in roles.ROLES} | {"mirrormaker"}
+    assert [t["targets"] for t in jobs["mirrormaker"]["static_configs"]] == [["127.0.0.1:19190"]]
     fold = [t["targets"][0] for t in jobs["jarvis-fold"]["static_configs"]]
     assert fold == ["127.0.0.1:8081", "127.0.0.1:8082"]
     console = [(t["targets"][0], t["labels"]["region"]) for t in jobs["jarvis-console"]["static_configs"]]
