@@ -28,7 +28,7 @@ from pipelines.apps.factory import Factory, production_id, quality_id
 from pipelines.apps.inventory import Store, reservations_id, stock_id
 from pipelines.apps.mesh import Mesh
 from pipelines.apps.ratelimit import RateLimiter, counter_id
-from pipelines.apps.trading import TradingDesk, position_id, risk_id, trades_id
+from pipelines.apps.trading import RiskWatcher, TradingDesk, position_id, risk_id, trades_id
 from tests.integration.pipeline_helpers import read_value, wait_until
 
 pytestmark = pytest.mark.integration
@@ -95,6 +95,35 @@ def test_trading_positions_and_trade_records_agree_in_both_regions_after_concurr
     assert wait_until(
         lambda: (val(stack, "eu", risk_id(account)) or {}).get("alerts") == report.alerts, 20, 0.05
     )
+
+
+def test_an_exposure_over_its_limit_raises_a_risk_alert_that_both_regions_read(stack: Any) -> None:
+    """A trade in us takes the desk's exposure over its limit; the risk watcher of eu, which knows
+    only what has replicated, raises the alert, and us reads it back (the seed's reaction, timed)."""
+    account = f"risk-{uuid.uuid4().hex[:8]}"
+    watched = TradingDesk(client("eu", "risk-watcher-eu"), account)
+    trader = TradingDesk(client("us", "trader-us"), account)
+    trader.execute_trade("ACME", 1, 100.0)  # exposure 100, under the limit of 500
+    trader.flush()
+    assert wait_until(lambda: watched.position("ACME") == 1, 30, 0.05)
+    watcher = RiskWatcher(watched, limits={"ACME": 500.0}, interval_s=0.05).start()
+    try:
+        quiet = both(lambda r: wait_until(lambda: (val(stack, r, risk_id(account)) or {}).get("alerts") == [], 20, 0.05))
+        assert all(quiet.values()), "the first report (no alert) never reached both regions"
+
+        def alerted(r: str) -> bool:
+            return any(a.startswith("ACME: exposure 1000.00 above limit 500.00")
+                       for a in (val(stack, r, risk_id(account)) or {}).get("alerts", []))  # fmt: skip
+
+        t0 = time.monotonic()
+        trader.execute_trade("ACME", 9, 100.0)
+        trader.flush()
+        seen = both(lambda r: wait_until(lambda: alerted(r), 20, 0.01) and time.monotonic() - t0)
+    finally:
+        watcher.stop()
+    assert all(seen.values()), seen
+    print(f"\nrisk alert read after the trade's flush: eu {seen['eu']:.2f} s, us {seen['us']:.2f} s")
+    assert watched.risk()["exposures"] == {"ACME": 1000.0}
 
 
 def test_inventory_is_never_oversold_under_concurrent_reservations_from_both_regions(stack: Any) -> None:
