@@ -452,9 +452,11 @@ def _secure_vs_insecure_round(label: str, n: int) -> tuple[float, float]:
     return statistics.median(rounds), raw
 
 
-def compare_insecure(n: int) -> None:
-    """TLS 1.3 + SCRAM + ACLs beside PLAINTEXT, same machine, same run: secure, insecure, secure again
-    (the two secure runs bracket the insecure one, so drift on this shared machine shows)."""
+def compare_insecure(n: int, pairs: int = 2) -> None:
+    """TLS 1.3 + SCRAM + ACLs beside PLAINTEXT, same machine, same run, alternated: secure, insecure,
+    secure, ... (`pairs` insecure phases, each bracketed by two secure ones). Each insecure phase is
+    compared with the mean of the secure phases on either side of it, so a drift of the shared
+    machine over the run weighs on both sides of every ratio alike."""
     s = settings()
     stack = Stack(s)
 
@@ -465,19 +467,28 @@ def compare_insecure(n: int) -> None:
 
     if kafka_clients.protocol(s) != "SASL_SSL":
         bring_up(False)
-    secure1, raw_s1 = _secure_vs_insecure_round("secure", n)
-    bring_up(True)
-    try:
-        plain, raw_p = _secure_vs_insecure_round("insecure", n)
-    finally:
-        bring_up(False)
-    secure2, raw_s2 = _secure_vs_insecure_round("secure again", n)
-    secure = statistics.mean([secure1, secure2])
-    raw_s = statistics.mean([raw_s1, raw_s2])
-    print(f"\n{'measure (' + f'{n:,}' + ' ops, one region, median of rounds)':<56}{'secure':>12}{'insecure':>12}{'ratio':>8}")
-    print(f"{'jarvis: ops/s ingress -> queryable':<56}{secure:>12,.0f}{plain:>12,.0f}{secure / plain:>8.1%}")
-    print(f"{'  secure runs before / after the insecure one':<56}{secure1:>12,.0f}{secure2:>12,.0f}")
-    print(f"{'raw Kafka ceiling: same bytes, ops/s equivalent':<56}{raw_s:>12,.0f}{raw_p:>12,.0f}{raw_s / raw_p:>8.1%}")
+    secure = [_secure_vs_insecure_round("secure 1", n)]
+    plain: list[tuple[float, float]] = []
+    for k in range(pairs):
+        bring_up(True)
+        try:
+            plain.append(_secure_vs_insecure_round(f"insecure {k + 1}", n))
+        finally:
+            bring_up(False)
+        secure.append(_secure_vs_insecure_round(f"secure {k + 2}", n))
+    print(f"\n{'phase (' + f'{n:,}' + ' ops, one region, median of rounds)':<50}{'secure':>10}{'insecure':>10}"
+          f"{'ratio':>8}{'raw ratio':>11}")  # fmt: skip
+    ratios, raw_ratios = [], []
+    for k, (ops_p, raw_p) in enumerate(plain):
+        ops_s = statistics.mean([secure[k][0], secure[k + 1][0]])
+        raw_s = statistics.mean([secure[k][1], secure[k + 1][1]])
+        ratios.append(ops_s / ops_p)
+        raw_ratios.append(raw_s / raw_p)
+        print(f"{f'  insecure {k + 1} beside secure {k + 1} and {k + 2} (mean)':<50}{ops_s:>10,.0f}{ops_p:>10,.0f}"
+              f"{ratios[-1]:>8.1%}{raw_ratios[-1]:>11.1%}")  # fmt: skip
+    print(f"{'  every secure phase':<50}" + " / ".join(f"{x[0]:,.0f}" for x in secure))
+    print(f"{'jarvis: ops/s ingress -> queryable, secure / insecure':<50}{'':>20}{statistics.median(ratios):>8.1%}"
+          f"{statistics.median(raw_ratios):>11.1%}   (median of the pairs; raw: Kafka alone, same bytes)")  # fmt: skip
     print("target: secure >= 85% of insecure (TLS 1.3 + SCRAM-SHA-512 + ACLs on every client and broker)")
 
 
@@ -494,10 +505,11 @@ def main() -> None:
         help="only the pipeline rate, on the secure stack and on the same stack brought up --insecure "
         "(it brings the stack down and up itself, and leaves it up secure)",
     )
+    ap.add_argument("--pairs", type=int, default=2, help="--compare-insecure: insecure phases, each between two secure ones")
     args = ap.parse_args()
     n = 50_000 if args.quick else 300_000
     if args.compare_insecure:
-        compare_insecure(n)
+        compare_insecure(n, args.pairs)
         return
     if args.reservations:
         print_reservations(*reservation_latency(100 if args.quick else 300, 5 if args.quick else 20))
