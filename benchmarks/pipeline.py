@@ -51,7 +51,7 @@ from connectors.redis_cache import obj_key
 from connectors.sdk import Client
 from connectors.topics_admin import admin_client, ensure_topics
 from connectors.trust_admin import dev_trust
-from jarvis import topics
+from jarvis import topics, tracecontext
 from jarvis.codec import encode_batch
 from jarvis.config import REPO_ROOT, settings
 from jarvis.crdt import HLC
@@ -124,15 +124,17 @@ def expected_counts(n_ops: int, ids: list[str]) -> dict[str, int]:
 
 
 def produce_and_wait(r: redis.Redis, batches: list[tuple[int, bytes, bytes]], ids: list[str],
-                     want: dict[str, int]) -> float:  # fmt: skip
-    """Produce pre-signed batches to ingress; seconds until every object reads `want` in Redis."""
+                     want: dict[str, int], traced: bool = True) -> float:  # fmt: skip
+    """Produce pre-signed batches to ingress; seconds until every object reads `want` in Redis.
+    `traced`: each record starts a W3C trace, as the SDK's do (connectors/sdk.py)."""
     s = settings()
     p = Producer(
         {**client_conf(s.bootstrap(REGION)), "linger.ms": 5, "compression.type": "lz4", "acks": "all"}
     )
     t0 = time.perf_counter()
     for part, key, value in batches:
-        p.produce(topics.INGRESS, key=key, value=value, partition=part)
+        headers = [(tracecontext.HEADER, tracecontext.new_root().header().encode())] if traced else None
+        p.produce(topics.INGRESS, key=key, value=value, partition=part, headers=headers)
         p.poll(0)
     p.flush(60)
     while not all_folded(r, ids, want):
@@ -175,6 +177,32 @@ def jarvis_throughput(n_ops: int, objects: int) -> tuple[list[float], float, flo
     sdk_rate = n_sdk / (time.perf_counter() - t1)
     raw = raw_ceiling([v for _, _, v in batches]) * n_ops / len(batches)
     return rates, sdk_rate, raw
+
+
+def trace_cost(n_ops: int, objects: int, pairs: int = 3) -> None:
+    """The pipeline with and without traceparent headers on its ingress records, alternated in one
+    run (the verifier writes its child span on every jarvis.ops record it derives from a traced one)."""
+    s = settings()
+    print(f"(waited {wait_idle(s):.0f} s for the stack to drain earlier backlogs)", flush=True)
+    stopped = pause_other_workers()
+    try:
+        ids = [f"ctr:bench-trace-{uuid.uuid4().hex[:6]}-{i}" for i in range(objects)]
+        r = redis.Redis.from_url(s.redis_url)
+        want = expected_counts(n_ops // 6, ids)
+        produce_and_wait(r, signed_batches(n_ops // 6, ids, batch_size=1000), ids, want)
+        rates: dict[bool, list[float]] = {True: [], False: []}
+        for k in range(2 * pairs):
+            traced = k % 2 == 1
+            want = {oid: want[oid] + n for oid, n in expected_counts(n_ops, ids).items()}
+            rates[traced].append(n_ops / produce_and_wait(r, signed_batches(n_ops, ids, 1000), ids, want, traced))
+            print(f"  round {k + 1}: {'traced' if traced else 'untraced'} {rates[traced][-1]:,.0f} ops/s", flush=True)
+    finally:
+        for p in stopped:
+            p.start()
+    on, off = statistics.median(rates[True]), statistics.median(rates[False])
+    print(f"\n{'ops/s ingress -> queryable, one region, median of ' + str(pairs) + ' rounds each':<60}{'ops/s':>10}")
+    print(f"{'  without traceparent headers (baseline)':<60}{off:>10,.0f}")
+    print(f"{'  with them (the SDK default)':<60}{on:>10,.0f}   {on / off - 1:+.1%}   target: cost < 3%")
 
 
 def raw_ceiling(values: list[bytes]) -> float:
@@ -506,10 +534,14 @@ def main() -> None:
         "(it brings the stack down and up itself, and leaves it up secure)",
     )
     ap.add_argument("--pairs", type=int, default=2, help="--compare-insecure: insecure phases, each between two secure ones")
+    ap.add_argument("--trace-cost", action="store_true", help="only the pipeline with and without traceparent headers, alternated")
     args = ap.parse_args()
     n = 50_000 if args.quick else 300_000
     if args.compare_insecure:
         compare_insecure(n, args.pairs)
+        return
+    if args.trace_cost:
+        trace_cost(n, 1000)
         return
     if args.reservations:
         print_reservations(*reservation_latency(100 if args.quick else 300, 5 if args.quick else 20))

@@ -57,7 +57,7 @@ from connectors.verdicts import (
     transition_outcomes,
 )
 from connectors.verdicts import VerdictTimeout as VerdictTimeout
-from jarvis import topics
+from jarvis import topics, tracecontext
 from jarvis.agents import discover
 from jarvis.codec import encode_batch
 from jarvis.codec.batch_builder import BatchBuilder, Head
@@ -113,8 +113,12 @@ class Client:
         principal: str = PRODUCER,
         dev_trust: bool = False,
         api_key: str | None = None,
+        trace: bool = True,
     ) -> None:
         self.settings = s = settings or default_settings()
+        # Each batch record starts a W3C trace (its traceparent header, jarvis/tracecontext.py) that
+        # the verifier and the folds continue; False sends none (benchmarks/pipeline.py compares).
+        self.trace = trace
         self.api_key = api_key  # for read(): the query API's Bearer key (default connectors/api_client.py)
         self.region = region or s.region
         self.node_id = node_id or s.node_id
@@ -377,8 +381,9 @@ class Client:
         while True:
             try:
                 self._producer.produce(
-                    topics.INGRESS, key=key, value=value, partition=partition, on_delivery=cb
-                )
+                    topics.INGRESS, key=key, value=value, partition=partition, on_delivery=cb,
+                    headers=[(tracecontext.HEADER, tracecontext.new_root().header().encode())] if self.trace else None,
+                )  # fmt: skip
                 break
             except BufferError:
                 self._producer.poll(0.05)  # local queue full: let deliveries drain

@@ -16,7 +16,7 @@ import orjson
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from connectors.kafka_clients import ADMIN, confluent_conf
-from jarvis import topics
+from jarvis import topics, tracecontext
 from jarvis.codec import CodecError, decode_rejected
 from jarvis.codec.records import decode_batch_record
 from jarvis.codec.single_object import decode
@@ -94,6 +94,8 @@ class Tracer:
             return None
         m, (rec, index) = found
         t = Trace(op_id, object_id, region)
+        parent = tracecontext.from_headers(m.headers())
+        t.trace_id = parent.trace_id if parent is not None else None
         written = m.timestamp()[1]
         t.add(Step("written", region, written, f"ingress {p}/{m.offset()}, node {rec['node_id']}"), "written")
         key = (p, m.offset())

@@ -128,6 +128,9 @@ class Settings:
     # JARVIS_HTTP_CA: the PEM file clients trust for them (default: JARVIS_HOME/tls/ca.pem).
     http_tls: bool | None = None
     http_ca: Path | None = None
+    # OTEL_EXPORTER_OTLP_ENDPOINT (OpenTelemetry's own name): the collector the verifier and fold
+    # export their spans to (connectors/otel.py); unset, no spans and no cost.
+    otel_endpoint: str | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -171,6 +174,7 @@ class Settings:
             api_key=os.environ.get("JARVIS_API_KEY") or None,
             http_tls=_flag(os.environ.get("JARVIS_HTTP_TLS")),
             http_ca=Path(os.environ["JARVIS_HTTP_CA"]).resolve() if os.environ.get("JARVIS_HTTP_CA") else None,
+            otel_endpoint=os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None,
         )
 
     @property

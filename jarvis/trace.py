@@ -38,6 +38,7 @@ class Trace:
     steps: list[Step] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)  # steps looked for and not (yet) found
     reasons: list[str] = field(default_factory=list)  # a rejection's
+    trace_id: str | None = None  # the W3C trace its ingress record carries (jarvis/tracecontext.py)
 
     def add(self, step: Step | None, looked_for: str) -> None:
         if step is None:
@@ -64,7 +65,7 @@ class Trace:
             prev = s.at_ms
         out: dict[str, Any] = {
             "op_id": self.op_id, "object_id": self.object_id, "origin_region": self.origin_region,
-            "steps": steps, "total_ms": self.total_ms, "missing": self.missing,
+            "steps": steps, "total_ms": self.total_ms, "missing": self.missing, "trace_id": self.trace_id,
         }  # fmt: skip
         if self.reasons:
             out["reasons"] = self.reasons

@@ -47,7 +47,7 @@ def trace_cmd(
             at_s = dt.datetime.fromtimestamp(s["at_ms"] / 1000, dt.UTC).strftime("%H:%M:%S.%f")[:-3]
             table.add_row(s["step"], s["region"], at_s, str(s["since_previous_ms"]), s["detail"])
         Console().print(table)
-        Console().print(f"end to end: {doc['total_ms']} ms")
+        Console().print(f"end to end: {doc['total_ms']} ms" + (f" · W3C trace {t.trace_id}" if t.trace_id else ""))
         if t.missing:
             Console().print(f"[yellow]not found (yet): {', '.join(t.missing)}[/yellow]")
     if t.reasons:

@@ -30,9 +30,10 @@ import faust
 from faust.types import TP
 from prometheus_client import Counter, Gauge, Histogram
 
+from connectors.otel import Spans
 from connectors.redis_cache import CacheUnavailable, RedisCache
 from connectors.sdk import Client
-from jarvis import topics
+from jarvis import topics, tracecontext
 from jarvis.codec import CodecError, decode_verified, decode_verified_runs
 from jarvis.codec.decisions import FoldDecisions, encode_decisions
 from jarvis.config import Settings
@@ -107,7 +108,9 @@ class FoldWorker:
         rebuild: CacheRebuild | None = None,
         rights: RightsService | None = None,
         send_decided: Callable[[int, bytes, bytes], Awaitable[Any]] | None = None,
+        spans: Spans | None = None,
     ) -> None:
+        self.spans = spans or Spans.off()
         self.state = state
         self.rebuild = rebuild
         self.region = state.region
@@ -198,6 +201,18 @@ class FoldWorker:
         return self.state.load(object_id) or self.state.create(object_id, crdt_type)
 
     async def fold_event(self, event: Any) -> None:
+        if not self.spans.enabled:
+            await self._fold_event(event)
+            return
+        started = time.time_ns()
+        await self._fold_event(event)
+        msg = event.message
+        self.spans.record("fold", tracecontext.from_headers(msg.headers), started, time.time_ns(), {
+            "jarvis.region": self.region, "messaging.destination.name": msg.topic,
+            "messaging.kafka.partition": msg.partition, "messaging.kafka.offset": msg.offset,
+        })  # fmt: skip
+
+    async def _fold_event(self, event: Any) -> None:
         state, region = self.state, self.region
         msg = event.message
         try:
@@ -367,6 +382,7 @@ def build(settings: Settings, region: str, instance: int = 0) -> faust.App:
         partial(restart_worker, app),
         rebuild=rebuild,
         rights=rights,
+        spans=Spans.exporting(settings.otel_endpoint, f"jarvis-fold-{region}"),
         send_decided=send_decided,
     )
     producer: list[Client] = []  # made on the first round that emits: it asks Kafka for metadata

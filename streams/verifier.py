@@ -30,16 +30,18 @@ from dataclasses import dataclass
 import faust
 from prometheus_client import Counter
 
+from connectors.otel import Spans
 from connectors.schema_registry import RegistryCodec
 from connectors.seen_feed import SeenFeed
 from connectors.trust_feed import TrustFeed, new_view
-from jarvis import topics
+from jarvis import topics, tracecontext
 from jarvis.codec import encode_verified
 from jarvis.codec.registry import RegistryUnavailable
 from jarvis.codec.seen import SeenRecord, encode_seen
 from jarvis.config import Settings
 from jarvis.gate import Gate, GateResult
 from jarvis.security.seen_batches import Acceptance, SeenBatches
+from jarvis.tracecontext import TraceParent
 from pipelines.loader import pipelines
 from streams.app import make_app
 from streams.metrics import install_metrics_page
@@ -65,16 +67,20 @@ class Out:
     key: bytes
     value: bytes
     partition: int | None = None  # None: by key (jarvis.ops.rejected)
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 def outputs(
-    result: GateResult, region: str, topic: str, partition: int, offset: int, key: bytes, original: bytes
-) -> list[Out]:
+    result: GateResult, region: str, topic: str, partition: int, offset: int, key: bytes, original: bytes,
+    trace: TraceParent | None = None,
+) -> list[Out]:  # fmt: skip
     """What the verifier writes for one judged ingress message, in order.
 
     An accepted batch's note goes to jarvis.ops.seen before the batch goes to jarvis.ops: after a
     crash between the two, the note names this very position, which the re-run reproduces and the
-    gate does not count as a duplicate. Then every rejected operation, with all its reasons."""
+    gate does not count as a duplicate. Then every rejected operation, with all its reasons. The
+    verified and rejected records carry `trace` (the verifier's span of the message's trace)."""
+    traced = ((tracecontext.HEADER, trace.header().encode()),) if trace is not None else ()
     out: list[Out] = []
     if result.accepted:
         if result.seen_key is not None and result.batch is not None:
@@ -88,13 +94,13 @@ def outputs(
         verified = encode_verified(
             region, partition, offset, result.accepted, result.confidences, result.message
         )
-        out.append(Out(topics.OPS, key, verified, partition))
+        out.append(Out(topics.OPS, key, verified, partition, traced))
     for rej in result.rejected:
         rkey, value = rejected_message(
             original=original, reasons=rej.reasons, topic=topic, partition=partition, offset=offset,
             index=rej.index, op=rej.op, region=region,
         )  # fmt: skip
-        out.append(Out(topics.REJECTED, rkey, value))
+        out.append(Out(topics.REJECTED, rkey, value, None, traced))
     return out
 
 
@@ -184,6 +190,7 @@ def build(settings: Settings, region: str, instance: int = 0) -> faust.App:
     feed = SeenFeed(settings.bootstrap(region), region, settings.region_names, settings)
     trust = TrustFeed(settings.bootstrap(region), region, settings.region_names, settings, "verifier")
     judge = Judge(region, gate, feed, trust)
+    spans = Spans.exporting(settings.otel_endpoint, f"jarvis-verifier-{region}")
     install_metrics_page(app)
 
     @app.task
@@ -197,9 +204,21 @@ def build(settings: Settings, region: str, instance: int = 0) -> faust.App:
             msg = event.message
             data = event.value or b""
             produced_ms = int(msg.timestamp * 1000) if msg.timestamp else None
+            started_ns = time.time_ns() if spans.enabled else 0
             result = await judge.judge(data, msg.partition, msg.offset, produced_ms)
-            for out in outputs(result, region, msg.topic, msg.partition, msg.offset, event.key, data):
-                await sinks[out.topic].send(key=out.key, value=out.value, partition=out.partition)
+            parent = tracecontext.from_headers(msg.headers)
+            if spans.enabled:
+                trace = spans.record("verify", parent, started_ns, time.time_ns(), {
+                    "jarvis.region": region, "messaging.kafka.partition": msg.partition,
+                    "messaging.kafka.offset": msg.offset, "jarvis.accepted": len(result.accepted),
+                    "jarvis.rejected": len(result.rejected),
+                })  # fmt: skip
+            else:
+                trace = tracecontext.continued(parent)
+            for out in outputs(result, region, msg.topic, msg.partition, msg.offset, event.key, data, trace):
+                await sinks[out.topic].send(
+                    key=out.key, value=out.value, partition=out.partition, headers=list(out.headers) or None
+                )
             if result.accepted:
                 OPS_ACCEPTED.labels(region).inc(len(result.accepted))
             for rej in result.rejected:

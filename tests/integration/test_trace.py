@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -14,6 +15,9 @@ import uuid
 import pytest
 
 from connectors.sdk import Client
+from jarvis import topics, tracecontext
+from jarvis.partitioning import partition_for
+from jarvis.security import kafka_credentials
 from tests.integration.pipeline_helpers import read_value, wait_until
 
 pytestmark = pytest.mark.integration
@@ -81,3 +85,50 @@ def test_an_unknown_operation_is_a_clear_error(stack) -> None:
     assert p.returncode == 1
     assert "no region's ingress holds operation 'no-such-op'" in p.stderr
     assert "Traceback" not in p.stderr
+
+
+KCAT = shutil.which("kcat")
+
+
+def kcat_headers(settings, region: str, topic: str, partition: int, since_ms: int) -> str:
+    """kcat (a client we did not write) prints the headers of a partition's records since a time."""
+    password = kafka_credentials.read_password(settings.home, "admin")
+    args = [
+        KCAT, "-C", "-b", settings.bootstrap(region), "-t", topic, "-p", str(partition), "-o", f"s@{since_ms}",
+        "-e", "-q", "-f", "%h\\n",
+    ]  # fmt: skip
+    if password is not None:
+        args += [
+            "-X", "security.protocol=SASL_SSL", "-X", "sasl.mechanisms=SCRAM-SHA-512", "-X", "sasl.username=admin",
+            "-X", f"sasl.password={password}", "-X", f"ssl.ca.location={settings.tls_dir / 'ca.pem'}",
+        ]  # fmt: skip
+    done = subprocess.run(args, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+@pytest.mark.skipif(KCAT is None, reason="kcat not installed (deploy/install-system-deps.sh)")
+def test_the_w3c_trace_rides_from_the_sdk_through_the_verifier_and_mirrormaker(stack, settings) -> None:
+    oid = f"ctr:tracectx-{uuid.uuid4().hex[:8]}"
+    since_ms = int(time.time() * 1000) - 1000
+    with Client(region="eu", node_id="trace-ctx", dev_trust=True) as c:
+        op_id = c.counter(oid).increment(2)
+        c.flush()
+    us = settings.region_config("us").query_url
+    assert wait_until(lambda: read_value(us, oid) == 2, 60)
+    p = jarvis_trace(op_id, "--object", oid, "--json")
+    assert p.returncode == 0, p.stderr
+    trace_id = json.loads(p.stdout)["trace_id"]
+    assert trace_id is not None and len(trace_id) == 32
+    part = partition_for(oid, settings.partitions)
+
+    def spans(region: str, topic: str) -> set[str]:
+        out = kcat_headers(settings, region, topic, part, since_ms)
+        found = {tracecontext.parse(h.split("=", 1)[1]) for line in out.splitlines() for h in line.split(",")
+                 if h.startswith(tracecontext.HEADER + "=")}  # fmt: skip
+        return {t.span_id for t in found if t is not None and t.trace_id == trace_id}
+
+    written, verified = spans("eu", topics.INGRESS), spans("eu", topics.OPS)
+    assert len(written) == 1 and len(verified) == 1 and written != verified  # the verifier's own span
+    # MirrorMaker 2 copies the headers as they are.
+    assert wait_until(lambda: spans("us", topics.mirrored("eu", topics.OPS)) == verified, 30)

@@ -39,6 +39,7 @@ PURE = ("rules on the wire format", "codec, security, configuration", "core")
 IO_LIBRARIES = (
     "confluent_kafka", "faust", "aiokafka", "mode", "psycopg", "psycopg_pool", "redis", "aiohttp",
     "requests", "httpx", "urllib.request", "http.client", "socket", "paho", "aiomqtt", "prometheus_client",
+    "opentelemetry",
 )  # fmt: skip
 ENV_READERS = ("jarvis.config",)  # where JARVIS_* variables are read
 

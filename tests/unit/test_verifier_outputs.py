@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from jarvis import topics
+from jarvis import topics, tracecontext
 from jarvis.codec import decode_rejected, decode_verified
 from jarvis.codec.seen import SeenRecord, decode_seen
 from jarvis.gate import Gate
@@ -52,6 +52,18 @@ def test_an_accepted_batch_is_noted_before_it_is_forwarded(gate: Gate, signer: S
     assert (out[1].partition, out[1].key, [d.index for d in verified.dots]) == (3, b"ctr:1", [0])
     rejected = decode_rejected(out[2].value)
     assert out[2].key == b"nope:1" and rejected.index == 1 and "unknown object prefix" in rejected.reasons[0]
+
+
+def test_the_verified_and_rejected_records_carry_the_verifiers_span_of_the_trace(gate: Gate, signer: Signer) -> None:  # noqa: F811
+    data = signed([op(), op("nope:1")], signer)
+    span = tracecontext.new_root().child()
+    out = outputs(gate.check(data, 3, 17, NOW_MS), "eu", topics.INGRESS, 3, 17, b"ctr:1", data, span)
+    by_topic = {o.topic: dict(o.headers) for o in out}
+    assert by_topic[topics.SEEN] == {}  # a note of the batch, not part of any operation's story
+    assert tracecontext.parse(by_topic[topics.OPS][tracecontext.HEADER]) == span
+    assert tracecontext.parse(by_topic[topics.REJECTED][tracecontext.HEADER]) == span
+    untraced = outputs(gate.check(data, 3, 18, NOW_MS), "eu", topics.INGRESS, 3, 18, b"ctr:1", data)
+    assert all(o.headers == () for o in untraced)
 
 
 def test_an_undecodable_message_is_one_rejection_keyed_by_where_it_was_read(gate: Gate) -> None:

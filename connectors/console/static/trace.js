@@ -32,7 +32,8 @@ export async function tracePage(root, objectId, params) {
   const t = await get("/api/trace", { op: params.get("op"), object: objectId, since: since || "" });
   show(out,
     h("p", { id: "trace-summary" }, `written in ${t.origin_region}, `,
-      t.reasons ? h("span", { class: "bad" }, `rejected: ${t.reasons.join("; ")}`) : `${t.total_ms} ms end to end`),
+      t.reasons ? h("span", { class: "bad" }, `rejected: ${t.reasons.join("; ")}`) : `${t.total_ms} ms end to end`,
+      t.trace_id ? h("span", { id: "trace-id", class: "muted" }, ` · W3C trace ${t.trace_id}`) : ""),
     timeline(t.steps, t.total_ms),
     h("div", { id: "trace-steps" }, table(["step", "region", "at (UTC)", "+ms", "detail"],
       t.steps.map((st) => [st.step, st.region, new Date(st.at_ms).toISOString(), st.since_previous_ms, st.detail]))),
