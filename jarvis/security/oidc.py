@@ -32,7 +32,8 @@ MIN_REFRESH_S = 30.0  # unknown `kid`s refetch the JWKS at most this often: no f
 RETRY_S = 5.0
 MAX_AGE_S = 600.0  # a key set older than this is refetched, so keys the issuer dropped stop verifying
 MAX_TOKEN_BYTES = 16 * 1024
-_JWT = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")
+# The signature part may be empty: an `alg: none` token is then refused as such, not as an unknown key.
+_JWT = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$")
 _LOOPBACK_NAMES = ("localhost",)
 
 
