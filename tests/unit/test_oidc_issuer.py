@@ -6,14 +6,10 @@ keys, checks RS256 and ES256 tokens, maps the `roles` claim to our roles, and re
 from __future__ import annotations
 
 import asyncio
-import json
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
@@ -22,45 +18,26 @@ from connectors.http_auth import HttpAuth
 from connectors.oidc import OidcVerifier
 from jarvis.security.key_store import FileAuthStore
 from jarvis.security.oidc import OidcConfig
+from tests import oidc_issuer
 
-ISSUER_JS = Path(__file__).parents[1] / "interop" / "oidc" / "issuer.js"
-pytestmark = pytest.mark.skipif(
-    shutil.which("node") is None or not (ISSUER_JS.parent / "node_modules" / "oidc-provider").is_dir(),
-    reason="node's oidc-provider is not installed (make install)",
-)
+pytestmark = pytest.mark.skipif(not oidc_issuer.INSTALLED, reason=oidc_issuer.NOT_INSTALLED)
 AUD = "https://jarvis.test/api"
-SECRET = "a-client-secret-of-at-least-32-chars"
 CLIENTS = [
-    {"id": "inventory-reader", "secret": SECRET, "role": "reader", "alg": "RS256"},
-    {"id": "inventory-reader-es", "secret": SECRET, "role": ["offline", "reader"], "alg": "ES256"},
-    {"id": "nobody", "secret": SECRET, "role": "ghost"},
-    {"id": "short-lived", "secret": SECRET, "role": "reader", "ttl": 1},
+    {"id": "inventory-reader", "role": "reader", "alg": "RS256"},
+    {"id": "inventory-reader-es", "role": ["offline", "reader"], "alg": "ES256"},
+    {"id": "nobody", "role": "ghost"},
+    {"id": "short-lived", "role": "reader", "ttl": 1},
 ]
 
 
 @pytest.fixture(scope="module")
 def issuer() -> Iterator[str]:
-    conf = json.dumps({"audience": AUD, "clients": CLIENTS})
-    proc = subprocess.Popen(["node", str(ISSUER_JS), conf], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True)  # fmt: skip
-    try:
-        assert proc.stdout is not None
-        yield json.loads(proc.stdout.readline())["issuer"]
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    with oidc_issuer.running(AUD, CLIENTS) as url:
+        yield url
 
 
 async def access_token(issuer: str, client_id: str) -> str:
-    async with aiohttp.ClientSession() as s:
-        async with s.get(f"{issuer}/.well-known/openid-configuration") as r:
-            token_endpoint = (await r.json())["token_endpoint"]
-        form = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": SECRET,
-                "resource": AUD, "scope": "jarvis"}  # fmt: skip
-        async with s.post(token_endpoint, data=form) as r:
-            body = await r.json()
-            assert r.status == 200, body
-            return str(body["access_token"])
+    return await oidc_issuer.access_token(issuer, client_id, AUD)
 
 
 def serve(tmp_path: Path, issuer: str, check: Any) -> None:
