@@ -5,9 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test-slow install yjs k8s-schemas compose-schema system-deps demo test test-unit lint stack-up stack-down bench clean
+.PHONY: test-slow install yjs oidc k8s-schemas compose-schema system-deps demo test test-unit lint stack-up stack-down bench clean
 
-install: $(STAMP) k8s-schemas compose-schema yjs
+install: $(STAMP) k8s-schemas compose-schema yjs oidc
 
 # The reference Yjs under node, for tests/unit/test_yjs_interop.py (skipped where npm is missing).
 YJS := tests/interop/yjs
@@ -16,6 +16,14 @@ yjs: $(YJS)/node_modules/.installed
 $(YJS)/node_modules/.installed: $(YJS)/package.json $(YJS)/package-lock.json
 	@if command -v npm >/dev/null; then cd $(YJS) && npm ci --no-audit --no-fund --silent && touch node_modules/.installed; \
 	else echo "npm not found: the yjs interop tests will be skipped"; fi
+
+# A real OpenID Connect issuer (oidc-provider) under node, for tests/unit/test_oidc_issuer.py.
+OIDC := tests/interop/oidc
+oidc: $(OIDC)/node_modules/.installed
+
+$(OIDC)/node_modules/.installed: $(OIDC)/package.json $(OIDC)/package-lock.json
+	@if command -v npm >/dev/null; then cd $(OIDC) && npm ci --no-audit --no-fund --silent && touch node_modules/.installed; \
+	else echo "npm not found: the OIDC issuer tests will be skipped"; fi
 
 $(STAMP): pyproject.toml
 	@bash deploy/install-system-deps.sh

@@ -3,11 +3,14 @@
 Every request but the exempt ones (EXEMPT: liveness, readiness, Prometheus' scrape, the OpenAPI
 document) carries `Authorization: Bearer <key>`; an aiohttp middleware finds its principal in the
 service's AuthStore (connectors/auth_view.py) and keeps it on the request (`principal(request)`).
+With JARVIS_OIDC_ISSUER set, the Bearer value may instead be a JWT of that issuer
+(connectors/oidc.py): its role claim names one of the store's roles, whose grants then apply.
 
-  401  no key, a malformed, unknown or revoked one (WWW-Authenticate: Bearer)
+  401  no key, a malformed, unknown or revoked one, an invalid or expired token (WWW-Authenticate: Bearer)
   403  the key's role may not do this (`require_read`, `require`); checked BEFORE anything is
        looked up, so the answer is the same whether the object exists or not
-  503  the replicated roles and keys are not loaded yet (Retry-After): fail closed, never allow-all
+  503  the replicated roles and keys are not loaded yet, or the OIDC issuer's keys cannot be had
+       (Retry-After): fail closed, never allow-all
 
 Every 401 and 403 is written to the access audit (connectors/access_audit.py) with method, path,
 principal if known and reason. Faust's web server is aiohttp underneath, so the same middleware
@@ -24,8 +27,11 @@ import orjson
 from aiohttp import web
 
 from connectors.access_audit import AuditSink
+from connectors.oidc import OidcUnavailable, OidcVerifier
+from jarvis.config import settings
 from jarvis.errors import JarvisError
 from jarvis.security.apikeys import AuthNotReady, AuthStore, Principal, bearer_key, key_id_of
+from jarvis.security.oidc import OidcError, looks_like_jwt
 
 log = logging.getLogger("jarvis.auth")
 
@@ -34,6 +40,7 @@ EXEMPT = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
 RETRY_AFTER_S = "1"
 PRINCIPAL = web.RequestKey("jarvis_principal", Principal)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+FROM_SETTINGS: Any = object()  # HttpAuth's `oidc` default: the process' JARVIS_OIDC_* settings
 
 
 class Denied(JarvisError, PermissionError):  # noqa: N818 - an answer, not a failure
@@ -74,17 +81,34 @@ class HttpAuth:
         exempt: Collection[str] = EXEMPT,
         public: Callable[[str], bool] | None = None,
         optional: Collection[str] = (),
+        oidc: OidcVerifier | None = FROM_SETTINGS,
     ) -> None:
         self.store = store
+        self.oidc = OidcVerifier.from_settings(settings()) if oidc is FROM_SETTINGS else oidc
         self.audit = audit
         self.exempt = frozenset(exempt)
         self.public = public or (lambda path: False)  # no key needed at all (the console's login page)
         self.optional = frozenset(optional)  # a key is looked at if sent; its absence is no 401
 
+    async def identify(self, header: str | None) -> Principal:
+        """The principal of an Authorization header: an API key's, or an OIDC token's."""
+        token = bearer_key(header)
+        if token is None or self.oidc is None or not looks_like_jwt(token):
+            return self.authenticate(header)
+        if not getattr(self.store, "loaded", True):  # the roles a token may name are not known yet
+            raise Denied(503, "the roles and keys of this region are not loaded yet; retry")
+        try:
+            return await self.oidc.verify(token, self.store.role)
+        except OidcUnavailable as e:
+            raise Denied(503, f"{e}; retry") from None
+        except OidcError as e:
+            raise Denied(401, str(e)) from None
+
     def authenticate(self, header: str | None) -> Principal:
         key = bearer_key(header)
         if key is None:
-            raise Denied(401, "a valid API key is needed: Authorization: Bearer <key> (jarvis auth key create)")
+            what = "an API key or an OIDC token" if self.oidc else "a valid API key"
+            raise Denied(401, f"{what} is needed: Authorization: Bearer <key> (jarvis auth key create)")
         try:
             p = self.store.lookup(key)
         except AuthNotReady as e:
@@ -121,7 +145,7 @@ class HttpAuth:
                 return await handler(request)
             try:
                 try:
-                    request[PRINCIPAL] = self.authenticate(request.headers.get("Authorization"))
+                    request[PRINCIPAL] = await self.identify(request.headers.get("Authorization"))
                 except Denied as d:
                     if path not in self.optional or d.status == 503 or "Authorization" in request.headers:
                         raise

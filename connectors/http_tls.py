@@ -15,6 +15,7 @@ from typing import Any
 
 from jarvis.config import Settings
 from jarvis.errors import JarvisError
+from jarvis.security import certs
 from jarvis.security.certs import CertificateAuthority, Leaf
 
 LEAF = "http"
@@ -57,9 +58,7 @@ def client_context(settings: Settings) -> ssl.SSLContext | None:
     ca = settings.http_ca_file
     if not ca.exists():
         raise HttpTlsError(f"no CA at {ca} to verify the HTTPS APIs with: set JARVIS_HTTP_CA, or run `jarvis stack up`")
-    ctx = ssl.create_default_context(cafile=str(ca))
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
-    return ctx
+    return certs.client_context(ca)
 
 
 def verify(settings: Settings) -> str | bool:

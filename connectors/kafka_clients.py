@@ -22,6 +22,7 @@ from typing import Any
 from jarvis.config import Settings
 from jarvis.errors import JarvisError
 from jarvis.roles import ADMIN
+from jarvis.security import certs
 from jarvis.security import kafka_credentials as creds
 from jarvis.security.kafka_credentials import PLAINTEXT, SASL_SSL
 
@@ -115,9 +116,8 @@ def confluent_conf(
 
 
 def ssl_context(a: KafkaAuth) -> ssl.SSLContext:
-    ctx = ssl.create_default_context(cafile=str(a.ca))
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
-    return ctx
+    assert a.ca is not None, "a SASL_SSL KafkaAuth always names its CA (auth())"
+    return certs.client_context(a.ca)
 
 
 def faust_kwargs(settings: Settings, principal: str, region: str | None = None) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""`jarvis auth key create|list|revoke`, `jarvis auth role set|list`: API keys and roles.
+"""`jarvis auth key create|list|revoke`, `jarvis auth role set|list`: API keys and roles;
+`jarvis auth mqtt-files`: the MQTT brokers' password and ACL files from them.
 
 Roles and key records (hashes only) are objects of the pipeline: LWW registers `auth:role:<name>`
 and `auth:key:<key id>`, written here as signed operations through the SDK to this region, mirrored
@@ -102,6 +103,18 @@ def _brokers_reload(s: Settings) -> None:
         return
     if n:
         console.print(f"[dim]{n} MQTT broker(s) reloaded their password files[/]")
+
+
+@auth_app.command("mqtt-files")
+def mqtt_files() -> None:
+    """Write the MQTT brokers' password and ACL files (JARVIS_HOME/mqtt) from the keys and roles, for
+    brokers `jarvis stack up` did not start (docker-compose.yml's); this host's brokers reload them."""
+    s = settings()
+    try:
+        n = mosquitto.reload(s)
+    except OSError as e:
+        raise _fail(e) from None
+    console.print(f"MQTT password and ACL files written to {mosquitto.mqtt_dir(s)}" + (f"; {n} broker(s) reloaded" if n else ""))
 
 
 def _fail(e: Exception) -> typer.Exit:

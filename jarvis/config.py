@@ -131,6 +131,14 @@ class Settings:
     # OTEL_EXPORTER_OTLP_ENDPOINT (OpenTelemetry's own name): the collector the verifier and fold
     # export their spans to (connectors/otel.py); unset, no spans and no cost.
     otel_endpoint: str | None = None
+    # OIDC Bearer tokens on the HTTP APIs besides API keys (connectors/oidc.py), on when
+    # JARVIS_OIDC_ISSUER is set: JARVIS_OIDC_AUDIENCE (the `aud` our tokens carry; required then),
+    # JARVIS_OIDC_ROLE_CLAIM (the claim naming the role, default `roles`), JARVIS_OIDC_CA (a PEM
+    # file to verify the issuer's HTTPS with instead of the system's CAs).
+    oidc_issuer: str | None = None
+    oidc_audience: str | None = None
+    oidc_role_claim: str = "roles"
+    oidc_ca: Path | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -175,6 +183,10 @@ class Settings:
             http_tls=_flag(os.environ.get("JARVIS_HTTP_TLS")),
             http_ca=Path(os.environ["JARVIS_HTTP_CA"]).resolve() if os.environ.get("JARVIS_HTTP_CA") else None,
             otel_endpoint=os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None,
+            oidc_issuer=os.environ.get("JARVIS_OIDC_ISSUER") or None,
+            oidc_audience=os.environ.get("JARVIS_OIDC_AUDIENCE") or None,
+            oidc_role_claim=_env("OIDC_ROLE_CLAIM", "roles") or "roles",
+            oidc_ca=Path(os.environ["JARVIS_OIDC_CA"]).resolve() if os.environ.get("JARVIS_OIDC_CA") else None,
         )
 
     @property

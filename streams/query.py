@@ -42,6 +42,7 @@ from aiohttp import web as aioweb
 from connectors.access_audit import AuditSink
 from connectors.auth_view import AuthView
 from connectors.http_auth import EXEMPT, PRINCIPAL, Denied, HttpAuth
+from connectors.oidc import OidcVerifier
 from connectors.redis_cache import CacheUnavailable
 from connectors.redis_watch import CLOSED, TooManyWatchers, WatchHub
 from connectors.replayer import Replayer
@@ -416,7 +417,7 @@ def install_query_views(app: faust.App, state: FoldState, max_watchers: int, con
     hub = WatchHub(state.cache.client, state.region, max_watchers)
     view = AuthView(state.cache, app.conf.topic_partitions, FileAuthStore(s.home))
     audit = AuditSink(s.bootstrap(state.region), state.region, "query", s)
-    auth = HttpAuth(view, audit)
+    auth = HttpAuth(view, audit, oidc=OidcVerifier.from_settings(s))
     QueryViews(state, app.conf.topic_partitions, hub, auth).install(app)
 
     async def keep_auth_view() -> None:

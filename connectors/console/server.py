@@ -30,6 +30,7 @@ from connectors.http_auth import PRINCIPAL, HttpAuth
 from connectors.http_limits import REQUEST_LIMITS
 from connectors.http_tls import client_context, server_context
 from connectors.ingest import op_ids
+from connectors.oidc import OidcVerifier
 from connectors.redis_cache import RedisCache
 from connectors.regions import agreement, digests, mirror_lag
 from connectors.trace import Tracer
@@ -386,16 +387,18 @@ def _json(body: Any, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(body, default=str), status=status, content_type="application/json")
 
 
-def console_auth(store: AuthStore, audit: AuditSink | None = None) -> HttpAuth:
+def console_auth(store: AuthStore, audit: AuditSink | None = None, oidc: OidcVerifier | None = None) -> HttpAuth:
     """Pages and scripts (the login page) need no key; /api/session answers without one."""
-    return HttpAuth(store, audit, public=lambda path: not path.startswith("/api/"), optional=("/api/session",))
+    return HttpAuth(store, audit, public=lambda path: not path.startswith("/api/"), optional=("/api/session",),
+                    oidc=oidc)  # fmt: skip
 
 
 def run(settings: Settings, region: str, instance: int = 0) -> None:
     """The `console` worker: serve the console of `region` on its web port until stopped."""
     cache = RedisCache(settings.redis_url, region)
     view = AuthView(cache, settings.partitions, FileAuthStore(settings.home))
-    auth = console_auth(view, AuditSink(settings.bootstrap(region), region, "console", settings))
+    auth = console_auth(view, AuditSink(settings.bootstrap(region), region, "console", settings),
+                        OidcVerifier.from_settings(settings))  # fmt: skip
     console = Console(settings, region, auth, measure=True)
     app = console.app()
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
+import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -203,3 +204,11 @@ def _aki(cert: x509.Certificate) -> bytes | None:
         return cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value.key_identifier
     except x509.ExtensionNotFound:
         return None
+
+
+def client_context(ca: Path) -> ssl.SSLContext:
+    """What every client of ours verifies a server of the project with, Kafka brokers and HTTP APIs
+    alike: the chain up to `ca` and the server's name, TLS 1.3 only (as the servers speak)."""
+    ctx = ssl.create_default_context(cafile=str(ca))
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    return ctx

@@ -21,7 +21,8 @@ from pathlib import Path
 
 from connectors.auth_records import Replicated, all_keys, all_roles
 from jarvis.config import RegionConfig, Settings
-from jarvis.security.apikeys import AuthError, KeyRecord, Role, mosquitto_hash
+from jarvis.errors import JarvisError
+from jarvis.security.apikeys import KeyRecord, Role, mosquitto_hash
 from jarvis.security.key_store import FileAuthStore, mosquitto_password_lines
 from jarvis.stack.procs import Proc, StackError
 
@@ -67,7 +68,9 @@ def write_auth_files(
         try:
             rep = Replicated(settings)
             records, roles = list(all_keys(settings, rep).values()), all_roles(settings, rep)
-        except (AuthError, OSError):  # the stack is starting: its brokers know the file's keys
+        # No query API to ask (the stack is starting, or this host runs none: no CA, nothing listening):
+        # the brokers know the file's keys.
+        except (JarvisError, OSError):
             records = store.list_keys()
     bridge = mosquitto_hash(bridge_secret(settings), secrets.token_bytes(12))
     _write(d / "passwd", "\n".join(mosquitto_password_lines(records, {BRIDGE_USER: bridge})) + "\n")
@@ -103,31 +106,35 @@ def prepared_proc(settings: Settings, region: RegionConfig) -> Proc:
     data.mkdir(parents=True, exist_ok=True, mode=0o700)
     write_auth_files(settings)
     conf = d / f"{region.name}.conf"
-    conf.write_text(
-        "\n".join(
-            [
-                f"listener {region.mqtt_port} {region.host}",
-                "allow_anonymous false",
-                f"password_file {d / 'passwd'}",
-                f"acl_file {d / 'acl'}",
-                "persistence true",
-                f"persistence_location {data}/",
-                "autosave_interval 1",
-                f"max_packet_size {MAX_PACKET_BYTES}",
-                f"max_inflight_messages {MAX_INFLIGHT}",
-                f"max_queued_messages {MAX_QUEUED}",
-                # Without it, started as root, Mosquitto becomes user `mosquitto` and cannot read
-                # the 0600 files under JARVIS_HOME.
-                f"user {getpass.getuser()}",
-                "log_dest stdout",
-                "log_type error",
-                "log_type warning",
-                "log_type notice",
-                "",
-            ]
-        )
-    )
+    # Without `user`, started as root, Mosquitto becomes user `mosquitto` and cannot read the 0600
+    # files under JARVIS_HOME.
+    conf.write_text(broker_conf(region.mqtt_port, region.host, d, data, getpass.getuser()))
     return Proc(name=name(region), run_dir=settings.home, argv=[server, "-c", str(conf)])
+
+
+def broker_conf(port: int, host: str | None, auth_dir: Path, data_dir: Path, user: str) -> str:
+    """A broker's mosquitto.conf: the local stack's, and docker-compose.yml's (deploy/mosquitto/,
+    made by this and checked equal by tests/unit/test_compose.py). `host` None: every interface."""
+    return "\n".join(
+        [
+            f"listener {port}" + (f" {host}" if host else ""),
+            "allow_anonymous false",
+            f"password_file {auth_dir / 'passwd'}",
+            f"acl_file {auth_dir / 'acl'}",
+            "persistence true",
+            f"persistence_location {data_dir}/",
+            "autosave_interval 1",
+            f"max_packet_size {MAX_PACKET_BYTES}",
+            f"max_inflight_messages {MAX_INFLIGHT}",
+            f"max_queued_messages {MAX_QUEUED}",
+            f"user {user}",
+            "log_dest stdout",
+            "log_type error",
+            "log_type warning",
+            "log_type notice",
+            "",
+        ]
+    )
 
 
 def reload(

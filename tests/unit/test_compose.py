@@ -21,6 +21,7 @@ from connectors.mirrormaker import mm2_properties
 from jarvis.cli import app
 from jarvis.config import REPO_ROOT, Settings
 from jarvis.roles import web_port
+from jarvis.stack.mosquitto import broker_conf
 from tests.unit.test_k8s_manifests import config_env_names
 
 COMPOSE = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
@@ -30,8 +31,10 @@ def test_compose_has_the_production_topology() -> None:
     services = COMPOSE["services"]
     for name in ("kafka-eu", "kafka-us", "mirrormaker", "timescaledb", "redis", "prometheus"):
         assert name in services, f"{name} missing from docker-compose.yml"
-    assert any(s.startswith("fold-") for s in services)
-    assert any(s.startswith("verifier-") for s in services)
+    for region in ("eu", "us"):
+        for role in ("verifier", "fold", "archiver", "agent", "ingest", "console"):
+            assert f"{role}-{region}" in services, f"{role}-{region} missing from docker-compose.yml"
+        assert services[f"mosquitto-{region}"]["image"].startswith("eclipse-mosquitto:")
     assert "timescale" in services["timescaledb"]["image"]
 
 
@@ -44,6 +47,19 @@ def test_every_referenced_file_exists() -> None:
         build = svc.get("build")
         if build:
             assert (REPO_ROOT / build["context"] / build["dockerfile"]).exists()
+
+
+def test_compose_mosquitto_configs_are_the_stacks_own() -> None:
+    """Made by the function that writes the local stack's broker configs, listening on each region's
+    MQTT port, reading the files `jarvis auth mqtt-files` writes where the volume puts them."""
+    for r in Settings().regions:
+        path = REPO_ROOT / f"deploy/mosquitto/compose-{r.name}.conf"
+        expected = broker_conf(r.mqtt_port, None, Path("/var/lib/jarvis/mqtt"), Path("/mosquitto/data"), "root")
+        assert path.read_text() == expected, "regenerate with jarvis.stack.mosquitto.broker_conf"
+        mounts = COMPOSE["services"][f"mosquitto-{r.name}"]["volumes"]
+        assert f"./deploy/mosquitto/compose-{r.name}.conf:/mosquitto/config/mosquitto.conf:ro" in mounts
+        assert "jarvis-mqtt:/var/lib/jarvis/mqtt:ro" in mounts
+        assert "jarvis-mqtt:/var/lib/jarvis/mqtt" in COMPOSE["services"][f"ingest-{r.name}"]["volumes"]
 
 
 def test_compose_mirrormaker_config_is_generated_from_the_region_list() -> None:
@@ -115,7 +131,10 @@ def test_every_service_command_parses_with_the_real_cli() -> None:
     assert {"topics-eu", "topics-us", "verifier-eu", "fold-eu", "archiver-eu", "fold-us"} <= set(services)
     for name, svc in services.items():
         ctx = parse_cli(svc["command"])
-        assert ctx.command.name in {"worker", "ensure"}, name
+        assert ctx.command.name in {"worker", "ensure", "mqtt-files"}, name
+        if ctx.command.name == "mqtt-files":
+            assert name == "mqtt-auth"
+            continue
         if ctx.command.name == "worker":
             role, region = ctx.params["role"], ctx.params["region"]
             role = getattr(role, "value", role)
@@ -143,6 +162,8 @@ def test_topics_are_created_before_any_worker_starts() -> None:
             region = name.removeprefix("topics-")
             assert svc["depends_on"][f"kafka-{region}"] == {"condition": "service_healthy"}
             continue
+        if svc["command"][0] != "worker":  # mqtt-auth writes files; it needs no Kafka
+            continue
         region = svc["environment"]["JARVIS_REGION"]
         assert svc["depends_on"][f"topics-{region}"] == {"condition": "service_completed_successfully"}, name
     for region in ("eu", "us"):
@@ -164,10 +185,22 @@ def test_every_variable_set_is_read_and_gives_the_settings_meant(monkeypatch: py
         assert s.bootstrap(region) == f"kafka-{region}:9092"
         assert s.redis_url == "redis://redis:6379/0"
         assert s.postgres_dsn == "postgresql://jarvis:jarvis@timescaledb:5432/jarvis"
-        if name.startswith("fold-"):
-            # The query port the fold binds (on its service name) is the one published.
-            port = web_port(s, "fold", region)
-            assert s.host == name and svc["ports"] == [f"{port}:{port}"]
+        if svc["command"][0] != "worker":
+            continue
+        # Each worker binds its web port on JARVIS_HOST: the service whose network namespace it is in
+        # (its own, or its network_mode's), where that port is published.
+        role = svc["command"][1]
+        owner = svc.get("network_mode", f"service:{name}").removeprefix("service:")
+        assert s.host == owner, name
+        port = web_port(s, role, region)
+        published = COMPOSE["services"][owner].get("ports", [])
+        assert f"{port}:{port}" in published or role in ("verifier", "archiver", "agent"), name
+        if role == "ingest":
+            # Its MQTT bridge connects to JARVIS_HOST at the region's MQTT port: the broker of the region
+            # runs in the gateway's namespace, listening there (test_compose_mosquitto_configs_are_...).
+            mqtt = s.region_config(region).mqtt_port
+            assert COMPOSE["services"][f"mosquitto-{region}"]["network_mode"] == f"service:{name}"
+            assert f"{mqtt}:{mqtt}" in published
 
 
 def dockerfile() -> list[tuple[str, str]]:

@@ -24,6 +24,7 @@ import yaml
 from jarvis import topics
 from jarvis.config import REPO_ROOT, Settings
 from jarvis.roles import web_port
+from jarvis.security import kafka_acls
 from jarvis.worker_cli import Role
 
 K8S = REPO_ROOT / "deploy" / "k8s"
@@ -241,6 +242,7 @@ def worker_container(deployment: Doc) -> Doc:
 
 
 POD_IP = "10.1.2.3"  # what the kubelet puts in a variable taken from status.podIP
+SECRET_VALUE = "from-a-secret"  # what a variable taken from a Secret's key holds here
 
 
 def deployment_settings(container: Doc, monkeypatch: pytest.MonkeyPatch) -> Settings:
@@ -250,6 +252,8 @@ def deployment_settings(container: Doc, monkeypatch: pytest.MonkeyPatch) -> Sett
             continue
         if "value" in e:
             monkeypatch.setenv(e["name"], e["value"])
+        elif "secretKeyRef" in e["valueFrom"]:
+            monkeypatch.setenv(e["name"], SECRET_VALUE)
         else:
             assert e["valueFrom"] == {"fieldRef": {"fieldPath": "status.podIP"}}, e["name"]
             monkeypatch.setenv(e["name"], POD_IP)
@@ -340,10 +344,88 @@ def test_users_have_least_privilege(region: str) -> None:
     for name, u in users.items():
         assert allows(u, "topic", topics.OPS, "Write") == (name == "jarvis-verifier"), name
         assert allows(u, "topic", topics.mirrored(other), "Write") == (name == "jarvis-mirrormaker"), name
-        assert not allows(u, "topic", topics.INGRESS, "Read") or name == "jarvis-verifier", name
+        # The gateway reads ingress back for GET /v1/ops/{op_id}, the console for its operation page
+        # (tests/unit/test_kafka_acls.py).
+        readers = ("jarvis-verifier", "jarvis-ingest", "jarvis-console")
+        assert not allows(u, "topic", topics.INGRESS, "Read") or name in readers, name
     assert not allows(archiver, "topic", topics.REJECTED, "Write")
     listeners = of_kind(docs, "Kafka")[STRIMZI_CLUSTER]["spec"]["kafka"]["listeners"]
     assert [(x["tls"], x["authentication"]["type"]) for x in listeners] == [(True, "scram-sha-512")]
+
+
+# kafka_acls' operation names in Strimzi's spelling.
+STRIMZI_OPERATIONS = {"READ": "Read", "WRITE": "Write", "CREATE": "Create", "DESCRIBE": "Describe",
+                      "DESCRIBE_CONFIGS": "DescribeConfigs", "ALL": "All"}  # fmt: skip
+Acl = tuple[str, str, str, str]  # (resource type, name, pattern, operation), kafka_acls' spelling
+
+
+def strimzi_acls(user: Doc) -> set[Acl]:
+    """A KafkaUser's ACLs, without the Describe that a Read or Write on the same resource implies."""
+    out: set[Acl] = set()
+    for acl in user["spec"]["authorization"]["acls"]:
+        r = acl["resource"]
+        assert acl.get("type", "allow") == "allow" and acl.get("host", "*") == "*", acl
+        key = (r["type"].upper(), r.get("name", kafka_acls.CLUSTER_NAME),
+               "PREFIXED" if r.get("patternType") == "prefix" else "LITERAL")  # fmt: skip
+        ops = set(acl["operations"])
+        if ops & {"Read", "Write"}:
+            ops.discard("Describe")
+        out |= {(*key, op) for op in ops}
+    return out
+
+
+def code_acls(role: str, region: str) -> set[Acl]:
+    """What the local stack's brokers allow the role (jarvis/security/kafka_acls.py), less the copies
+    of this region's own topics under its name, which exist only in the other regions."""
+    return {
+        (b.resource, b.name, b.pattern, STRIMZI_OPERATIONS[b.operation])
+        for b in kafka_acls.acl_bindings(REGIONS)
+        if b.principal == f"User:{role}" and not b.name.startswith(f"{region}.")
+    }
+
+
+@pytest.mark.parametrize("region", REGIONS)
+def test_every_deployment_logs_in_as_its_roles_kafka_user(region: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each worker authenticates as the KafkaUser of its role, with the password from the Secret Strimzi
+    makes for that user and the cluster CA mounted as a file, and that user may do exactly what the
+    role may do on the local stack."""
+    docs = rendered(region)
+    users = of_kind(docs, "KafkaUser")
+    for role, d in of_kind(docs, "Deployment").items():
+        pod = d["spec"]["template"]["spec"]
+        c = worker_container(d)
+        env = {e["name"]: e for e in c["env"]}
+        s = deployment_settings(c, monkeypatch)
+        assert s.kafka_security == "sasl_ssl" and s.kafka_username == f"jarvis-{role}"
+        assert env["JARVIS_KAFKA_PASSWORD"]["valueFrom"] == {
+            "secretKeyRef": {"name": s.kafka_username, "key": "password"}
+        }, role
+        assert s.kafka_password == SECRET_VALUE
+        # The CA: Strimzi's <cluster>-cluster-ca-cert Secret, key ca.crt, at the path the variable names.
+        # (The variable's value, not s.kafka_ca: config.py resolves symlinks, and /var/run often is one.)
+        ca = Path(env["JARVIS_KAFKA_CA"]["value"])
+        assert s.kafka_ca == ca.resolve()
+        mount = next(m for m in c["volumeMounts"] if ca.parent == Path(m["mountPath"]))
+        volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
+        assert volume["secret"]["secretName"] == f"{STRIMZI_CLUSTER}-cluster-ca-cert"
+        assert {"key": "ca.crt", "path": ca.name} in volume["secret"]["items"]
+        # Nothing else of a Secret is mounted where a worker could mistake it for its own credentials.
+        assert all("kafka-user" not in m["mountPath"] for m in c["volumeMounts"])
+        user = users.get(s.kafka_username)
+        assert user is not None, f"{role}: no KafkaUser {s.kafka_username}"
+        assert user["spec"]["authentication"] == {"type": "scram-sha-512"}  # Strimzi makes the password
+        assert strimzi_acls(user) == code_acls(role, region), role
+
+
+def test_a_kafka_user_that_lacks_or_adds_an_acl_is_noticed() -> None:
+    user = json.loads(json.dumps(of_kind(rendered("eu"), "KafkaUser")["jarvis-archiver"]))
+    assert strimzi_acls(user) == code_acls("archiver", "eu")
+    user["spec"]["authorization"]["acls"].pop()
+    assert strimzi_acls(user) < code_acls("archiver", "eu")
+    user["spec"]["authorization"]["acls"].append(
+        {"resource": {"type": "topic", "name": topics.OPS, "patternType": "literal"}, "operations": ["Write"]}
+    )
+    assert not strimzi_acls(user) <= code_acls("archiver", "eu")
 
 
 @pytest.mark.parametrize("region", REGIONS)
