@@ -138,8 +138,16 @@ def test_lists_the_objects_written_and_pages_through_them(written, browser, shot
 
     open_page(browser, written["console"], f"/objects?prefix=ctr:console-{UID}-list-&limit=2")
     wait_for(browser, "#listing a.oid")
-    first = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#listing a.oid")]
-    assert first == LISTED[:2]
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def ids(d: Any) -> list[str] | bool:  # the listing may redraw between the find and the read
+        try:
+            return [e.text for e in d.find_elements(By.CSS_SELECTOR, "#listing a.oid")] == LISTED[:2]
+        except StaleElementReferenceException:
+            return False
+
+    WebDriverWait(browser, 20).until(ids)
     shots(browser, "objects")
     browser.find_element(By.ID, "next").click()
     wait_for(browser, "#listing", text="page 2")
