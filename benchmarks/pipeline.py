@@ -133,7 +133,7 @@ def produce_and_wait(r: redis.Redis, batches: list[tuple[int, bytes, bytes]], id
     )
     t0 = time.perf_counter()
     for part, key, value in batches:
-        headers = [(tracecontext.HEADER, tracecontext.new_root().header().encode())] if traced else None
+        headers = [tracecontext.new_root().kafka_header()] if traced else None
         p.produce(topics.INGRESS, key=key, value=value, partition=part, headers=headers)
         p.poll(0)
     p.flush(60)

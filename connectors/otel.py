@@ -18,9 +18,8 @@ AttrValue = str | int | float | bool
 
 
 class Spans:
-    def __init__(self, provider: Any | None, service: str) -> None:
+    def __init__(self, provider: Any | None) -> None:
         self._provider = provider
-        self.service = service
         self._tracer = provider.get_tracer("jarvis-streams") if provider is not None else None
 
     @property
@@ -29,10 +28,10 @@ class Spans:
 
     @classmethod
     def off(cls) -> Spans:
-        return cls(None, "")
+        return cls(None)
 
     @classmethod
-    def exporting(cls, endpoint: str | None, service: str, attributes: Mapping[str, AttrValue] | None = None) -> Spans:
+    def exporting(cls, endpoint: str | None, service: str) -> Spans:
         """Spans sent to `endpoint` (the collector's base URL: /v1/traces is appended as the OTLP
         specification says), or off when it is None."""
         if not endpoint:
@@ -43,11 +42,11 @@ class Spans:
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-        resource = Resource.create({"service.name": service, **(attributes or {})})
+        resource = Resource.create({"service.name": service})
         provider = TracerProvider(resource=resource)
         exporter = OTLPSpanExporter(endpoint=endpoint.rstrip("/") + "/v1/traces")
         provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=500))
-        return cls(provider, service)
+        return cls(provider)
 
     def record(self, name: str, parent: TraceParent | None, start_ns: int, end_ns: int,
                attributes: Mapping[str, AttrValue] | None = None) -> TraceParent:  # fmt: skip

@@ -382,7 +382,7 @@ class Client:
             try:
                 self._producer.produce(
                     topics.INGRESS, key=key, value=value, partition=partition, on_delivery=cb,
-                    headers=[(tracecontext.HEADER, tracecontext.new_root().header().encode())] if self.trace else None,
+                    headers=[tracecontext.new_root().kafka_header()] if self.trace else None,
                 )  # fmt: skip
                 break
             except BufferError:

@@ -32,6 +32,10 @@ class TraceParent:
     def header(self) -> str:
         return f"00-{self.trace_id}-{self.span_id}-{self.flags}"
 
+    def kafka_header(self) -> tuple[str, bytes]:
+        """The (name, value) pair a Kafka record carries it as."""
+        return HEADER, self.header().encode()
+
     def child(self, random: Callable[[int], bytes] = os.urandom) -> TraceParent:
         """The context a record derived from this one carries: same trace, a span of its own."""
         return TraceParent(self.trace_id, _nonzero_hex(8, random), self.flags)

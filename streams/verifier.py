@@ -80,7 +80,7 @@ def outputs(
     crash between the two, the note names this very position, which the re-run reproduces and the
     gate does not count as a duplicate. Then every rejected operation, with all its reasons. The
     verified and rejected records carry `trace` (the verifier's span of the message's trace)."""
-    traced = ((tracecontext.HEADER, trace.header().encode()),) if trace is not None else ()
+    traced = (trace.kafka_header(),) if trace is not None else ()
     out: list[Out] = []
     if result.accepted:
         if result.seen_key is not None and result.batch is not None:
