@@ -10,8 +10,8 @@ Topics (the object id is the rest of the topic, so ids with `/` work):
   fixed client id per instance), so a gateway crash loses nothing the broker holds.
 - Instances of a region share the subscriptions (`$share/jarvis-ingest-<region>/...`).
 - Duplicates: a message the broker sends again after a reconnect carries the dup flag and the same
-  packet id. The bridge remembers, per packet id, the payload hash of the last message it wrote
-  (and records `mqtt: <packet id>:<hash>` in the operation's metadata, so a restarted gateway
+  packet id. The bridge remembers, per packet id, the hash of the topic and payload of the last
+  message it wrote (and records `mqtt: <packet id>:<hash>` in the operation's metadata, so a restarted gateway
   reloads that memory from its own recent ingress batches); a dup whose packet id and hash match
   was written already and is only acknowledged. So a redelivery is processed, never dropped, and
   counted once. (A packet id is not reused while its message is unacknowledged, so the latest
@@ -31,6 +31,7 @@ import logging
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,8 +73,11 @@ class Message:
     received: float
 
 
-def packet_hash(payload: bytes) -> str:
-    return hashlib.sha256(payload).hexdigest()[:16]
+def packet_hash(topic: str, payload: bytes) -> str:
+    """A message's identity beside its packet id. The topic is part of it: devices often publish the
+    same payload to many topics (`{"value": 1}`), and a redelivery must not be taken for an earlier,
+    different message that reused its packet id."""
+    return hashlib.sha256(topic.encode() + b"\0" + payload).hexdigest()[:16]
 
 
 def to_operation_item(topic: str, payload: bytes, received: float) -> dict[str, Any]:
@@ -103,6 +107,11 @@ def to_operation_item(topic: str, payload: bytes, received: float) -> dict[str, 
             raise OpInputError([f"object_id {body.get('object_id')!r} differs from the topic's {oid!r}"])
         return {**body, "object_id": oid}
     raise OpInputError([f"topic {topic!r} is neither {OPS_PREFIX}<object_id> nor {TELEMETRY_PREFIX}<object_id>"])
+
+
+def already_written(written: Mapping[int, str], m: Message) -> bool:
+    """A redelivery of the message last written under its packet id: acknowledge, do not write."""
+    return m.dup and written.get(m.mid) == packet_hash(m.topic, m.payload)
 
 
 class MqttBridge:
@@ -178,8 +187,7 @@ class MqttBridge:
         nonce = uuid.uuid4().hex[:16]
         ms = int(time.time() * 1000)
         for i, m in enumerate(batch):
-            h = packet_hash(m.payload)
-            if m.dup and self.written.get(m.mid) == h:
+            if already_written(self.written, m):
                 dup_acks.append(m)
                 continue
             oid: str | None = None
@@ -191,6 +199,7 @@ class MqttBridge:
                 rejected.append((m, oid, e.reasons))
                 continue
             op_id = op_ids.make(self.writer.partition_of(jop.object_id), ms, nonce, i)
+            h = packet_hash(m.topic, m.payload)
             meta = {"principal": "mqtt", "via": self.writer.node_id, "mqtt": f"{m.mid}:{h}"}
             op = self.writer.operation(op_id, jop.object_id, jop.crdt_type, jop.kind, jop.args, self.writer.hlc.now(), meta)
             rule = self.writer.pipelines.rule_for(jop.object_id)
@@ -209,7 +218,7 @@ class MqttBridge:
                 log.warning("Kafka did not take %d MQTT messages (%s); retrying", len(ops), e)
                 await asyncio.sleep(RETRY_S)
         for m, _ in ops:
-            self._remember(m.mid, packet_hash(m.payload))
+            self._remember(m.mid, packet_hash(m.topic, m.payload))
         for m in [*(m for m, _ in ops), *(m for m, _, _ in rejected), *dup_acks]:
             self.client.ack(m.mid, m.qos)
         MESSAGES.labels(self.region, "written").inc(len(ops))

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from connectors.ingest import op_ids
-from connectors.ingest.mqtt import to_operation_item
+from connectors.ingest.mqtt import Message, already_written, packet_hash, to_operation_item
 from connectors.ingest.requests import check_idempotency_key, check_op, parse_body
 from jarvis.json_ops import JsonOp, OpInputError, OpParser
 from jarvis.ops import Operation
@@ -101,3 +101,16 @@ def test_mqtt_topics_become_operations() -> None:
         with pytest.raises(OpInputError) as e:
             _item(topic, payload)
         assert reason in e.value.reasons[0], (topic, payload[:20])
+
+
+def test_a_redelivery_is_recognised_by_its_topic_and_payload_not_its_payload_alone() -> None:
+    # Packet id 7 last carried {"value": 1} to one sensor; a different sensor's message with the same
+    # payload, redelivered under the reused packet id, was never written and must not be skipped.
+    payload = b'{"value": 1}'
+    written = {7: packet_hash("telemetry/sensor:a", payload)}
+    same = Message("telemetry/sensor:a", payload, 7, 1, True, 0.0)
+    other = Message("telemetry/sensor:b", payload, 7, 1, True, 0.0)
+    assert already_written(written, same)
+    assert not already_written(written, other)
+    assert not already_written(written, Message("telemetry/sensor:a", payload, 7, 1, False, 0.0))  # not a dup
+    assert not already_written(written, Message("telemetry/sensor:a", payload, 8, 1, True, 0.0))
