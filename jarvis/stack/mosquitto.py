@@ -109,7 +109,11 @@ def prepared_proc(settings: Settings, region: RegionConfig) -> Proc:
     # Without `user`, started as root, Mosquitto becomes user `mosquitto` and cannot read the 0600
     # files under JARVIS_HOME.
     conf.write_text(broker_conf(region.mqtt_port, region.host, d, data, getpass.getuser()))
-    return Proc(name=name(region), run_dir=settings.home, argv=[server, "-c", str(conf)])
+    # Mosquitto's stdout into the log file is block-buffered: line-buffer it, so the log is whole
+    # while the broker runs (stdbuf execs the broker: the pid stays the broker's).
+    stdbuf = shutil.which("stdbuf")
+    argv = [*([stdbuf, "-oL"] if stdbuf else []), server, "-c", str(conf)]
+    return Proc(name=name(region), run_dir=settings.home, argv=argv)
 
 
 def broker_conf(port: int, host: str | None, auth_dir: Path, data_dir: Path, user: str) -> str:
@@ -132,6 +136,9 @@ def broker_conf(port: int, host: str | None, auth_dir: Path, data_dir: Path, use
             "log_type error",
             "log_type warning",
             "log_type notice",
+            # Who holds a share of the gateways' shared subscription is otherwise invisible, and a
+            # session in it that never reads takes every Nth message (docs/internals.md).
+            "log_type subscribe",
             "",
         ]
     )
