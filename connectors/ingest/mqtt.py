@@ -32,7 +32,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -71,6 +71,15 @@ class Message:
     qos: int
     dup: bool
     received: float
+    key: str = field(init=False)  # packet_hash(topic, payload): made once, in paho's thread
+
+    def __post_init__(self) -> None:
+        self.key = packet_hash(self.topic, self.payload)
+
+
+def client_id(region: str, instance: int) -> str:
+    """A gateway instance's MQTT client id: fixed, so a restart resumes its persistent session."""
+    return f"jarvis-ingest-{region}-{instance}"
 
 
 def packet_hash(topic: str, payload: bytes) -> str:
@@ -111,7 +120,7 @@ def to_operation_item(topic: str, payload: bytes, received: float) -> dict[str, 
 
 def already_written(written: Mapping[int, str], m: Message) -> bool:
     """A redelivery of the message last written under its packet id: acknowledge, do not write."""
-    return m.dup and written.get(m.mid) == packet_hash(m.topic, m.payload)
+    return m.dup and written.get(m.mid) == m.key
 
 
 class MqttBridge:
@@ -128,7 +137,7 @@ class MqttBridge:
         self.writer = writer
         self.parser = OpParser(writer.pipelines.rule_for)
         self.region = region
-        self.client_id = f"jarvis-ingest-{region}-{instance}"
+        self.client_id = client_id(region, instance)
         self.group = f"jarvis-ingest-{region}"
         self.host, self.port = host, port
         self.queue: asyncio.Queue[Message] = asyncio.Queue()  # bounded by the broker's in-flight limit
@@ -199,8 +208,7 @@ class MqttBridge:
                 rejected.append((m, oid, e.reasons))
                 continue
             op_id = op_ids.make(self.writer.partition_of(jop.object_id), ms, nonce, i)
-            h = packet_hash(m.topic, m.payload)
-            meta = {"principal": "mqtt", "via": self.writer.node_id, "mqtt": f"{m.mid}:{h}"}
+            meta = {"principal": "mqtt", "via": self.writer.node_id, "mqtt": f"{m.mid}:{m.key}"}
             op = self.writer.operation(op_id, jop.object_id, jop.crdt_type, jop.kind, jop.args, self.writer.hlc.now(), meta)
             rule = self.writer.pipelines.rule_for(jop.object_id)
             reasons = _rules.check(op, rule)[0] if rule is not None else []
@@ -218,7 +226,7 @@ class MqttBridge:
                 log.warning("Kafka did not take %d MQTT messages (%s); retrying", len(ops), e)
                 await asyncio.sleep(RETRY_S)
         for m, _ in ops:
-            self._remember(m.mid, packet_hash(m.topic, m.payload))
+            self._remember(m.mid, m.key)
         for m in [*(m for m, _ in ops), *(m for m, _, _ in rejected), *dup_acks]:
             self.client.ack(m.mid, m.qos)
         MESSAGES.labels(self.region, "written").inc(len(ops))

@@ -59,19 +59,20 @@ def world(stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str,
         finally:
             proc.terminate()
             proc.wait(30)
-            end_mqtt_session(s, f"jarvis-{node}")
+            end_mqtt_session(s, "eu", INSTANCE)
 
 
-def end_mqtt_session(s: Any, client_id: str) -> None:
+def end_mqtt_session(s: Any, region: str, instance: int) -> None:
     """Drop the extra gateway's persistent MQTT session: left in the region's shared subscription,
     Mosquitto would keep queueing every other message for it (a later test lost exactly those)."""
     import paho.mqtt.client as mqtt
 
+    from connectors.ingest.mqtt import client_id
     from jarvis.stack import mosquitto
 
-    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True)
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id(region, instance), clean_session=True)
     c.username_pw_set(mosquitto.BRIDGE_USER, mosquitto.bridge_secret(s))
-    r = s.region_config("eu")
+    r = s.region_config(region)
     c.connect(r.host, r.mqtt_port)  # a clean-session connect under the id discards its session
     c.loop_start()
     assert wait_until(c.is_connected, 10), "the broker did not take the session-ending connect"
