@@ -47,16 +47,7 @@ from confluent_kafka import KafkaException, Producer
 from connectors import api_client
 from connectors.kafka_clients import PRODUCER, confluent_conf
 from connectors.trust_admin import dev_trust as dev_trust_key
-from connectors.verdicts import RejectedError as RejectedError  # raised by flush(wait=True)
-from connectors.verdicts import (
-    SentBatch,
-    Transition,
-    Verdict,
-    VerdictReport,
-    await_verdicts,
-    transition_outcomes,
-)
-from connectors.verdicts import VerdictTimeout as VerdictTimeout
+from connectors.verdicts import VerdictReader
 from jarvis import topics, tracecontext
 from jarvis.agents import discover
 from jarvis.codec import encode_batch
@@ -75,6 +66,9 @@ from jarvis.security.crypto import DataKeyring, encrypt_fields
 from jarvis.security.keys import ensure_node_key
 from jarvis.security.signing import sign_batch, sign_digests
 from jarvis.tasks import Task, encode_task
+from jarvis.verdicts import RejectedError as RejectedError  # raised by flush(wait=True)
+from jarvis.verdicts import SentBatch, Transition, Verdict, VerdictReport, transition_outcomes
+from jarvis.verdicts import VerdictTimeout as VerdictTimeout
 from pipelines.loader import Pipelines, PrefixRule
 from pipelines.loader import pipelines as default_pipelines
 
@@ -172,6 +166,7 @@ class Client:
         self._sent: list[SentBatch] = []  # delivered batches whose verdicts nobody asked for yet
         self._transitions: dict[str, Transition] = {}  # by op id, likewise
         self._decisions: set[str] = set()  # bounded-counter ops whose verdict the fold gives
+        self._reader: VerdictReader | None = None  # made before the first tracked batch is sent
         self._docs: dict[str, Text] = {}  # per text object: this client's replica (its edits' origin)
 
     # -- object handles ---------------------------------------------------------------------------
@@ -342,7 +337,7 @@ class Client:
         if decisions:  # their verdict is the origin fold's decision (connectors/verdicts.py)
             for b in sent:
                 b.judged = frozenset(i for i, op in enumerate(b.op_ids) if op in decisions)
-        verdicts = await_verdicts(self.bootstrap, self.region, sent, timeout, principal=self.principal, settings=self.settings)
+        verdicts = self._verdict_reader().wait(sent, timeout) if sent else {}
         transition_outcomes(self.read, transitions, verdicts, timeout)
         return VerdictReport(self.region, verdicts)
 
@@ -377,7 +372,17 @@ class Client:
         self._produce(partition, ops[0].object_id.encode(), value, self._on_delivery(ids, sent))
         self.sent_ops += len(ops)
 
+    def _verdict_reader(self) -> VerdictReader:
+        with self._lock:
+            if self._reader is None:
+                self._reader = VerdictReader(
+                    self.bootstrap, self.region, principal=self.principal, settings=self.settings
+                )
+            return self._reader
+
     def _produce(self, partition: int, key: bytes, value: bytes, cb: Callable[..., None]) -> None:
+        if self.track_verdicts and self._reader is None:
+            self._verdict_reader()  # from the topics' ends before this batch: it reads every verdict
         while True:
             try:
                 self._producer.produce(
@@ -424,7 +429,12 @@ class Client:
         return None if view is None else view["value"]
 
     def close(self) -> None:
-        self.flush()
+        try:
+            self.flush()
+        finally:
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
 
     def __enter__(self) -> Client:
         return self

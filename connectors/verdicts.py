@@ -13,9 +13,11 @@ accepted or refused with its reason) while it folds the message. That record, no
 refusal, is what makes an acceptance final: the refusal in jarvis.ops.rejected may be read long
 after the object's folded state shows the operation (a reader of that topic catching up, the fold's
 producer under load), and a verdict that guessed from a grace period once reported 1,375
-reservations accepted for 1,000 sold. All of it is read with one throw-away consumer positioned by
-time (offsets_for_times) a little before the batches were sent, so nothing older is read and no
-consumer group is joined.
+reservations accepted for 1,000 sold. A client reads all of it with one `VerdictReader`: a consumer
+assigned (no group joined) to every partition of the three topics from their ends as they were
+before its first batch was sent, read by a thread for as long as the client lives, so a verdict
+costs no connection, lookup or positioning. `await_verdicts` is the one-shot form for a caller
+without a reader (a consumer positioned by time a little before the batches were sent).
 
 A workflow transition the verifier accepts may still not apply: the fold replays each object's
 transitions in timestamp order and skips those the definition does not allow from the state then
@@ -26,105 +28,137 @@ moment (a concurrent transition with an earlier timestamp arriving later can sti
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from confluent_kafka import OFFSET_END, Consumer, KafkaException, TopicPartition
 
 from connectors.kafka_clients import client_conf
 from jarvis import topics
-from jarvis.codec import CodecError, decode, decode_rejected
-from jarvis.codec.decisions import decode_decisions
 from jarvis.config import Settings
-from jarvis.errors import JarvisError
+from jarvis.verdicts import (
+    CLOCK_SLACK_MS,
+    Judgement,
+    SentBatch,
+    Tally,
+    Verdict,
+    VerdictBook,
+    VerdictTimeout,
+    judgements,
+    timeout_error,
+)
 
-# Positioning starts this long before the earliest send: clocks of the producer and of the brokers
-# that stamp the verifier's records may differ a little.
-CLOCK_SLACK_MS = 5_000
-
-
-class VerdictTimeout(JarvisError, TimeoutError):
-    """Some operations had no verdict before the timeout; `missing` holds their op ids."""
-
-    def __init__(self, message: str, missing: list[str]) -> None:
-        super().__init__(message)
-        self.missing = missing
-
-
-@dataclass(slots=True)
-class SentBatch:
-    """One ingress message the SDK produced: where it landed and which operations it held."""
-
-    partition: int
-    op_ids: list[str]
-    object_ids: list[str]
-    offset: int = -1  # from the delivery report; -1 until then (or if it failed)
-    sent_ms: int = 0
-    # Indexes of bounded-counter decrements and transfers: their verdict is the origin fold's.
-    judged: frozenset[int] = frozenset()
+TOPICS = (topics.OPS, topics.REJECTED, topics.DECIDED)
 
 
-@dataclass(slots=True)
-class Transition:
-    """A workflow transition as sent: found again in the folded history by (timestamp, node)."""
+class VerdictReader:
+    """The verdicts of one client's batches, read as they come by one consumer for the client's life.
 
-    object_id: str
-    hlc: int
-    node_id: str
-    to_state: str
+    Created before the client's first tracked batch is sent, it is assigned (no consumer group) every
+    partition of jarvis.ops, jarvis.ops.rejected and jarvis.ops.decided from their ends as they were
+    then, so every later verdict is read, and a thread reads them. A verdict read before anyone
+    waits for its batch (the verifier can answer before the producer's delivery report is handled)
+    is kept in a bounded buffer by batch position; a batch whose words may have left that buffer,
+    or that was sent before the reader started, is judged by `await_verdicts` instead."""
 
-
-@dataclass(slots=True)
-class Verdict:
-    op_id: str
-    object_id: str
-    accepted: bool
-    reasons: list[str] = field(default_factory=list)
-    dot: tuple[str, int, int, int] | None = None  # region, ingress partition, offset, index
-    applied: bool | None = None  # workflow transitions only: did the fold apply it
-
-    @property
-    def ok(self) -> bool:
-        """Accepted and, for a transition, applied."""
-        return self.accepted and self.applied is not False
-
-
-@dataclass(slots=True)
-class VerdictReport:
-    region: str
-    verdicts: dict[str, Verdict]  # by op id, in the order the operations were sent
-
-    def of(self, op_id: str) -> Verdict:
-        return self.verdicts[op_id]
-
-    @property
-    def accepted(self) -> list[Verdict]:
-        return [v for v in self.verdicts.values() if v.ok]
-
-    @property
-    def refused(self) -> list[Verdict]:
-        """Rejected by the verifier, or accepted transitions the fold did not apply."""
-        return [v for v in self.verdicts.values() if not v.ok]
-
-    def raise_if_refused(self) -> None:
-        if self.refused:
-            raise RejectedError(self)
-
-
-class RejectedError(JarvisError, RuntimeError):
-    """Some operations were rejected (or, transitions, not applied); `report` has every verdict."""
-
-    def __init__(self, report: VerdictReport) -> None:
-        self.report = report
-        bad = report.refused
-        first = bad[0]
-        super().__init__(
-            f"{len(bad)} of {len(report.verdicts)} operation(s) refused in {report.region}; first: "
-            f"{first.object_id} ({first.op_id}): {'; '.join(first.reasons)}"
+    def __init__(
+        self,
+        bootstrap: str,
+        region: str,
+        *,
+        principal: str = "producer",
+        settings: Settings | None = None,
+        early_limit: int = 20_000,
+    ) -> None:
+        self.bootstrap, self.region, self.principal, self.settings = bootstrap, region, principal, settings
+        self.started_ms = int(time.time() * 1000)
+        self._consumer = Consumer(
+            {
+                **client_conf(bootstrap, principal, settings),
+                "group.id": f"verdicts-{uuid.uuid4().hex}",
+                "enable.auto.commit": False,
+                "fetch.wait.max.ms": 5,
+                "fetch.error.backoff.ms": 50,
+            }
         )
+        try:
+            md = self._consumer.list_topics(timeout=10).topics
+            where = [(t, p) for t in TOPICS if t in md for p in sorted(md[t].partitions)]
+            self._consumer.assign(_ends(self._consumer, where))
+        except (KafkaException, KeyError) as e:
+            self._consumer.close()
+            raise VerdictTimeout(f"cannot read verdicts from {bootstrap}: {e}", []) from e
+        self._cond = threading.Condition()
+        self._book = VerdictBook(region, self.started_ms, early_limit)
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name=f"jarvis-verdicts-{region}", daemon=True)
+        self._thread.start()
+
+    def wait(self, batches: list[SentBatch], timeout: float) -> dict[str, Verdict]:
+        """The verdict on every operation of `batches` (all delivered), by op id, as `await_verdicts`."""
+        if len({(b.partition, b.offset) for b in batches}) != len(batches) or any(
+            b.offset < 0 for b in batches
+        ):
+            raise ValueError("every batch needs its own ingress offset (from a successful delivery report)")
+        deadline = time.monotonic() + timeout
+        verdicts: dict[str, Verdict] = {}
+        with self._cond:
+            mine, late = self._book.expect(batches)
+            try:
+                while not all(t.done() for t in mine.values()):
+                    left = deadline - time.monotonic()
+                    if left <= 0 or self._closed:
+                        raise timeout_error(self.region, timeout, mine)
+                    self._cond.wait(left)
+            finally:
+                self._book.forget(mine)
+        for t in mine.values():
+            verdicts.update(t.verdicts())
+        if late:
+            left = max(0.1, deadline - time.monotonic())
+            verdicts.update(
+                await_verdicts(
+                    self.bootstrap, self.region, late, left, principal=self.principal, settings=self.settings
+                )
+            )
+        return {op: verdicts[op] for b in batches for op in b.op_ids if op in verdicts}
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._thread.join(timeout=5)
+        self._consumer.close()
+
+    def _run(self) -> None:
+        while not self._closed:
+            try:
+                first = self._consumer.poll(0.2)
+                msgs = (
+                    [first, *self._consumer.consume(num_messages=500, timeout=0)] if first is not None else []
+                )
+            except (KafkaException, RuntimeError):  # closed under us, or a fatal client error
+                if self._closed:
+                    return
+                time.sleep(0.2)
+                continue
+            if msgs:
+                self._dispatch(msgs)
+
+    def _dispatch(self, msgs: list[Any]) -> None:
+        words: list[tuple[int, Judgement]] = []
+        for msg in msgs:
+            if msg.error():
+                continue  # partition EOF and the like; a broker error shows as a waiter's timeout
+            ts = msg.timestamp()[1]
+            words += [(ts, w) for w in judgements(msg.topic(), msg.value() or b"", self.region)]
+        if not words:
+            return
+        with self._cond:
+            self._book.take(words)
+            self._cond.notify_all()
 
 
 def await_verdicts(
@@ -137,7 +171,8 @@ def await_verdicts(
     settings: Settings | None = None,
 ) -> dict[str, Verdict]:
     """The verdict on every operation of `batches` (all delivered), by op id: the verifier's, and for
-    the indexes in a batch's `judged`, the origin fold's decision (jarvis.ops.decided)."""
+    the indexes in a batch's `judged`, the origin fold's decision (jarvis.ops.decided). One-shot: a
+    consumer positioned by time a little before the earliest batch was sent, closed after."""
     pending = {(b.partition, b.offset): b for b in batches}
     if len(pending) != len(batches) or any(b.offset < 0 for b in batches):
         raise ValueError("every batch needs its own ingress offset (from a successful delivery report)")
@@ -171,21 +206,14 @@ def await_verdicts(
         while pending:
             left = deadline - time.monotonic()
             if left <= 0:
-                missing = [op for key in pending for op in tally[key].missing()]
-                where = ", ".join(f"{region}/{p}/{o}" for p, o in list(pending)[:5])
-                raise VerdictTimeout(
-                    f"no verdict after {timeout:g} s for {len(missing)} operation(s) in {len(pending)} batch(es) "
-                    f"at ingress {where}: is the verifier (and, for bounded counters, the fold) of {region} "
-                    "running and keeping up?",
-                    missing,
-                )
+                raise timeout_error(region, timeout, {k: tally[k] for k in pending})
             # The first record as soon as it comes, then what else is already here (consume() with a
             # timeout waits for all 500 or the whole timeout: half a second on every verdict).
             first = consumer.poll(min(0.5, left))
             for msg in [first, *consumer.consume(num_messages=500, timeout=0)] if first is not None else []:
                 if msg.error():
                     continue  # partition EOF and the like; a broker error shows as the timeout
-                for key, index, verdict in _judged(msg.topic(), msg.value() or b"", region, pending):
+                for key, index, verdict in judgements(msg.topic(), msg.value() or b"", region, pending):
                     t = tally[key]
                     t.take(index, verdict, region)
                     if t.done():
@@ -197,53 +225,14 @@ def await_verdicts(
     return verdicts
 
 
-# What one record says about operations of a batch: verifier accepted (dots given), rejected (by the
-# verifier or the fold), or the origin fold decided (applied or not, with its reason).
-VERIFIED, REJECTED, APPLIED, REFUSED = "verified", "rejected", "applied", "refused"
-
-
-class Tally:
-    """The verdicts on one sent batch as records come in (any order, duplicates included).
-
-    An operation not in `judged` is final on the verifier's acceptance or on a rejection. A judged one
-    (a bounded-counter decrement or transfer) is final only on its origin fold's decision or on a
-    rejection: the verifier's acceptance only says the fold will decide. The first final word on an
-    operation is kept (a fold that folds a message again after a crash may publish it twice)."""
-
-    __slots__ = ("batch", "final", "verified")
-
-    def __init__(self, batch: SentBatch) -> None:
-        self.batch = batch
-        self.final: dict[int, Verdict] = {}
-        self.verified: set[int] = set()
-
-    def take(self, index: int | None, word: tuple[str, list[str]], region: str) -> None:
-        b = self.batch
-        what, reasons = word
-        for i in range(len(b.op_ids)) if index is None else (index,):
-            if not 0 <= i < len(b.op_ids) or i in self.final:
-                continue
-            dot = (region, b.partition, b.offset, i)
-            if what == REJECTED:
-                self.final[i] = Verdict(b.op_ids[i], b.object_ids[i], False, list(reasons))
-            elif what == VERIFIED:
-                if i in b.judged:
-                    self.verified.add(i)
-                else:
-                    self.final[i] = Verdict(b.op_ids[i], b.object_ids[i], True, [], dot)
-            elif i in b.judged:  # APPLIED or REFUSED: the fold decides only what the verifier accepted
-                self.final[i] = Verdict(
-                    b.op_ids[i], b.object_ids[i], True, list(reasons), dot, what == APPLIED
-                )
-
-    def done(self) -> bool:
-        return len(self.final) == len(self.batch.op_ids)
-
-    def missing(self) -> list[str]:
-        return [op for i, op in enumerate(self.batch.op_ids) if i not in self.final]
-
-    def verdicts(self) -> dict[str, Verdict]:
-        return {op: self.final[i] for i, op in enumerate(self.batch.op_ids) if i in self.final}
+def _ends(consumer: Consumer, where: list[tuple[str, int]]) -> list[TopicPartition]:
+    """Each (topic, partition) at its end as it is now (not OFFSET_END, which is resolved later:
+    a record written in between would be skipped)."""
+    ends = {(tp.topic, tp.partition): tp.offset for tp in _lookup(consumer, where, OFFSET_END)}
+    for t, p in where:
+        if ends.get((t, p), -1) < 0:  # not answered: ask the old way
+            ends[(t, p)] = consumer.get_watermark_offsets(TopicPartition(t, p), timeout=10)[1]
+    return [TopicPartition(t, p, ends[(t, p)]) for t, p in where]
 
 
 def _positions(consumer: Consumer, where: list[tuple[str, int]], since_ms: int) -> list[TopicPartition]:
@@ -264,80 +253,3 @@ def _lookup(consumer: Consumer, where: list[tuple[str, int]], ts: int) -> list[T
         return consumer.offsets_for_times([TopicPartition(t, p, ts) for t, p in where], timeout=10)
     except KafkaException:
         return []
-
-
-Judgement = tuple[tuple[int, int], int | None, tuple[str, list[str]]]
-
-
-def _judged(
-    topic: str, value: bytes, region: str, pending: dict[tuple[int, int], SentBatch]
-) -> list[Judgement]:
-    """The words one record says on pending batches: (batch key, op index or None for all,
-    (VERIFIED | REJECTED | APPLIED | REFUSED, reasons))."""
-    try:
-        if topic == topics.REJECTED:
-            rej = decode_rejected(value)
-            key = (rej.partition, rej.offset)
-            if rej.topic != topics.INGRESS or rej.region != region or key not in pending:
-                return []
-            return [(key, rej.index, (REJECTED, rej.reasons))]
-        if topic == topics.DECIDED:
-            d = decode_decisions(value)
-            key = (d.partition, d.offset)
-            if d.region != region or key not in pending:
-                return []
-            return [(key, i, (APPLIED, [])) for i in d.accepted] + [
-                (key, i, (REFUSED, [why])) for i, why in d.refused.items()
-            ]
-        name, r = decode(value)
-    except CodecError:
-        return []  # another writer's record: not ours to judge
-    if not name.endswith("VerifiedBatch") or r.get("origin_region") != region:
-        return []
-    key = (r.get("partition"), r.get("offset"))
-    if key not in pending:
-        return []
-    return [(key, int(i), (VERIFIED, [])) for i in r.get("indexes") or []]  # type: ignore[misc]
-
-
-def transition_outcomes(
-    read: Callable[[str], dict[str, Any] | None],
-    transitions: dict[str, Transition],
-    verdicts: dict[str, Verdict],
-    timeout: float,
-) -> None:
-    """Set `applied` (and a reason when not) on the verdicts of accepted transitions, from the
-    folded history the query API serves (`read(object_id)`), waiting until each is folded."""
-    todo = {op: t for op, t in transitions.items() if op in verdicts and verdicts[op].accepted}
-    deadline = time.monotonic() + timeout
-    while todo:
-        for object_id in sorted({t.object_id for t in todo.values()}):
-            try:
-                view = read(object_id)
-            except OSError:  # the query API restarting or recovering (503): asked again below
-                view = None
-            history = ((view or {}).get("value") or {}).get("history") or []
-            found = {(h.get("timestamp"), h.get("node")): h for h in history}
-            for op_id, t in list(todo.items()):
-                if t.object_id != object_id:
-                    continue
-                h = found.get((t.hlc, t.node_id))
-                if h is None:
-                    continue
-                v = verdicts[op_id]
-                v.applied = bool(h.get("applied"))
-                if not v.applied:
-                    v.reasons.append(
-                        f"transition not applied: {h.get('from')} -> {t.to_state} is not allowed from "
-                        f"{h.get('from')} (or its guard failed) when replayed in timestamp order"
-                    )
-                del todo[op_id]
-        if not todo:
-            return
-        if time.monotonic() >= deadline:
-            raise VerdictTimeout(
-                f"{len(todo)} accepted transition(s) not folded after {timeout:g} s "
-                f"(e.g. {next(iter(todo.values())).object_id}): is the fold running?",
-                list(todo),
-            )
-        time.sleep(0.2)

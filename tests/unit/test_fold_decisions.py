@@ -1,6 +1,6 @@
 """The origin fold's verdicts on bounded-counter decrements and transfers (streams/fold.py, one
 FoldDecisions record per message on jarvis.ops.decided) and how the SDK's verdicts read them
-(connectors/verdicts.py), without Kafka.
+(jarvis/verdicts.py), without Kafka.
 
 The defect these pin down: the SDK once reported a decrement accepted when the object's folded
 context covered it and no refusal had been read within 30 ms. A refusal can be read much later than
@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from connectors.verdicts import APPLIED, REFUSED, REJECTED, VERIFIED, SentBatch, Tally, _judged
+from jarvis.verdicts import APPLIED, REFUSED, REJECTED, VERIFIED, SentBatch, Tally, judgements
 from jarvis import topics
 from jarvis.codec import CodecError, encode, encode_batch, encode_rejected, encode_verified
 from jarvis.codec.decisions import FoldDecisions, decode_decisions, encode_decisions
@@ -156,16 +156,16 @@ def test_the_first_final_word_stays_and_a_rejection_needs_no_verifiers_acceptanc
 def test_records_are_read_as_words_on_the_pending_batch_of_their_region_only() -> None:
     pending = {(2, 11): batch(3, {0, 1})}
     d = encode_decisions(FoldDecisions("eu", 2, 11, [0], {1: "insufficient rights in eu: holds 0, needs 1"}))
-    assert _judged(topics.DECIDED, d, "eu", pending) == [
+    assert judgements(topics.DECIDED, d, "eu", pending) == [
         ((2, 11), 0, (APPLIED, [])),
         ((2, 11), 1, (REFUSED, ["insufficient rights in eu: holds 0, needs 1"])),
     ]
-    assert _judged(topics.DECIDED, d, "us", pending) == []  # another region's fold
+    assert judgements(topics.DECIDED, d, "us", pending) == []  # another region's fold
     other = encode_decisions(FoldDecisions("eu", 2, 12, [0], {}))
-    assert _judged(topics.DECIDED, other, "eu", pending) == []  # not a batch we sent
-    assert _judged(topics.DECIDED, b"\x00garbage", "eu", pending) == []
+    assert judgements(topics.DECIDED, other, "eu", pending) == []  # not a batch we sent
+    assert judgements(topics.DECIDED, b"\x00garbage", "eu", pending) == []
     rej = RejectedOperation(b"", ["bad"], topics.INGRESS, 2, 11, 0, "eu", 2, "op2", OID)
-    assert _judged(topics.REJECTED, encode_rejected(rej), "eu", pending) == [((2, 11), 2, (REJECTED, ["bad"]))]
+    assert judgements(topics.REJECTED, encode_rejected(rej), "eu", pending) == [((2, 11), 2, (REJECTED, ["bad"]))]
 
 
 def test_decisions_round_trip_and_a_record_whose_reasons_do_not_match_is_refused() -> None:

@@ -31,7 +31,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "connectors.verdicts", "connectors.ingest", "connectors.console", "jarvis.stack", "jarvis.agents",
     )),
     ("adapters", ("connectors",)),
-    ("rules on the wire format", ("jarvis.gate", "jarvis.replay", "jarvis.tasks")),
+    ("rules on the wire format", ("jarvis.gate", "jarvis.replay", "jarvis.tasks", "jarvis.verdicts")),
     ("codec, security, configuration", ("jarvis.codec", "jarvis.security", "jarvis.config", "pipelines.loader")),
     ("core", ("jarvis", "pipelines", "schemas")),
 )  # fmt: skip
