@@ -51,6 +51,7 @@ from connectors.redis_cache import obj_key
 from connectors.sdk import Client
 from connectors.topics_admin import admin_client, ensure_topics
 from connectors.trust_admin import dev_trust
+from connectors.verdicts import await_verdicts
 from jarvis import topics, tracecontext
 from jarvis.codec import encode_batch
 from jarvis.config import REPO_ROOT, settings
@@ -194,13 +195,20 @@ def trace_cost(n_ops: int, objects: int, pairs: int = 3) -> None:
         for k in range(2 * pairs):
             traced = k % 2 == 1
             want = {oid: want[oid] + n for oid, n in expected_counts(n_ops, ids).items()}
-            rates[traced].append(n_ops / produce_and_wait(r, signed_batches(n_ops, ids, 1000), ids, want, traced))
-            print(f"  round {k + 1}: {'traced' if traced else 'untraced'} {rates[traced][-1]:,.0f} ops/s", flush=True)
+            rates[traced].append(
+                n_ops / produce_and_wait(r, signed_batches(n_ops, ids, 1000), ids, want, traced)
+            )
+            print(
+                f"  round {k + 1}: {'traced' if traced else 'untraced'} {rates[traced][-1]:,.0f} ops/s",
+                flush=True,
+            )
     finally:
         for p in stopped:
             p.start()
     on, off = statistics.median(rates[True]), statistics.median(rates[False])
-    print(f"\n{'ops/s ingress -> queryable, one region, median of ' + str(pairs) + ' rounds each':<60}{'ops/s':>10}")
+    print(
+        f"\n{'ops/s ingress -> queryable, one region, median of ' + str(pairs) + ' rounds each':<60}{'ops/s':>10}"
+    )
     print(f"{'  without traceparent headers (baseline)':<60}{off:>10,.0f}")
     print(f"{'  with them (the SDK default)':<60}{on:>10,.0f}   {on / off - 1:+.1%}   target: cost < 3%")
 
@@ -388,13 +396,19 @@ def memory_per_million(objects: int) -> tuple[float, float, float]:
     return fold_mb, redis_mb, plain * per_m
 
 
-def reservation_latency(holding_n: int, getting_n: int) -> tuple[list[float], list[float], list[float]]:
+def reservation_latency(
+    holding_n: int, getting_n: int
+) -> tuple[list[float], list[float], list[float], list[float]]:
     """ms per `decrement(1, wait=True)` in eu holding rights, ms until us (holding none) sells one,
-    and the baseline: ms per PN-Counter increment acknowledged by `flush(wait=True)`, interleaved
-    with the first so both see the same machine."""
+    and two baselines, interleaved with the first so all see the same machine: ms per PN-Counter
+    increment acknowledged by `flush(wait=True)` (the client's long-lived verdict reader), and the
+    same with the one-shot reader a caller without a client uses (`await_verdicts`)."""
     s = settings()
     run = uuid.uuid4().hex[:6]
-    cs = {r: Client(region=r, node_id=f"bench-res-{r}", track_verdicts=True, linger_ms=1, dev_trust=True) for r in ("eu", "us")}
+    cs = {
+        r: Client(region=r, node_id=f"bench-res-{r}", track_verdicts=True, linger_ms=1, dev_trust=True)
+        for r in ("eu", "us")
+    }
     eu, us = cs["eu"], cs["us"]
 
     def stocked(oid: str, n: int) -> None:
@@ -410,6 +424,7 @@ def reservation_latency(holding_n: int, getting_n: int) -> tuple[list[float], li
     stocked(sku, holding_n + 10)
     holding: list[float] = []
     baseline: list[float] = []
+    oneshot: list[float] = []
     for i in range(holding_n + 5):
         t0 = time.perf_counter()
         v = eu.bcounter(sku).decrement(1, wait=True)
@@ -417,11 +432,17 @@ def reservation_latency(holding_n: int, getting_n: int) -> tuple[list[float], li
         eu.counter(f"ctr:bench-res-{run}").increment(1)
         eu.flush(wait=True)
         t2 = time.perf_counter()
+        eu.counter(f"ctr:bench-res-{run}").increment(1)
+        eu.flush()
+        sent = eu._take_sent(30)[0]
+        await_verdicts(eu.bootstrap, "eu", sent, 30, settings=s)
+        t3 = time.perf_counter()
         if not v.ok:  # type: ignore[union-attr]
             raise SystemExit(f"a reservation holding rights was refused: {v.reasons}")  # type: ignore[union-attr]
         if i >= 5:  # the first few open connections
             holding.append((t1 - t0) * 1000)
             baseline.append((t2 - t1) * 1000)
+            oneshot.append((t3 - t2) * 1000)
     getting: list[float] = []
     for i in range(getting_n):
         oid = f"bc:bench-{run}-get-{i}"
@@ -432,10 +453,12 @@ def reservation_latency(holding_n: int, getting_n: int) -> tuple[list[float], li
             if time.perf_counter() - t0 > 30:
                 raise SystemExit(f"no rights reached us within 30 s for {oid}")
         getting.append((time.perf_counter() - t0) * 1000)
-    return holding, getting, baseline
+    return holding, getting, baseline, oneshot
 
 
-def print_reservations(holding: list[float], getting: list[float], baseline: list[float]) -> None:
+def print_reservations(
+    holding: list[float], getting: list[float], baseline: list[float], oneshot: list[float]
+) -> None:
     def p(xs: list[float]) -> str:
         q = statistics.quantiles(xs, n=100) if len(xs) > 2 else [float("nan")] * 99
         return f"{statistics.median(xs):>8.1f} / {q[98]:.1f}"
@@ -444,6 +467,7 @@ def print_reservations(holding: list[float], getting: list[float], baseline: lis
     print(f"{'measure (p50 / p99 ms)':<52}{'figure':>16}")
     print(f"{'decrement(1, wait=True), eu holding rights (' + str(len(holding)) + ')':<52}{p(holding):>16}")
     print(f"{'  baseline: PN-Counter increment, flush(wait=True)':<52}{p(baseline):>16}")
+    print(f"{'  baseline: the same, one-shot reader (await_verdicts)':<52}{p(oneshot):>16}")
     print(f"{'us holding none: first attempt -> sold (' + str(len(getting)) + ')':<52}{p(getting):>16}")
     print(f"{'  each':<52}{' '.join(f'{g:.0f}' for g in getting):>16}")
     print("targets: p99 < 50 ms holding rights, < 1 s getting them")
@@ -469,14 +493,19 @@ def pause_other_workers() -> list[Proc]:
 
 def _secure_vs_insecure_round(label: str, n: int) -> tuple[float, float]:
     """(median pipeline ops/s, raw ceiling ops/s) on the stack as it runs now."""
-    print(f"[{label}] waited {wait_idle(settings()):.0f} s for the stack to drain earlier backlogs", flush=True)
+    print(
+        f"[{label}] waited {wait_idle(settings()):.0f} s for the stack to drain earlier backlogs", flush=True
+    )
     stopped = pause_other_workers()
     try:
         rounds, _sdk, raw = jarvis_throughput(n, objects=1000)
     finally:
         for p in stopped:
             p.start()
-    print(f"[{label}] rounds {' / '.join(f'{x:,.0f}' for x in rounds)} ops/s; raw ceiling {raw:,.0f}", flush=True)
+    print(
+        f"[{label}] rounds {' / '.join(f'{x:,.0f}' for x in rounds)} ops/s; raw ceiling {raw:,.0f}",
+        flush=True,
+    )
     return statistics.median(rounds), raw
 
 
@@ -491,7 +520,10 @@ def compare_insecure(n: int, pairs: int = 2) -> None:
     def bring_up(insecure: bool) -> None:
         stack.down()
         stack.up(lambda m: None, insecure=insecure)
-        print(f"stack up {'--insecure' if insecure else 'secure'}: Kafka {kafka_clients.protocol(s)}", flush=True)
+        print(
+            f"stack up {'--insecure' if insecure else 'secure'}: Kafka {kafka_clients.protocol(s)}",
+            flush=True,
+        )
 
     if kafka_clients.protocol(s) != "SASL_SSL":
         bring_up(False)
@@ -526,15 +558,26 @@ def main() -> None:
     ap.add_argument(
         "--shared", action="store_true", help="leave every other worker running (both regions share the CPU)"
     )
-    ap.add_argument("--reservations", action="store_true", help="only the bounded-counter reservation latency")
+    ap.add_argument(
+        "--reservations", action="store_true", help="only the bounded-counter reservation latency"
+    )
     ap.add_argument(
         "--compare-insecure",
         action="store_true",
         help="only the pipeline rate, on the secure stack and on the same stack brought up --insecure "
         "(it brings the stack down and up itself, and leaves it up secure)",
     )
-    ap.add_argument("--pairs", type=int, default=2, help="--compare-insecure: insecure phases, each between two secure ones")
-    ap.add_argument("--trace-cost", action="store_true", help="only the pipeline with and without traceparent headers, alternated")
+    ap.add_argument(
+        "--pairs",
+        type=int,
+        default=2,
+        help="--compare-insecure: insecure phases, each between two secure ones",
+    )
+    ap.add_argument(
+        "--trace-cost",
+        action="store_true",
+        help="only the pipeline with and without traceparent headers, alternated",
+    )
     args = ap.parse_args()
     n = 50_000 if args.quick else 300_000
     if args.compare_insecure:
