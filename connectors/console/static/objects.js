@@ -132,6 +132,16 @@ function workflowCard(o) {
         : h("span", { class: "bad" }, "lost (state already left)")])));
 }
 
+// What a card shows in its big `#value` line, from a view alone.
+const HEADLINE = { gcounter: fmt, pncounter: fmt, lww: fmt, workflow: (v) => v.state };
+
+function paintHeadline(view) {
+  const big = document.getElementById("value"), ops = document.getElementById("ops");
+  const line = view && HEADLINE[view.type];
+  if (big && line) big.textContent = line(view.value);
+  if (ops && view && view.ops !== undefined) ops.textContent = view.ops;
+}
+
 const CARDS = { gcounter: counterCard, pncounter: counterCard, gset: setCard, orset: setCard, lww: registerCard,
   timeseries: timeseriesCard, graph: graphCard, workflow: workflowCard };
 
@@ -152,12 +162,15 @@ export async function objectPage(root, id, ctx) {
     h("div", { class: "toolbar" }, h("a", { href: `#/history/${encodeURIComponent(id)}` }, "History and replay"), live),
     body);
   await render();
-  ctx.cleanup(watch(id, (event) => {
+  ctx.cleanup(watch(id, (event, view) => {
     live.className = "live";
     if (event === "state") { live.textContent = "live"; return; }
     updates++;
     live.textContent = `live · ${updates} update(s), last ${new Date().toISOString()}`;
-    // Several changes in one flush redraw once.
+    // The event carries the new view: its value and count are painted at once. The card's detail
+    // (contributions, writer, timeline) needs the history, fetched by a full redraw that several
+    // changes in one flush share.
+    paintHeadline(view);
     if (!pending) pending = setTimeout(() => { pending = null; render(); }, 100);
   }));
 }
