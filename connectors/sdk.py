@@ -166,7 +166,12 @@ class Client:
         self._sent: list[SentBatch] = []  # delivered batches whose verdicts nobody asked for yet
         self._transitions: dict[str, Transition] = {}  # by op id, likewise
         self._decisions: set[str] = set()  # bounded-counter ops whose verdict the fold gives
-        self._reader: VerdictReader | None = None  # made before the first tracked batch is sent
+        # Made now, so it reads from before the first batch, and its connections are open by then.
+        self._reader: VerdictReader | None = (
+            VerdictReader(self.bootstrap, self.region, principal=principal, settings=s)
+            if track_verdicts
+            else None
+        )
         self._docs: dict[str, Text] = {}  # per text object: this client's replica (its edits' origin)
 
     # -- object handles ---------------------------------------------------------------------------
@@ -382,7 +387,7 @@ class Client:
 
     def _produce(self, partition: int, key: bytes, value: bytes, cb: Callable[..., None]) -> None:
         if self.track_verdicts and self._reader is None:
-            self._verdict_reader()  # from the topics' ends before this batch: it reads every verdict
+            self._verdict_reader()  # closed, then used again: from the topics' ends before this batch
         while True:
             try:
                 self._producer.produce(

@@ -22,7 +22,7 @@ def test_one_reader_serves_every_verdict_of_a_client(stack) -> None:
         ok = c.counter(f"ctr:{run}").increment(2)
         c.flush()
         reader = c._reader
-        assert reader is not None  # made before the first tracked batch left
+        assert reader is not None  # made with the client, before its first batch
         time.sleep(2)  # the verdict is read before anyone asks: it waits in the reader's buffer
         assert c.verdicts(30).of(ok).ok
         bad = c.counter(f"ctr:{run}").increment(-1)
