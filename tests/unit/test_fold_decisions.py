@@ -17,12 +17,12 @@ from typing import Any
 
 import pytest
 
-from jarvis.verdicts import APPLIED, REFUSED, REJECTED, VERIFIED, SentBatch, Tally, judgements
 from jarvis import topics
 from jarvis.codec import CodecError, encode, encode_batch, encode_rejected, encode_verified
 from jarvis.codec.decisions import FoldDecisions, decode_decisions, encode_decisions
 from jarvis.crdt.bcounter_spec import decide_in
 from jarvis.ops import Operation, OperationBatch, RejectedOperation
+from jarvis.verdicts import APPLIED, REFUSED, REJECTED, VERIFIED, SentBatch, Tally, judgements
 from pipelines.loader import pipelines
 from streams.fold import FoldWorker
 from streams.fold_state import FoldState
