@@ -77,11 +77,14 @@ def ghosts(sessions: Iterable[tuple[str, int]], region: str, configured: int) ->
 
 
 def warning(g: Ghost) -> str:
-    """What `jarvis stack status` says about a ghost, with both ways out."""
+    """What `jarvis stack status` says about a ghost, with both ways out. Draining signs the
+    messages as the instance's node (`ingest-<region>-<instance>`, connectors/ingest/worker.py),
+    whose key the verifier must trust, as it trusts the configured instances' keys."""
+    r, i = g.region, g.instance
     return (
-        f"MQTT session {g.client_id} ({g.queued} message(s) queued) is not one of {g.region}'s configured ingest "
-        f"instances: the broker gives it a share of {g.region}'s MQTT messages, which no gateway reads. "
-        f"Write them with `jarvis worker ingest --region {g.region} --instance {g.instance}` (it drains the session, "
-        f"then runs with a clean one: stop it after), or discard them with "
-        f"`jarvis ingest drop-session --region {g.region} --instance {g.instance}`."
+        f"MQTT session {g.client_id} ({g.queued} message(s) queued) is not one of {r}'s configured ingest "
+        f"instances: the broker gives it a share of {r}'s MQTT messages, which no gateway reads. Write them: "
+        f"trust its node (`jarvis keys create ingest-{r}-{i} --trust` in development), run "
+        f"`jarvis worker ingest --region {r} --instance {i}` until its log says the left session was written, "
+        f"stop it. Or discard them: `jarvis ingest drop-session --region {r} --instance {i}`."
     )

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,6 +29,7 @@ import pytest
 from connectors.ingest.mqtt import Message, MqttBridge
 from connectors.ingest.sessions import end_session
 from jarvis import mosquitto_db
+from jarvis.config import MQTT_BASE_PORT
 from jarvis.mqtt_sessions import Ghost, client_id, ghosts, share_group
 from pipelines.loader import pipelines
 from tests.integration.pipeline_helpers import wait_until
@@ -47,6 +50,12 @@ class Broker:
     port: int
     db: Path
     log: Path
+    home: Path  # a JARVIS_HOME whose eu broker this is: mqtt/eu/ holds its persistence file
+
+    def env(self) -> dict[str, str]:
+        """The environment of a `jarvis` command that takes this broker for eu's."""
+        offset = self.port - MQTT_BASE_PORT  # eu is region index 0
+        return {**os.environ, "JARVIS_HOME": str(self.home), "JARVIS_PORT_OFFSET": str(offset), "JARVIS_REGIONS": "eu"}
 
     def sessions(self) -> dict[str, mosquitto_db.Session]:
         try:
@@ -76,8 +85,9 @@ def _free_port() -> int:
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[Broker]:
     port = _free_port()
-    data = tmp_path / "data"
-    data.mkdir()
+    home = tmp_path / "home"
+    data = home / "mqtt" / REGION
+    data.mkdir(parents=True)
     conf = tmp_path / "mosquitto.conf"
     conf.write_text(
         "\n".join([f"listener {port} 127.0.0.1", "allow_anonymous true", "persistence true",
@@ -91,7 +101,7 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
         proc = subprocess.Popen([*stdbuf, MOSQUITTO, "-c", str(conf)], stdout=out, stderr=subprocess.STDOUT)
     try:
         assert wait_until(lambda: _answers(port), 10, 0.1), log.read_text()
-        yield Broker(port, data / "mosquitto.db", log)
+        yield Broker(port, data / "mosquitto.db", log, home)
     finally:
         proc.terminate()
         proc.wait(10)
@@ -229,3 +239,28 @@ def test_a_configured_instance_keeps_its_session_so_a_stop_loses_nothing(broker:
     assert wait_until(lambda: broker.sessions()[client_id(REGION, 0)].queued == 10, 5, 0.2)
     assert broker.ghosts() == []  # a configured instance's session is not a ghost
     assert asyncio.run(run_once(lambda got: len(got) >= 10)) == while_down
+
+
+def jarvis(broker: Broker, *args: str) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-m", "jarvis.cli", *args]
+    return subprocess.run(argv, env=broker.env(), capture_output=True, text=True, timeout=60)
+
+
+def test_drop_session_ends_a_ghost_and_refuses_a_configured_instance(broker: Broker, tmp_path: Path) -> None:
+    broker.left_session(7)
+    member = Member(broker, tmp_path)
+    try:
+        broker.publish([f"a{i}" for i in range(8)])
+        assert wait_until(lambda: broker.ghosts() == [Ghost(client_id(REGION, 7), REGION, 7, 4)], 5, 0.2)
+        member.stop()
+
+        r = jarvis(broker, "ingest", "drop-session", "--region", REGION, "--instance", "0")
+        assert r.returncode == 1 and "configured ingest instance" in r.stderr, r.stderr
+        r = jarvis(broker, "ingest", "drop-session", "--region", REGION, "--instance", "7")
+        assert r.returncode == 0, r.stderr
+        assert "ended MQTT session jarvis-ingest-eu-7" in r.stderr and "4 queued message(s) discarded" in r.stderr
+
+        assert wait_until(lambda: broker.ghosts() == [], 5, 0.2), broker.sessions()
+        assert client_id(REGION, 0) in broker.sessions()  # refused: the configured session stays
+    finally:
+        member.stop()

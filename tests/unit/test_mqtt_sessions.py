@@ -108,3 +108,20 @@ def test_queued_messages_count_only_those_towards_the_client_and_unknown_chunks_
 def test_a_file_it_cannot_read_is_an_error_not_a_guess(data: bytes, says: str) -> None:
     with pytest.raises(mosquitto_db.MosquittoDbError, match=says):
         mosquitto_db.sessions(data)
+
+
+def test_the_stack_reads_each_regions_broker_file_under_its_home(tmp_path: Path) -> None:
+    from jarvis.config import Settings
+    from jarvis.stack import mosquitto
+
+    s = Settings(home=tmp_path)
+    eu, us = s.region_config("eu"), s.region_config("us")
+    assert mosquitto.ghost_sessions(s, eu) == []  # no file yet: the broker has saved nothing
+    path = mosquitto.db_path(s, eu)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(RECORDED.read_bytes())
+    assert mosquitto.ghost_sessions(s, eu) == [Ghost("jarvis-ingest-eu-7", "eu", 7, 2)]
+    assert mosquitto.ghost_sessions(s, us) == []
+    path.write_bytes(b"garbage")
+    with pytest.raises(mosquitto_db.MosquittoDbError):
+        mosquitto.ghost_sessions(s, eu)
