@@ -26,6 +26,8 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
+from jarvis.errors import JarvisError
+
 MAGIC = b"\x00\xb5\x00mosquitto db"
 VERSION = 6
 CHUNK_CLIENT_MSG, CHUNK_SUB, CHUNK_CLIENT = 3, 5, 6
@@ -37,8 +39,8 @@ _CLIENT_MSG = struct.Struct(">8xHHBBBB")
 _SUB = struct.Struct(">IHHBB2x")
 
 
-class MosquittoDbError(ValueError):
-    pass
+class MosquittoDbError(JarvisError, ValueError):
+    """A file this reader cannot take for a Mosquitto 2.0 persistence file."""
 
 
 @dataclass(slots=True)

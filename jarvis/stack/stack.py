@@ -14,7 +14,7 @@ from typing import Any
 
 from connectors import http_tls, kafka_clients
 from connectors.trust_admin import stack_grants
-from jarvis import mqtt_sessions, topics
+from jarvis import mosquitto_db, mqtt_sessions, topics
 from jarvis.config import RegionConfig, Settings
 from jarvis.roles import web_port
 from jarvis.security import kafka_acls, key_store
@@ -390,7 +390,7 @@ class Stack:
             }
             try:
                 found = mosquitto.ghost_sessions(s, r)
-            except (OSError, ValueError) as e:  # status reports what it cannot read instead of failing
+            except (OSError, mosquitto_db.MosquittoDbError) as e:  # status says what it cannot read, not fail
                 warnings.append(f"MQTT {r.name}: cannot read {mosquitto.db_path(s, r)}: {e}")
                 continue
             regions[r.name]["mqtt_ghost_sessions"] = [g.as_dict() for g in found]
