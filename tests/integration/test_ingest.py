@@ -427,3 +427,48 @@ def test_audit_names_the_principal_via_the_gateway(gw: dict[str, Any], settings:
         return [g["node_id"] for g in got["by_node_prefix"]]
 
     assert wait_until(lambda: f"test-admin-{gw['tag']} via ingest-eu-0" in who(), 30), who()
+
+
+def test_mqtt_a_left_gateway_session_is_reported_and_dropped_then_every_point_arrives(
+    gw: dict[str, Any], settings: Settings
+) -> None:
+    """The CI failure of issue 18 on the real stack: a gateway instance that is not configured left
+    a persistent session in eu's shared subscription (played by mosquitto_sub) and takes every
+    other point; `stack status` names it, `jarvis ingest drop-session` ends it, and the stack's
+    gateway then gets every point."""
+    from jarvis.mqtt_sessions import client_id, share_group
+    from jarvis.stack import mosquitto
+    from tests.integration.cli_helpers import jarvis, ok
+
+    t, ghost = gw["tag"], client_id("eu", 9)
+    left = ["mosquitto_sub", "-h", gw["host"], "-p", str(gw["mqtt_port"]), "-c", "-i", ghost, "-q", "1",
+            "-u", mosquitto.BRIDGE_USER, "-P", mosquitto.bridge_secret(settings),
+            "-t", f"$share/{share_group('eu')}/telemetry/#", "-E"]  # fmt: skip
+    assert subprocess.run(left, capture_output=True, timeout=20).returncode == 0
+
+    def status() -> dict[str, Any]:
+        return json.loads(ok(jarvis("stack", "status", "--json")))
+
+    def ghosts() -> list[dict[str, Any]]:
+        return [g for g in status()["regions"]["eu"]["mqtt_ghost_sessions"] if g["client_id"] == ghost]
+
+    try:
+        before = [json.dumps({"ts": 1732700000.0 + i, "value": 1.0}) for i in range(20)]
+        assert mosquitto_pub(gw, before, topic=f"telemetry/quality:{t}-ghost-a").returncode == 0
+        # Round robin between the gateway and the offline session: the gateway writes about half,
+        # the rest is queued for the session, which status names with its queue.
+        def split() -> tuple[int, int]:
+            g = ghosts()
+            return series_len(gw, f"quality:{t}-ghost-a"), g[0]["queued"] if g else 0
+
+        assert wait_until(lambda: sum(split()) == 20, 30), split()
+        assert 0 < split()[0] < 20
+        assert any(ghost in w and "drop-session" in w for w in status()["warnings"])
+    finally:
+        r = jarvis("ingest", "drop-session", "--region", "eu", "--instance", "9")
+    assert r.returncode == 0 and f"ended MQTT session {ghost}" in r.stderr, r.stderr
+    assert wait_until(lambda: not ghosts(), 10)
+
+    after = [json.dumps({"ts": 1732700000.0 + i, "value": 1.0}) for i in range(200)]
+    assert mosquitto_pub(gw, after, topic=f"telemetry/quality:{t}-ghost-b").returncode == 0
+    assert wait_until(lambda: series_len(gw, f"quality:{t}-ghost-b") == 200, 60), series_len(gw, f"quality:{t}-ghost-b")
