@@ -10,6 +10,7 @@ from jarvis.backup_cli import backup_app
 from jarvis.certs_cli import certs_app
 from jarvis.db_cli import db_app
 from jarvis.demo_cli import demo
+from jarvis.ingest_cli import ingest_app
 from jarvis.produce_cli import produce
 from jarvis.regions_cli import regions_app
 from jarvis.replay_cli import replay_cmd
@@ -35,6 +36,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(auth_app, name="auth")
 app.add_typer(backup_app, name="backup")
 app.add_typer(certs_app, name="certs")
+app.add_typer(ingest_app, name="ingest")
 app.command("demo")(demo)
 
 if __name__ == "__main__":

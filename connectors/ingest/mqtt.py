@@ -9,6 +9,13 @@ Topics (the object id is the rest of the topic, so ids with `/` work):
   manual acks. Until then the broker keeps it; the session is persistent (clean_session false, a
   fixed client id per instance), so a gateway crash loses nothing the broker holds.
 - Instances of a region share the subscriptions (`$share/jarvis-ingest-<region>/...`).
+- Only the region's configured instances (the ingest role's `instances`, which `jarvis stack up`
+  runs and its supervisor restarts) keep a persistent session: Mosquitto keeps dispatching a share
+  to an offline persistent member and queues it there (eclipse-mosquitto/mosquitto#1747), so an
+  instance that never comes back would take 1/N of the region's messages for good. Any other
+  instance number first drains a persistent session left under its client id (resumes it without
+  the shared subscription, writes what it holds, acknowledges), then serves with a clean session
+  (jarvis/mqtt_sessions.py).
 - Duplicates: a message the broker sends again after a reconnect carries the dup flag and the same
   packet id. The bridge remembers, per packet id, the hash of the topic and payload of the last
   message it wrote (and records `mqtt: <packet id>:<hash>` in the operation's metadata, so a restarted gateway
@@ -49,6 +56,7 @@ from jarvis.codec import CodecError, encode_rejected
 from jarvis.codec.records import decode_batch_record
 from jarvis.gate import RuleVerifier
 from jarvis.json_ops import OpInputError, OpParser
+from jarvis.mqtt_sessions import client_id, persistent, share_group
 from jarvis.ops import Operation, RejectedOperation
 
 log = logging.getLogger("jarvis.ingest.mqtt")
@@ -59,6 +67,10 @@ TELEMETRY_PREFIX = "telemetry/"
 DEDUP_WINDOW = 200_000  # packet ids remembered (there are only 65,535 per session)
 SEED_WINDOW_MS = 10 * 60 * 1000  # how far back a restarted bridge reads its own batches
 RETRY_S = 0.5
+# Draining a left-over session: once it was unsubscribed and every message it sent is acknowledged,
+# the broker sends what it still holds as fast as acks free its in-flight window; this long with
+# nothing arriving means it holds nothing more.
+DRAIN_QUIET_S = 2.0
 
 _rules = RuleVerifier()
 
@@ -75,11 +87,6 @@ class Message:
 
     def __post_init__(self) -> None:
         self.key = packet_hash(self.topic, self.payload)
-
-
-def client_id(region: str, instance: int) -> str:
-    """A gateway instance's MQTT client id: fixed, so a restart resumes its persistent session."""
-    return f"jarvis-ingest-{region}-{instance}"
 
 
 def packet_hash(topic: str, payload: bytes) -> str:
@@ -133,37 +140,61 @@ class MqttBridge:
         instance: int,
         user: str,
         password: str,
+        configured: int = 1,
     ) -> None:
         self.writer = writer
         self.parser = OpParser(writer.pipelines.rule_for)
         self.region = region
+        self.instance = instance
+        self.configured = configured  # the region's configured gateway instances (0 .. configured-1)
+        self.persistent = persistent(instance, configured)
         self.client_id = client_id(region, instance)
-        self.group = f"jarvis-ingest-{region}"
+        self.group = share_group(region)
         self.host, self.port = host, port
+        self.user, self.password = user, password
         self.queue: asyncio.Queue[Message] = asyncio.Queue()  # bounded by the broker's in-flight limit
         self.written: OrderedDict[int, str] = OrderedDict()  # packet id -> hash of the last one written
         self.loop: asyncio.AbstractEventLoop | None = None
         self.connected = asyncio.Event()
+        self.drained = 0  # messages a left-over session held, written before serving (unconfigured only)
+        self._draining = False
+        self._session_present: asyncio.Future[bool] | None = None
+        self.client = self._client(clean_session=not self.persistent)
+
+    def _client(self, clean_session: bool) -> mqtt.Client:
         c = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
             client_id=self.client_id,
-            clean_session=False,
+            clean_session=clean_session,
             protocol=mqtt.MQTTv311,
             manual_ack=True,
         )
-        c.username_pw_set(user, password)
+        c.username_pw_set(self.user, self.password)
         c.max_inflight_messages_set(1000)
         c.on_connect = self._on_connect
         c.on_message = self._on_message
         c.reconnect_delay_set(0.2, 5)
-        self.client = c
+        return c
+
+    def _topics(self) -> list[str]:
+        return [f"$share/{self.group}/{OPS_PREFIX}#", f"$share/{self.group}/{TELEMETRY_PREFIX}#"]
 
     # -- paho's thread ----------------------------------------------------------------------------
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         if reason.is_failure:
             log.error("broker refused the bridge: %s", reason)
             return
-        client.subscribe([(f"$share/{self.group}/{OPS_PREFIX}#", 1), (f"$share/{self.group}/{TELEMETRY_PREFIX}#", 1)])
+        if self._draining:
+            # A resumed session keeps its shared subscription: leave the group first, so that only
+            # what the broker already holds for this session arrives.
+            if flags.session_present:
+                client.unsubscribe(self._topics())
+            fut = self._session_present
+            if self.loop is not None and fut is not None:
+                present = bool(flags.session_present)
+                self.loop.call_soon_threadsafe(lambda: fut.done() or fut.set_result(present))
+            return
+        client.subscribe([(t, 1) for t in self._topics()])
         if self.loop is not None:
             self.loop.call_soon_threadsafe(self.connected.set)
 
@@ -176,18 +207,57 @@ class MqttBridge:
     async def run(self) -> None:
         self.loop = asyncio.get_running_loop()
         await asyncio.to_thread(self._seed)
+        if not self.persistent:
+            log.warning(
+                "ingest instance %d is not one of %s's %d configured instance(s) (the ingest role's `instances`): "
+                "clean MQTT session, which the broker ends when this instance stops, so it never keeps a share of "
+                "the region's messages; what it has in flight when it stops or crashes may be lost",
+                self.instance, self.region, self.configured,
+            )  # fmt: skip
+            await self._drain_left_session()
         self.client.connect_async(self.host, self.port, keepalive=30)
         self.client.loop_start()
         try:
             while True:
-                first = await self.queue.get()
-                batch = [first]
-                while len(batch) < BATCH_OPS and not self.queue.empty():
-                    batch.append(self.queue.get_nowait())
-                await self._handle(batch)
+                await self._handle(await self._next_batch())
         finally:
             self.client.loop_stop()
             self.client.disconnect()
+
+    async def _next_batch(self, first: Message | None = None) -> list[Message]:
+        batch = [first if first is not None else await self.queue.get()]
+        while len(batch) < BATCH_OPS and not self.queue.empty():
+            batch.append(self.queue.get_nowait())
+        return batch
+
+    async def _drain_left_session(self) -> None:
+        """Write what a persistent session under this client id holds (one an earlier run of this
+        instance number left, or older code), then leave it empty for the clean-session connect,
+        which discards it. Without this, that connect would drop the messages queued there."""
+        assert self.loop is not None
+        self._draining = True
+        self._session_present = self.loop.create_future()
+        drain = self._client(clean_session=False)
+        self.client = drain  # _handle acknowledges on the session the messages came from
+        drain.connect_async(self.host, self.port, keepalive=30)
+        drain.loop_start()
+        try:
+            if await self._session_present:
+                log.warning("%s: a persistent session was left under this client id: draining it", self.client_id)
+                while True:
+                    try:
+                        first = await asyncio.wait_for(self.queue.get(), DRAIN_QUIET_S)
+                    except TimeoutError:
+                        break
+                    batch = await self._next_batch(first)
+                    await self._handle(batch)
+                    self.drained += len(batch)
+                log.warning("%s: %d message(s) of the left session written; ending it", self.client_id, self.drained)
+        finally:
+            drain.disconnect()  # after the acks, which paho sends in order
+            drain.loop_stop()
+            self._draining = False
+        self.client = self._client(clean_session=True)
 
     async def _handle(self, batch: list[Message]) -> None:
         ops: list[tuple[Message, Operation]] = []

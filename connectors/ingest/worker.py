@@ -21,6 +21,7 @@ from connectors.ingest.status import OpStatus
 from connectors.ingest.writer import IngressWriter
 from connectors.redis_cache import RedisCache
 from jarvis.config import Settings
+from jarvis.mqtt_sessions import configured_instances
 from jarvis.roles import web_port
 from jarvis.security.key_store import FileAuthStore
 from jarvis.stack import mosquitto
@@ -57,7 +58,11 @@ async def serve(settings: Settings, region: str, instance: int) -> None:
     site = web.TCPSite(runner, settings.host, port, reuse_address=True, ssl_context=server_context(settings))
     await site.start()
     r = settings.region_config(region)
-    bridge = MqttBridge(writer, r.host, r.mqtt_port, region, instance, mosquitto.BRIDGE_USER, mosquitto.bridge_secret(settings))
+    # Only the instances the stack runs keep a persistent MQTT session (jarvis/mqtt_sessions.py).
+    configured = configured_instances()
+    bridge = MqttBridge(
+        writer, r.host, r.mqtt_port, region, instance, mosquitto.BRIDGE_USER, mosquitto.bridge_secret(settings), configured
+    )
     logging.getLogger("jarvis.ingest").info("ingest %s: http://%s:%d, mqtt %s", node, settings.host, port, r.mqtt_url)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -86,7 +86,9 @@ def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
         table.add_row(f"kafka {name}", r.get("bootstrap_url") or r["bootstrap"], r["kafka"])
         table.add_row(f"query {name}", r["query_url"], proc_state(f"worker-fold-{name}"))
         table.add_row(f"ingest {name}", r["ingest_url"], proc_state(f"worker-ingest-{name}"))
-        table.add_row(f"mqtt {name}", r["mqtt_url"], r["mqtt"])
+        ghosts = r.get("mqtt_ghost_sessions") or []
+        mqtt_state = r["mqtt"] + (f", [red]{len(ghosts)} ghost session(s)[/]" if ghosts else "")
+        table.add_row(f"mqtt {name}", r["mqtt_url"], mqtt_state)
         table.add_row(f"console {name}", r["console_url"], proc_state(f"worker-console-{name}"))
     shown = {f"worker-{role}-{name}" for role in ("fold", "ingest", "console") for name in st["regions"]}
     for name in sorted(n for n in st["processes"] if n.startswith("worker-") and n not in shown):
@@ -101,3 +103,5 @@ def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
     table.add_row("schema registry", st["schema_registry"], st["schema_registry_status"])
     table.add_row("prometheus", st["prometheus_url"], st["prometheus_status"])
     Console().print(table)
+    for w in st.get("warnings", []):
+        console.print(f"[bold yellow]⚠[/] {w}")

@@ -20,8 +20,10 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from connectors.auth_records import Replicated, all_keys, all_roles
+from jarvis import mosquitto_db
 from jarvis.config import RegionConfig, Settings
 from jarvis.errors import JarvisError
+from jarvis.mqtt_sessions import Ghost, configured_instances, ghosts
 from jarvis.security.apikeys import KeyRecord, Role, mosquitto_hash
 from jarvis.security.key_store import FileAuthStore, mosquitto_password_lines
 from jarvis.stack.procs import Proc, StackError
@@ -91,6 +93,25 @@ def _write(path: Path, text: str) -> None:
     with os.fdopen(fd, "w") as f:
         f.write(text)
     tmp.replace(path)
+
+
+def db_path(settings: Settings, region: RegionConfig) -> Path:
+    """The broker's persistence file (persistence_location + Mosquitto's default file name)."""
+    return mqtt_dir(settings) / region.name / "mosquitto.db"
+
+
+def ghost_sessions(settings: Settings, region: RegionConfig) -> list[Ghost]:
+    """Persistent sessions on the region's broker under a gateway client id that is not one of its
+    configured instances: each takes a share of the region's messages while offline. Read from the
+    broker's persistence file, saved every second (autosave_interval): the broker's own record,
+    which no client connection or log line can give (Mosquitto 2.0 has no $SYS list of sessions).
+    Raises mosquitto_db.MosquittoDbError for a file this cannot read."""
+    try:
+        data = db_path(settings, region).read_bytes()
+    except FileNotFoundError:  # the broker has not saved yet: it holds no session worth saving
+        return []
+    held = mosquitto_db.sessions(data).values()
+    return ghosts(((s.client_id, s.queued) for s in held), region.name, configured_instances())
 
 
 def broker_proc(settings: Settings, region: RegionConfig) -> Proc:

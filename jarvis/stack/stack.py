@@ -14,7 +14,7 @@ from typing import Any
 
 from connectors import http_tls, kafka_clients
 from connectors.trust_admin import stack_grants
-from jarvis import topics
+from jarvis import mosquitto_db, mqtt_sessions, topics
 from jarvis.config import RegionConfig, Settings
 from jarvis.roles import web_port
 from jarvis.security import kafka_acls, key_store
@@ -375,6 +375,7 @@ class Stack:
     def status(self) -> dict[str, Any]:
         s = self.settings
         regions: dict[str, Any] = {}
+        warnings: list[str] = []  # what needs the operator: `stack status` prints them, --json lists them
         for r in s.regions:
             regions[r.name] = {
                 "bootstrap": r.bootstrap,
@@ -385,7 +386,15 @@ class Stack:
                 "ingest_url": s.http_url(web_port(s, "ingest", r.name), r.host),
                 "mqtt_url": r.mqtt_url,
                 "mqtt": "up" if mosquitto.ping(r) else "down",
+                "mqtt_ghost_sessions": [],
             }
+            try:
+                found = mosquitto.ghost_sessions(s, r)
+            except (OSError, mosquitto_db.MosquittoDbError) as e:  # status says what it cannot read, not fail
+                warnings.append(f"MQTT {r.name}: cannot read {mosquitto.db_path(s, r)}: {e}")
+                continue
+            regions[r.name]["mqtt_ghost_sessions"] = [g.as_dict() for g in found]
+            warnings += [mqtt_sessions.warning(g) for g in found]
         all_procs = self.all_procs()
         procs = {p.name: ("running" if p.running() else "stopped") for p in all_procs}
         restarts = {p.name: p.restarts() for p in all_procs if p.supervised}
@@ -415,6 +424,7 @@ class Stack:
             "console_url": console_url(s, s.region_names[0]),
             "prometheus_url": prometheus.url(s),
             "prometheus_status": "up" if self._safe(lambda: prometheus.ping(s)) else "down",
+            "warnings": warnings,
         }
 
 

@@ -427,3 +427,104 @@ def test_audit_names_the_principal_via_the_gateway(gw: dict[str, Any], settings:
         return [g["node_id"] for g in got["by_node_prefix"]]
 
     assert wait_until(lambda: f"test-admin-{gw['tag']} via ingest-eu-0" in who(), 30), who()
+
+
+def test_mqtt_a_left_gateway_session_is_reported_and_dropped_then_every_point_arrives(
+    gw: dict[str, Any], settings: Settings
+) -> None:
+    """The CI failure of issue 18 on the real stack: a gateway instance that is not configured left
+    a persistent session in eu's shared subscription (played by mosquitto_sub) and takes every
+    other point; `stack status` names it, `jarvis ingest drop-session` ends it, and the stack's
+    gateway then gets every point."""
+    from jarvis.mqtt_sessions import client_id, share_group
+    from jarvis.stack import mosquitto
+    from tests.integration.cli_helpers import jarvis, ok
+
+    t, ghost = gw["tag"], client_id("eu", 9)
+    left = ["mosquitto_sub", "-h", gw["host"], "-p", str(gw["mqtt_port"]), "-c", "-i", ghost, "-q", "1",
+            "-u", mosquitto.BRIDGE_USER, "-P", mosquitto.bridge_secret(settings),
+            "-t", f"$share/{share_group('eu')}/telemetry/#", "-E"]  # fmt: skip
+    assert subprocess.run(left, capture_output=True, timeout=20).returncode == 0
+
+    def status() -> dict[str, Any]:
+        return json.loads(ok(jarvis("stack", "status", "--json")))
+
+    def ghosts() -> list[dict[str, Any]]:
+        return [g for g in status()["regions"]["eu"]["mqtt_ghost_sessions"] if g["client_id"] == ghost]
+
+    try:
+        before = [json.dumps({"ts": 1732700000.0 + i, "value": 1.0}) for i in range(20)]
+        assert mosquitto_pub(gw, before, topic=f"telemetry/quality:{t}-ghost-a").returncode == 0
+        # Round robin between the gateway and the offline session: the gateway writes about half,
+        # the rest is queued for the session, which status names with its queue.
+        def split() -> tuple[int, int]:
+            g = ghosts()
+            return series_len(gw, f"quality:{t}-ghost-a"), g[0]["queued"] if g else 0
+
+        assert wait_until(lambda: sum(split()) == 20, 30), split()
+        assert 0 < split()[0] < 20
+        assert any(ghost in w and "drop-session" in w for w in status()["warnings"])
+    finally:
+        r = jarvis("ingest", "drop-session", "--region", "eu", "--instance", "9")
+    assert r.returncode == 0 and f"ended MQTT session {ghost}" in r.stderr, r.stderr
+    assert wait_until(lambda: not ghosts(), 10)
+
+    after = [json.dumps({"ts": 1732700000.0 + i, "value": 1.0}) for i in range(200)]
+    assert mosquitto_pub(gw, after, topic=f"telemetry/quality:{t}-ghost-b").returncode == 0
+    assert wait_until(lambda: series_len(gw, f"quality:{t}-ghost-b") == 200, 60), series_len(gw, f"quality:{t}-ghost-b")
+
+
+def test_mqtt_an_unconfigured_gateway_drains_a_left_session_into_kafka_and_leaves_none(
+    gw: dict[str, Any], settings: Settings, tmp_path: Any
+) -> None:
+    """`jarvis worker ingest --instance 8` (not a configured instance) finds the persistent session
+    left under its client id holding half of a series, writes those points through Kafka before it
+    serves, runs with a clean session, and leaves no session behind when it stops."""
+    import os
+    import sys
+
+    from jarvis.mqtt_sessions import client_id, share_group
+    from jarvis.stack import mosquitto
+    from tests.integration.cli_helpers import jarvis, ok
+
+    t, instance = gw["tag"], 8
+    ghost, eu = client_id("eu", instance), settings.region_config("eu")
+    left = ["mosquitto_sub", "-h", gw["host"], "-p", str(gw["mqtt_port"]), "-c", "-i", ghost, "-q", "1",
+            "-u", mosquitto.BRIDGE_USER, "-P", mosquitto.bridge_secret(settings),
+            "-t", f"$share/{share_group('eu')}/telemetry/#", "-E"]  # fmt: skip
+    assert subprocess.run(left, capture_output=True, timeout=20).returncode == 0
+    oid = f"quality:{t}-drain"
+    points = [json.dumps({"ts": 1732800000.0 + i, "value": 2.0}) for i in range(20)]
+    assert mosquitto_pub(gw, points, topic=f"telemetry/{oid}").returncode == 0
+
+    def held() -> int:
+        return sum(g.queued for g in mosquitto.ghost_sessions(settings, eu) if g.client_id == ghost)
+
+    assert wait_until(lambda: held() > 0 and held() + series_len(gw, oid) == 20, 30), (held(), series_len(gw, oid))
+    ok(jarvis("keys", "create", f"ingest-eu-{instance}", "--trust"))  # its batches must verify
+    log = tmp_path / "gateway.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "jarvis.cli", "worker", "ingest", "--region", "eu", "--instance", str(instance)],
+            env=os.environ, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        assert wait_until(lambda: "of the left session written" in log.read_text(), 60), log.read_text()[-3000:]
+        assert "not one of eu's 1 configured instance(s)" in log.read_text()
+        assert wait_until(lambda: series_len(gw, oid) == 20, 60), series_len(gw, oid)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    assert wait_until(lambda: ghost not in mosquitto_db_sessions(settings), 10), "the clean session outlived its gateway"
+    after = [json.dumps({"ts": 1732800100.0 + i, "value": 2.0}) for i in range(100)]
+    assert mosquitto_pub(gw, after, topic=f"telemetry/{oid}-after").returncode == 0
+    assert wait_until(lambda: series_len(gw, f"{oid}-after") == 100, 60), series_len(gw, f"{oid}-after")
+    time.sleep(1)
+    assert series_len(gw, oid) == 20  # each drained point once
+
+
+def mosquitto_db_sessions(settings: Settings) -> set[str]:
+    from jarvis import mosquitto_db
+    from jarvis.stack import mosquitto
+
+    return set(mosquitto_db.sessions(mosquitto.db_path(settings, settings.region_config("eu")).read_bytes()))

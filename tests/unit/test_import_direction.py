@@ -24,6 +24,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "jarvis.cli", "jarvis.db_cli", "jarvis.demo", "jarvis.produce_cli", "jarvis.regions_cli",
         "jarvis.replay_cli", "jarvis.task_cli", "jarvis.topics_cli", "jarvis.worker_cli", "jarvis.auth_cli",
         "jarvis.stack.cli", "jarvis.security.cli", "jarvis.audit_cli", "jarvis.backup_cli", "jarvis.demo_cli", "jarvis.trace_cli", "jarvis.certs_cli",
+        "jarvis.ingest_cli",
     )),
     ("apps", ("pipelines.apps",)),
     ("workers, SDK, services", (
