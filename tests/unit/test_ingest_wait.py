@@ -116,3 +116,32 @@ def test_no_verifier_word_at_all_is_pending_with_a_reason() -> None:
     assert verdicts == {} and set(pending) == {o.op_id for o in OPS}
     rs = waiting.results(placed, OPS, verdicts, pending)
     assert all(r["status"] == "pending" and "no verdict within 2 s" in r["reasons"][0] for r in rs)
+
+
+def test_get_says_folded_in_the_regions_whose_changelog_covers_the_dot(monkeypatch: pytest.MonkeyPatch) -> None:
+    from confluent_kafka import KafkaException
+
+    from connectors.ingest import status
+    from jarvis.config import Settings
+    from jarvis.ops import Dot
+    from jarvis.trace import Step
+
+    asked: list[tuple[str, str, Dot, int]] = []
+
+    class Tracer:
+        def __init__(self, settings: Settings, principal: str) -> None:
+            assert principal == "ingest"
+
+        def folded(self, region: str, object_id: str, dot: Dot, since_ms: int) -> Step | None:
+            asked.append((region, object_id, dot, since_ms))
+            if region == "us":
+                raise KafkaException("us unreachable")
+            return Step("folded", region, since_ms + 40) if region == "eu" else None
+
+    monkeypatch.setattr(status, "Tracer", Tracer)
+    settings = Settings.from_env()
+    s = status.OpStatus("127.0.0.1:1", "eu", settings)
+    dot = Dot("eu", 3, 17, 0)
+    folded, pending = s._folded("bc:x", dot, 1000)
+    assert folded == ["eu"] and pending == [r for r in settings.region_names if r != "eu"]
+    assert sorted(a[0] for a in asked) == sorted(settings.region_names) and all(a[1:] == ("bc:x", dot, 1000) for a in asked)
