@@ -70,12 +70,14 @@ def fold(batches: list[SentBatch], timeout: float) -> dict[str, Verdict]:
     return out
 
 
-def post(body: Any, query: str = "", await_: Any = fold) -> tuple[int, Any, Writer]:
+def post(body: Any, query: str = "", await_: Any = fold, slots: int | None = None) -> tuple[int, Any, Writer]:
     writer = Writer()
 
     async def go() -> tuple[int, Any]:
         api = IngestApi("eu", "ingest-eu-0", writer, Keys(), None, None)  # type: ignore[arg-type]
         api._await = await_  # type: ignore[method-assign]
+        if slots is not None:
+            api._wait_slots = asyncio.Semaphore(slots)
         client = TestClient(TestServer(api.app()))
         await client.start_server()
         try:
@@ -130,3 +132,9 @@ def test_a_bad_wait_is_a_400_and_writes_nothing() -> None:
     for q in ("?wait=0", "?wait=60", "?wait=x", "?wait="):
         status, body, writer = post([INC], q, await_=None)
         assert status == 400 and "0 < wait <= 30" in body["error"] and writer.written == [], q
+
+
+def test_when_every_wait_slot_is_taken_the_answer_is_pending_at_once() -> None:
+    status, body, writer = post([INC], "?wait=5", await_=None, slots=0)
+    assert status == 202 and len(writer.written) == 1
+    assert body["results"][0]["status"] == "pending" and "already waiting for" in body["results"][0]["reasons"][0]
