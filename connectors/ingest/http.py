@@ -8,8 +8,8 @@ Answers (docs/internals.md#the-ingest-gateway):
   409  an Idempotency-Key reused with another body; 413 over the body limit; 415 another content type
   503  with Retry-After: Kafka is not keeping up (too much in flight) or did not acknowledge
 `?wait=S` (JSON bodies, 0 < S <= 30): once written, each result is the operation's verdict instead:
-accepted (with its dot), rejected with reasons (`by`: verifier, or for a bounded-counter decrement
-or transfer its origin fold), or pending; 200 when every operation has its verdict (rejected ones
+accepted (with its dot), rejected with reasons (the verifier's, or for a bounded-counter decrement
+or transfer its origin fold's refusal), or pending; 200 when every operation has its verdict (rejected ones
 included: the write succeeded and the results carry the verdicts), 202 when some are pending.
 NDJSON (`Content-Type: application/x-ndjson`) is read line by line and answered line by line as
 each operation is written or refused (status 200 once streaming began, like Kafka REST's

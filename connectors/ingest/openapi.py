@@ -79,8 +79,6 @@ def ingest_openapi() -> dict[str, Any]:
                         "reasons": {"type": "array", "items": {"type": "string"}},
                         # Under ?wait only: the verdict's details.
                         "dot": {"type": "array", "description": "wait: an accepted operation's dot (region, partition, offset, index)"},
-                        "by": {"type": "string", "enum": ["verifier", "fold"],
-                               "description": "wait: who rejected it (fold: a bounded-counter decrement or transfer its origin region refused)"},
                         "decision": {"type": "string", "enum": ["applied"],
                                      "description": "wait: a bounded-counter decrement or transfer its origin fold applied"},
                     },

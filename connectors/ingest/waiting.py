@@ -115,8 +115,10 @@ def collect(placed: Placed, timeout: float, await_: Await) -> tuple[dict[str, Ve
 
 
 def result(index: int, op_id: str, verdict: Verdict | None, pending_reason: str | None) -> dict[str, Any]:
-    """One operation's result under wait: accepted (with its dot), rejected (by the verifier or, for
-    a bounded-counter decrement or transfer, by its origin fold: `by`), or pending."""
+    """One operation's result under wait: accepted (with its dot), rejected with the reasons (the
+    verifier's, or for a bounded-counter decrement or transfer its origin fold's refusal), or pending.
+    Who rejected it is not said: a fold's refusal is also a record on jarvis.ops.rejected, and the
+    first of the two read is the verdict, so a Verdict cannot tell them apart; the reasons do."""
     if verdict is None:
         return {"index": index, "status": "pending", "op_id": op_id,
                 "reasons": [pending_reason or "no verdict yet"]}  # fmt: skip
@@ -128,7 +130,6 @@ def result(index: int, op_id: str, verdict: Verdict | None, pending_reason: str 
             out["decision"] = "applied"
     else:
         out["status"] = "rejected"
-        out["by"] = "fold" if verdict.accepted else "verifier"
         out["reasons"] = list(verdict.reasons)
     return out
 

@@ -66,10 +66,10 @@ def test_verdicts_found_in_time_are_the_answer() -> None:
     assert pending == {} and len(calls) == 1 and calls[0][1] == 5.0
     rs = waiting.results(placed, OPS, verdicts, pending)
     assert rs[0] == {"index": 0, "op_id": OPS[0].op_id, "status": "accepted", "dot": ["eu", 2, 10, 0]}
-    assert rs[1]["status"] == "rejected" and rs[1]["by"] == "fold"
+    assert rs[1]["status"] == "rejected"
     assert rs[1]["reasons"] == ["insufficient rights in eu: holds 3, needs 5"]
     assert rs[2]["status"] == "accepted"
-    assert rs[3] == {"index": 3, "op_id": OPS[3].op_id, "status": "rejected", "by": "verifier",
+    assert rs[3] == {"index": 3, "op_id": OPS[3].op_id, "status": "rejected",
                      "reasons": ["transfer of 1 exceeds the 0 rights eu holds"]}  # fmt: skip
 
 
