@@ -481,13 +481,23 @@ def test_bcounter_decrements_under_wait_get_the_origin_folds_decision_and_fold_e
     assert r["state"] == "rejected" and "holds 3, needs 5" in " ".join(r["reasons"]) and "folded_in" not in r, r
 
 
-def test_a_wait_too_short_for_the_fold_answers_202_pending_with_the_reason(gw: dict[str, Any]) -> None:
-    oid = f"bc:{gw['tag']}-short"
+def test_a_wait_the_fold_cannot_answer_in_is_a_202_pending_with_the_reason(gw: dict[str, Any], stack: Any) -> None:
+    """eu's fold stopped: the verifier still accepts the decrement, the fold's decision cannot come,
+    so the result is pending with that reason; once the fold is back, GET shows it decided."""
+    oid = f"bc:{gw['tag']}-pending"
     assert post(gw, [{"object_id": oid, "kind": "increment", "args": {"n": 2}}])[0] == 200
-    status, body, _ = curl(gw["url"] + "/v1/ops?wait=0.001", json.dumps(
-        [{"object_id": oid, "kind": "decrement", "args": {"n": 1}}]).encode(), key=gw["admin"])  # fmt: skip
+    assert wait_until(lambda: (read_value(gw["query"], oid) or {}).get("value") == 2, 30)
+    fold = next(p for p in stack.worker_procs() if p.name == "worker-fold-eu")
+    fold.stop()
+    try:
+        status, body, _ = curl(gw["url"] + "/v1/ops?wait=2", json.dumps(
+            [{"object_id": oid, "kind": "decrement", "args": {"n": 1}}]).encode(), key=gw["admin"])  # fmt: skip
+    finally:
+        fold.start()
     assert status == 202, body
     r = body["results"][0]
-    assert r["status"] == "pending" and r["op_id"] and "within 0.001 s" in r["reasons"][0], r
-    # It was written all the same and is decided later: GET shows the outcome.
-    assert wait_until(lambda: curl(f"{gw['url']}/v1/ops/{r['op_id']}", key=gw["reader"])[1].get("state") == "accepted", 30)
+    assert r["status"] == "pending" and r["op_id"], r
+    assert "accepted by the verifier; its origin fold has not decided within 2 s" in r["reasons"][0], r
+    # It was written all the same: decided once the fold is back.
+    assert wait_until(lambda: curl(f"{gw['url']}/v1/ops/{r['op_id']}", key=gw["reader"])[1].get("state") == "accepted", 120)
+    assert wait_until(lambda: (read_value(gw["query"], oid) or {}).get("value") == 1, 30)
