@@ -110,7 +110,7 @@ class Tracer:
             return t
         dot = Dot(region, p, m.offset(), index)
         for r in s.region_names:
-            t.add(self._folded(r, object_id, dot, step.at_ms), f"folded in {r}")
+            t.add(self.folded(r, object_id, dot, step.at_ms), f"folded in {r}")
         t.add(self._archived(rec["batch_id"]), "archived")
         return t
 
@@ -126,7 +126,9 @@ class Tracer:
             return Step("rejected", region, m.timestamp()[1], "; ".join(reasons)), reasons
         return None
 
-    def _folded(self, region: str, object_id: str, dot: Dot, since_ms: int) -> Step | None:
+    def folded(self, region: str, object_id: str, dot: Dot, since_ms: int) -> Step | None:
+        """The first record of `region`'s fold state changelog after `since_ms` whose causal context
+        covers `dot` (None: not folded there yet). Also what `GET /v1/ops/{op_id}` asks."""
         p = partition_for(object_id, self.settings.partitions)
         key = object_id.encode()
 

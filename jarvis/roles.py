@@ -137,9 +137,12 @@ ROLES: tuple[RoleSpec, ...] = (
     # HTTP and MQTT in, signed batches to ingress out; its web port serves the ingest API.
     RoleSpec(
         "ingest", "connectors.ingest.worker", Entry.run, (topics.IDEMPOTENCY,), metrics_slot=4,
-        # Malformed MQTT messages go to jarvis.ops.rejected; an operation's status scans ingress.
+        # Malformed MQTT messages go to jarvis.ops.rejected; an operation's status scans ingress and
+        # every region's fold changelog (where it is folded, read as `jarvis trace` reads it).
         kafka=_with(
-            _CLIENT, writes=(topics.IDEMPOTENCY, topics.REJECTED, topics.AUDIT), reads=(topics.INGRESS,), groups=("jarvis-ingest-", "jarvis-opstatus-"),
+            _CLIENT, writes=(topics.IDEMPOTENCY, topics.REJECTED, topics.AUDIT),
+            reads=(topics.INGRESS, fold_changelog("<region>")),
+            groups=("jarvis-ingest-", "jarvis-opstatus-", "jarvis-trace-"),
         ),
     ),
     # The web console: reads the rejected and dead-letter topics without a group; its port is the page's.

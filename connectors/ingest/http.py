@@ -7,6 +7,10 @@ Answers (docs/internals.md#the-ingest-gateway):
   401  no valid key; 403 a key whose role may not write an object (nothing written either)
   409  an Idempotency-Key reused with another body; 413 over the body limit; 415 another content type
   503  with Retry-After: Kafka is not keeping up (too much in flight) or did not acknowledge
+`?wait=S` (JSON bodies, 0 < S <= 30): once written, each result is the operation's verdict instead:
+accepted (with its dot), rejected with reasons (the verifier's, or for a bounded-counter decrement
+or transfer its origin fold's refusal), or pending; 200 when every operation has its verdict (rejected ones
+included: the write succeeded and the results carry the verdicts), 202 when some are pending.
 NDJSON (`Content-Type: application/x-ndjson`) is read line by line and answered line by line as
 each operation is written or refused (status 200 once streaming began, like Kafka REST's
 streamed records: each line has its own status). Every other error is a 4xx with a JSON reason.
@@ -20,6 +24,7 @@ import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import orjson
@@ -28,7 +33,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 
 from connectors.access_audit import AuditSink
 from connectors.http_auth import Denied, HttpAuth, principal
-from connectors.ingest import op_ids
+from connectors.ingest import op_ids, waiting
 from connectors.ingest.idempotency import IdempotencyStore, IdempotencyUnavailable
 from connectors.ingest.openapi import ingest_openapi
 from connectors.ingest.requests import (
@@ -42,9 +47,11 @@ from connectors.ingest.requests import (
 )
 from connectors.ingest.status import OpStatus
 from connectors.ingest.writer import BATCH_OPS, DeliveryFailed, IngressWriter, Overloaded
+from connectors.verdicts import await_verdicts
 from jarvis.json_ops import JsonOp, OpInputError, OpParser
 from jarvis.ops import Operation
 from jarvis.security.apikeys import AuthStore, Principal
+from jarvis.verdicts import SentBatch, Verdict
 
 log = logging.getLogger("jarvis.ingest")
 
@@ -53,6 +60,9 @@ BODY_READ_TIMEOUT_S = 30.0
 RETRY_AFTER_S = "1"
 JSON_TYPES = ("application/json", "")
 NDJSON = "application/x-ndjson"
+# Requests waiting for verdicts at once, each holding a thread and a Kafka consumer for up to
+# waiting.MAX_WAIT_S: beyond that a request is answered at once with its operations pending.
+WAIT_SLOTS = 16
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -100,6 +110,13 @@ class IngestApi:
         self.status = status
         self.pipes = writer.pipelines
         self.parser = OpParser(self.pipes.rule_for)
+        # Its own threads: a wait of up to 30 s must not hold the loop's default executor, which
+        # GET /v1/ops and the other blocking calls share.
+        self._waiters = ThreadPoolExecutor(WAIT_SLOTS, thread_name_prefix="ingest-wait")
+        self._wait_slots = asyncio.Semaphore(WAIT_SLOTS)
+
+    def close(self) -> None:
+        self._waiters.shutdown(wait=False, cancel_futures=True)
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[_errors_as_json, self.http_auth.middleware()])
@@ -140,7 +157,13 @@ class IngestApi:
     async def post_ops(self, request: web.Request) -> web.StreamResponse:
         principal = self._principal(request)
         ctype = request.content_type if request.headers.get("Content-Type") else ""
+        try:
+            wait = waiting.parse_wait(request.query.get("wait"))
+        except ValueError as e:
+            return _error(400, str(e))
         if ctype == NDJSON:
+            if wait is not None:
+                return _error(400, "wait applies to JSON bodies; NDJSON lines are answered as they are written")
             if "Idempotency-Key" in request.headers:
                 return _error(400, "Idempotency-Key applies to JSON bodies; NDJSON lines are answered one by one")
             return await self._stream(request, principal)
@@ -155,7 +178,7 @@ class IngestApi:
             return _error(408, f"the body did not arrive within {BODY_READ_TIMEOUT_S:.0f} s")
         idem_key = request.headers.get("Idempotency-Key")
         if idem_key is None:
-            status, body = await self._post_json(raw, principal, None)
+            status, body = await self._post_json(raw, principal, None, wait)
             self._audit_refusal(request, principal, status, body)
             return self._answer(status, body)
         bad = check_idempotency_key(idem_key)
@@ -173,7 +196,7 @@ class IngestApi:
             resp = self._answer(rec["status"], rec["body"])
             resp.headers["Idempotent-Replayed"] = "true"
             return resp
-        status, body = await self._post_json(raw, principal, (key, h, rec))
+        status, body = await self._post_json(raw, principal, (key, h, rec), wait)
         self._audit_refusal(request, principal, status, body)
         return self._answer(status, body)
 
@@ -182,7 +205,11 @@ class IngestApi:
         return web.Response(status=status, body=orjson.dumps(body), content_type="application/json", headers=headers)
 
     async def _post_json(
-        self, raw: bytes, principal: Principal, idem: tuple[bytes, str, dict[str, Any] | None] | None
+        self,
+        raw: bytes,
+        principal: Principal,
+        idem: tuple[bytes, str, dict[str, Any] | None] | None,
+        wait: float | None = None,
     ) -> tuple[int, dict[str, Any]]:
         try:
             items = parse_body(raw)
@@ -229,8 +256,9 @@ class IngestApi:
                 return 409, {"error": "this Idempotency-Key was used with another request body in the last 24 h"}
             build = self._builder(principal, plan["nonce"], plan["ms"], plan["hlcs"].__getitem__)
             ops = [build(i, c.op) for i, c in enumerate(checked) if c.op is not None]
+        sent_ms = int(time.time() * 1000)  # before the produce: at or before the records' timestamps
         try:
-            await self.writer.write(ops, batch_seed=plan["nonce"])
+            positions = await self.writer.write(ops, batch_seed=plan["nonce"])
         except Overloaded as e:
             return 503, {"error": f"Kafka is not keeping up ({e}); retry after {RETRY_AFTER_S} s"}
         except DeliveryFailed as e:
@@ -238,8 +266,37 @@ class IngestApi:
         OPS.labels(self.region, "http", "accepted").inc(len(ops))
         body = {"results": [{"index": i, "status": "accepted", "op_id": op.op_id} for i, op in enumerate(ops)]}
         if idem:
+            # The write's answer is what a retry gets: the wait below only reads what became of it.
             await self._remember(idem[0], idem[1], 200, body)
-        return 200, body
+        if wait is None:
+            return 200, body
+        if idem and idem[2] is not None:
+            # A pending plan rewritten after an interruption: its operations' verdicts belong to their
+            # first write (this one is the verifier's duplicate), which this request cannot place.
+            why = "resumed after an interruption: its verdict is at its first write; ask GET /v1/ops/{op_id}"
+            return 202, {"results": [waiting.result(i, op.op_id, None, why) for i, op in enumerate(ops)]}
+        return await self._wait_verdicts(ops, positions, sent_ms, wait)
+
+    async def _wait_verdicts(
+        self, ops: list[Operation], positions: list[tuple[int, int]], sent_ms: int, wait: float
+    ) -> tuple[int, dict[str, Any]]:
+        placed = waiting.place(ops, positions, sent_ms)
+        if self._wait_slots.locked():
+            why = f"the gateway is already waiting for {WAIT_SLOTS} requests' verdicts; ask GET /v1/ops/{{op_id}}"
+            return 202, {"results": [waiting.result(i, op.op_id, None, why) for i, op in enumerate(ops)]}
+        async with self._wait_slots:
+            try:
+                verdicts, pending = await waiting.gather(placed, wait, self._await, self._waiters)
+            except Exception as e:  # noqa: BLE001 - written is written: the caller learns that, not a 400
+                log.exception("waiting for verdicts failed")
+                why = f"the verdicts could not be read ({type(e).__name__}); ask GET /v1/ops/{{op_id}}"
+                verdicts, pending = {}, {op.op_id: why for op in ops}
+        return (202 if pending else 200), {"results": waiting.results(placed, ops, verdicts, pending)}
+
+    def _await(self, batches: list[SentBatch], timeout: float) -> dict[str, Verdict]:
+        return await_verdicts(
+            self.writer.bootstrap, self.region, batches, timeout, principal="ingest", settings=self.writer.settings
+        )
 
     async def _remember(self, key: bytes, h: str, status: int, body: dict[str, Any]) -> None:
         try:

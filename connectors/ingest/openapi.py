@@ -12,6 +12,7 @@ from connectors.ingest.requests import (
     MAX_IDEMPOTENCY_KEY,
     MAX_OPS_PER_REQUEST,
 )
+from connectors.ingest.waiting import MAX_WAIT_S
 from jarvis.crdt import registry as crdt_registry
 
 
@@ -73,9 +74,13 @@ def ingest_openapi() -> dict[str, Any]:
                     "required": ["index", "status"],
                     "properties": {
                         "index": {"type": "integer"},
-                        "status": {"type": "string", "enum": ["accepted", "rejected", "not_written", "unavailable"]},
+                        "status": {"type": "string", "enum": ["accepted", "rejected", "not_written", "unavailable", "pending"]},
                         "op_id": {"type": "string"},
                         "reasons": {"type": "array", "items": {"type": "string"}},
+                        # Under ?wait only: the verdict's details.
+                        "dot": {"type": "array", "description": "wait: an accepted operation's dot (region, partition, offset, index)"},
+                        "decision": {"type": "string", "enum": ["applied"],
+                                     "description": "wait: a bounded-counter decrement or transfer its origin fold applied"},
                     },
                 },
                 "Results": {"type": "object", "properties": {"results": {"type": "array", "items": {"$ref": "#/components/schemas/Result"}}}},
@@ -86,6 +91,10 @@ def ingest_openapi() -> dict[str, Any]:
                         "state": {"type": "string", "enum": ["on_ingress", "accepted", "rejected"]},
                         "reasons": {"type": "array", "items": {"type": "string"}},
                         "dot": {"type": "array"}, "principal": {"type": "string"}, "via": {"type": "string"},
+                        "folded_in": {"type": "array", "items": {"type": "string"},
+                                      "description": "regions whose fold state (changelog) holds the operation"},
+                        "pending_in": {"type": "array", "items": {"type": "string"},
+                                       "description": "regions whose fold does not hold it yet"},
                     },
                 },  # fmt: skip
             },
@@ -99,6 +108,10 @@ def ingest_openapi() -> dict[str, Any]:
                         {"name": "Idempotency-Key", "in": "header", "required": False,
                          "schema": {"type": "string", "maxLength": MAX_IDEMPOTENCY_KEY, "pattern": IDEMPOTENCY_KEY_PATTERN},
                          "description": "a retry within 24 h gets the same answer and has its effect once"},
+                        {"name": "wait", "in": "query", "required": False,
+                         "schema": {"type": "number", "exclusiveMinimum": True, "minimum": 0, "maximum": MAX_WAIT_S},
+                         "description": "JSON bodies: once written, wait up to this many seconds for each operation's "
+                                        "verdict (accepted with its dot, rejected with reasons, or pending)"},
                     ],  # fmt: skip
                     "requestBody": {
                         "required": True,
@@ -113,8 +126,10 @@ def ingest_openapi() -> dict[str, Any]:
                         },
                     },  # fmt: skip
                     "responses": {
-                        "200": {"description": "every operation written to ingress (acks=all)", **results},
-                        "400": {"description": "invalid operations (reasons per operation); nothing written", **results},
+                        "200": {"description": "every operation written to ingress (acks=all); with wait, "
+                                               "each result its verdict (rejected ones included)", **results},
+                        "202": {"description": "with wait: written, some verdicts still pending after wait seconds", **results},
+                        "400": {"description": "invalid operations (reasons per operation), or a bad wait; nothing written", **results},
                         "401": err | {"description": "no valid API key"},
                         "403": {"description": "the key's role may not write an object; nothing written", **results},
                         "409": err | {"description": "Idempotency-Key reused with another body"},
@@ -126,7 +141,7 @@ def ingest_openapi() -> dict[str, Any]:
             },
             "/v1/ops/{op_id}": {
                 "get": {
-                    "summary": "Where an operation is: on ingress, accepted (with its dot), or rejected with reasons",
+                    "summary": "Where an operation is: on ingress, accepted (with its dot) and folded in which regions, or rejected with reasons",
                     "parameters": [{"name": "op_id", "in": "path", "required": True, "schema": {"type": "string"}}],
                     "responses": {
                         "200": {"description": "", "content": _json("OpStatus")},

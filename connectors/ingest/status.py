@@ -4,22 +4,33 @@ The op id names its ingress partition and the write's wall time (connectors/inge
 one partition is read from a little before that time until the record holding the operation; the
 verifier's verdict on that record (jarvis.ops or jarvis.ops.rejected) is then read as the SDK reads
 its verdicts (connectors/verdicts.py). Works from any gateway instance, before or after restarts.
+
+Where an accepted operation is folded: in each region, the fold's state changelog holds, beside the
+object's state, its causal context (the last dot folded per origin region and partition), so the
+first changelog record of the object whose context covers the operation's dot says it is folded
+there, durably (a restarted fold recovers from that changelog). This is what `jarvis trace` reads
+(connectors/trace.py). It needs no MirrorMaker offset translation: a dot names the origin's ingress
+position, the same in every region, whereas the fold's committed offsets on `<origin>.jarvis.ops`
+count MirrorMaker's own offsets and would first need the mirrored copy of the verified record found.
 """
 
 from __future__ import annotations
 
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from connectors.kafka_clients import client_conf
+from connectors.trace import Tracer
 from connectors.verdicts import SentBatch, VerdictTimeout, await_verdicts
 from jarvis import topics
 from jarvis.codec import CodecError
 from jarvis.codec.records import decode_batch_record
 from jarvis.config import Settings
 from jarvis.crdt.bcounter_spec import JUDGED
+from jarvis.ops import Dot
 
 SLACK_MS = 5_000  # the broker's clock may lag the gateway's a little
 SCAN_LIMIT = 20_000  # records read at most, so a lookup stays cheap
@@ -59,14 +70,36 @@ class OpStatus:
             )[op_id]
         except VerdictTimeout:
             out["state"] = "on_ingress"  # not verified yet
+            out["folded_in"], out["pending_in"] = [], self._regions()
             return out
         if verdict.ok:
             out["state"] = "accepted"
             out["dot"] = list(verdict.dot or ())
+            out["folded_in"], out["pending_in"] = self._folded(out["object_id"], Dot(self.region, partition, offset, index), sent_ms)
         else:
             out["state"] = "rejected"
             out["reasons"] = verdict.reasons
         return out
+
+    def _regions(self) -> list[str]:
+        return list(self.settings.region_names) if self.settings is not None else [self.region]
+
+    def _folded(self, object_id: str, dot: Dot, since_ms: int) -> tuple[list[str], list[str]]:
+        """(regions whose fold holds `dot` in its changelog, regions whose fold does not yet)."""
+        regions = self._regions()
+        if self.settings is None:
+            return [], regions
+        tracer = Tracer(self.settings, principal="ingest")
+
+        def look(region: str) -> bool:
+            try:
+                return tracer.folded(region, object_id, dot, since_ms) is not None
+            except KafkaException:  # that region's Kafka unreachable: not known to be folded there
+                return False
+
+        with ThreadPoolExecutor(len(regions), thread_name_prefix="opstatus-folded") as pool:
+            found = dict(zip(regions, pool.map(look, regions), strict=True))
+        return [r for r in regions if found[r]], [r for r in regions if not found[r]]
 
     def _on_ingress(self, op_id: str, partition: int, ms: int) -> tuple[int, int, int, dict[str, Any]] | None:
         c = Consumer(

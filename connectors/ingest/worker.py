@@ -76,6 +76,7 @@ async def serve(settings: Settings, region: str, instance: int) -> None:
     await auth.stop()
     await cache.close()
     audit.close()
+    api.close()
     writer.close()
     idem.close()
     if bridge_task in done and bridge_task.exception() is not None:

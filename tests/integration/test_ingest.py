@@ -528,3 +528,77 @@ def mosquitto_db_sessions(settings: Settings) -> set[str]:
     from jarvis.stack import mosquitto
 
     return set(mosquitto_db.sessions(mosquitto.db_path(settings, settings.region_config("eu")).read_bytes()))
+
+
+def test_wait_is_bounded_and_for_json_bodies(gw: dict[str, Any]) -> None:
+    op = {"object_id": f"ctr:{gw['tag']}-wbad", "kind": "increment"}
+    for bad in ("0", "31", "abc", "nan"):
+        status, body, _ = curl(f"{gw['url']}/v1/ops?wait={bad}", json.dumps(op).encode(), key=gw["admin"])
+        assert status == 400 and "0 < wait <= 30" in body["error"], (bad, body)
+    status, body, _ = curl(f"{gw['url']}/v1/ops?wait=5", json.dumps(op).encode() + b"\n", key=gw["admin"],
+                           ctype="application/x-ndjson")  # fmt: skip
+    assert status == 400 and "wait applies to JSON bodies" in body["error"]
+    assert read_value(gw["query"], op["object_id"]) is None  # nothing of a refused request was written
+
+
+def test_bcounter_decrements_under_wait_get_the_origin_folds_decision_and_fold_everywhere(
+    gw: dict[str, Any], settings: Settings
+) -> None:
+    """curl with ?wait=5: a decrement beyond eu's rights answers the fold's refusal and its reason,
+    one within them is accepted (applied, with its dot), and GET /v1/ops/{op_id} then shows the
+    accepted one folded in both regions."""
+    oid = f"bc:{gw['tag']}-wait"
+    wait_url = gw["url"] + "/v1/ops?wait=5"
+
+    def post_wait(ops: list[dict[str, Any]]) -> tuple[int, Any]:
+        status, body, _ = curl(wait_url, json.dumps(ops).encode(), key=gw["admin"])
+        return status, body
+
+    status, body = post_wait([{"object_id": oid, "kind": "increment", "args": {"n": 3}}])
+    assert status == 200 and body["results"][0]["status"] == "accepted" and len(body["results"][0]["dot"]) == 4, body
+    status, body = post_wait([{"object_id": oid, "kind": "decrement", "args": {"n": 5}}])
+    assert status == 200, body  # written and decided: the verdict is in the result
+    refused = body["results"][0]
+    assert refused["status"] == "rejected", refused
+    assert "insufficient rights in eu: holds 3, needs 5" in " ".join(refused["reasons"]), refused
+    status, body = post_wait([{"object_id": oid, "kind": "decrement", "args": {"n": 2}},
+                              {"object_id": f"ctr:{gw['tag']}-wait", "kind": "increment", "args": {"n": 1}}])  # fmt: skip
+    assert status == 200, body
+    sold, counted = body["results"]
+    assert sold["status"] == "accepted" and sold["decision"] == "applied" and sold["dot"][0] == "eu", sold
+    assert counted["status"] == "accepted" and "decision" not in counted, counted
+    queries = {r: settings.region_config(r).query_url for r in ("eu", "us")}
+    for url in queries.values():
+        assert wait_until(lambda url=url: (read_value(url, oid) or {}).get("value") == 1, 30), read_value(url, oid)
+
+    def where() -> dict[str, Any]:
+        return curl(f"{gw['url']}/v1/ops/{sold['op_id']}", key=gw["reader"])[1]
+
+    assert wait_until(lambda: sorted(where().get("folded_in", [])) == ["eu", "us"], 30), where()
+    w = where()
+    assert w["state"] == "accepted" and w["pending_in"] == [] and w["dot"] == sold["dot"], w
+    # The refused decrement is never folded: GET says rejected, with the fold's reason.
+    r = curl(f"{gw['url']}/v1/ops/{refused['op_id']}", key=gw["reader"])[1]
+    assert r["state"] == "rejected" and "holds 3, needs 5" in " ".join(r["reasons"]) and "folded_in" not in r, r
+
+
+def test_a_wait_the_fold_cannot_answer_in_is_a_202_pending_with_the_reason(gw: dict[str, Any], stack: Any) -> None:
+    """eu's fold stopped: the verifier still accepts the decrement, the fold's decision cannot come,
+    so the result is pending with that reason; once the fold is back, GET shows it decided."""
+    oid = f"bc:{gw['tag']}-pending"
+    assert post(gw, [{"object_id": oid, "kind": "increment", "args": {"n": 2}}])[0] == 200
+    assert wait_until(lambda: (read_value(gw["query"], oid) or {}).get("value") == 2, 30)
+    fold = next(p for p in stack.worker_procs() if p.name == "worker-fold-eu")
+    fold.stop()
+    try:
+        status, body, _ = curl(gw["url"] + "/v1/ops?wait=2", json.dumps(
+            [{"object_id": oid, "kind": "decrement", "args": {"n": 1}}]).encode(), key=gw["admin"])  # fmt: skip
+    finally:
+        fold.start()
+    assert status == 202, body
+    r = body["results"][0]
+    assert r["status"] == "pending" and r["op_id"], r
+    assert "accepted by the verifier; its origin fold has not decided within 2 s" in r["reasons"][0], r
+    # It was written all the same: decided once the fold is back.
+    assert wait_until(lambda: curl(f"{gw['url']}/v1/ops/{r['op_id']}", key=gw["reader"])[1].get("state") == "accepted", 120)
+    assert wait_until(lambda: (read_value(gw["query"], oid) or {}).get("value") == 1, 30)
