@@ -240,10 +240,7 @@ def _positions(consumer: Consumer, where: list[tuple[str, int]], since_ms: int) 
     lookup) when nothing is that recent yet, so a record written meanwhile is still read. Two batched
     offset lookups (timestamp -1 asks for the end), not two requests per partition: a verdict waits
     for them every time."""
-    ends = {(tp.topic, tp.partition): tp.offset for tp in _lookup(consumer, where, OFFSET_END)}
-    for t, p in where:
-        if ends.get((t, p), -1) < 0:  # not answered: ask the old way
-            ends[(t, p)] = consumer.get_watermark_offsets(TopicPartition(t, p), timeout=10)[1]
+    ends = {(tp.topic, tp.partition): tp.offset for tp in _ends(consumer, where)}
     at = {(tp.topic, tp.partition): tp.offset for tp in _lookup(consumer, where, since_ms) if tp.offset >= 0}
     return [TopicPartition(t, p, at.get((t, p), ends[(t, p)])) for t, p in where]
 
