@@ -30,6 +30,7 @@ import psycopg
 import redis
 
 from benchmarks.idle import wait_idle
+from benchmarks.stack_check import require_stack
 from connectors.archive.sink import OPS_COLUMNS
 from connectors.kafka_clients import client_conf
 from connectors.redis_cache import obj_key
@@ -351,6 +352,7 @@ def main() -> None:
     n = args.n or (20_000 if args.quick else 100_000)
     m = args.m or (100_000 if args.quick else 1_000_000)
     s = settings()
+    require_stack(s)
     dsn = s.postgres_dsn
     print(f"(waited {wait_idle(settings()):.0f} s for the stack to drain earlier backlogs)")
     run = uuid.uuid4().hex[:8]

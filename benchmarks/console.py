@@ -25,6 +25,7 @@ import uuid
 
 import orjson
 
+from benchmarks.stack_check import require_stack
 from connectors import api_client
 from connectors.sdk import Client
 from jarvis.config import settings
@@ -130,6 +131,7 @@ def main() -> None:
     n = a.objects or (10_000 if a.quick else 100_000)
     rounds = a.rounds or (3 if a.quick else 10)
     s = settings()
+    require_stack(s)
     query, console = s.region_config(REGION).query_url, console_url(s, REGION)
     prefix = f"ctr:consbench-{uuid.uuid4().hex[:6]}-"
     t0 = time.perf_counter()

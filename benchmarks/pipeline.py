@@ -44,6 +44,7 @@ import redis
 from confluent_kafka import Producer
 
 from benchmarks.idle import wait_idle
+from benchmarks.stack_check import require_stack
 from connectors import api_client, kafka_clients
 from connectors.kafka_clients import client_conf
 from connectors.kafka_io import tail_consumer
@@ -525,7 +526,7 @@ def compare_insecure(n: int, pairs: int = 2) -> None:
             flush=True,
         )
 
-    if kafka_clients.protocol(s) != "SASL_SSL":
+    if kafka_clients.protocol(s) != "SASL_SSL" or stack.stopped():
         bring_up(False)
     secure = [_secure_vs_insecure_round("secure 1", n)]
     plain: list[tuple[float, float]] = []
@@ -580,9 +581,10 @@ def main() -> None:
     )
     args = ap.parse_args()
     n = 50_000 if args.quick else 300_000
-    if args.compare_insecure:
+    if args.compare_insecure:  # brings the stack up itself, secure and --insecure in turn
         compare_insecure(n, args.pairs)
         return
+    require_stack(settings())
     if args.trace_cost:
         trace_cost(n, 1000)
         return

@@ -20,6 +20,7 @@ from confluent_kafka import Producer
 
 from benchmarks.idle import wait_idle
 from benchmarks.pipeline import signed_batches
+from benchmarks.stack_check import require_stack
 from connectors.kafka_clients import client_conf
 from connectors.sdk import Client
 from jarvis import topics
@@ -77,6 +78,7 @@ def main() -> None:
     args = ap.parse_args()
     n = args.n or (50_000 if args.quick else 300_000)
     s = settings()
+    require_stack(s)
     print(f"(waited {wait_idle(s):.0f} s for the stack to drain earlier backlogs)")
     # Every worker stops for the run: they would otherwise fold what the SDK sends, on the same 2 cores.
     stopped = [p for p in worker_procs(s) if p.running()]

@@ -13,6 +13,7 @@ import uuid
 
 from confluent_kafka import Producer
 
+from benchmarks.stack_check import require_stack
 from connectors.kafka_clients import client_conf
 from connectors.kafka_io import tail_consumer
 from jarvis import topics
@@ -44,6 +45,7 @@ def main() -> None:
     ap.add_argument("-n", type=int, default=20)
     args = ap.parse_args()
     s = settings()
+    require_stack(s)
     eu, us = s.region_names[0], s.region_names[1]
     local = round_trips(s.bootstrap(eu), s.bootstrap(eu), topics.OPS, args.n)
     mirrored = round_trips(s.bootstrap(eu), s.bootstrap(us), topics.mirrored(eu), args.n)

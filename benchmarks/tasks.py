@@ -26,6 +26,7 @@ import redis
 from confluent_kafka import Producer
 
 from benchmarks.idle import wait_idle
+from benchmarks.stack_check import require_stack
 from connectors.kafka_clients import client_conf
 from connectors.kafka_io import tail_consumer
 from connectors.redis_cache import obj_key
@@ -216,6 +217,7 @@ def main() -> None:
     n_rt = 200
     n_single = 20 if args.quick else 100
     s = settings()
+    require_stack(s)
     bootstrap = s.bootstrap(REGION)
     print(f"(waited {wait_idle(s):.0f} s for the stack to drain earlier backlogs)")
     run = uuid.uuid4().hex[:8]

@@ -21,6 +21,8 @@ import time
 import uuid
 from collections.abc import Callable
 
+from benchmarks.stack_check import require_stack
+from jarvis.config import settings
 from pipelines.apps._client import client, mqtt_device
 from pipelines.apps.eventsourcing import EventStore, events_id
 from pipelines.apps.factory import Factory, messages
@@ -145,6 +147,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     a = ap.parse_args()
+    require_stack(settings())
     big, small = (2_000, 100) if a.quick else (20_000, 500)
     run = uuid.uuid4().hex[:6]
     rows = [

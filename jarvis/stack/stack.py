@@ -366,6 +366,12 @@ class Stack:
                     return False
         return self.mm2().running()
 
+    def stopped(self) -> list[str]:
+        """The parts `up` starts that are not running: what a benchmark or test needs to name."""
+        wanted = [*(self.broker(r) for r in self.settings.regions), self.mm2(), *self.worker_procs()]
+        wanted += [self.postgres(), self.redis()]
+        return [p.name for p in wanted if not p.running()]
+
     # -- down / status ----------------------------------------------------------------------------
     def down(self, report: Report = _quiet) -> None:
         for proc in self.all_procs():
