@@ -61,7 +61,7 @@ lint: install
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/jarvis stack up
-	$(BIN)/pytest -q -p no:cacheprovider -m "not slow"
+	$(BIN)/pytest -q -p no:cacheprovider -m "not slow" --durations=25
 
 # The long scenarios (minutes each), left out of `make test`: the closing check of a session runs them.
 test-slow: install
