@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test-slow install yjs oidc k8s-schemas compose-schema system-deps demo test test-unit lint stack-up stack-down bench clean
+.PHONY: s3-server test-slow install yjs oidc k8s-schemas compose-schema system-deps demo test test-unit lint stack-up stack-down bench clean
 
 install: $(STAMP) k8s-schemas compose-schema yjs oidc
 
@@ -51,6 +51,11 @@ k8s-schemas: $(K8S_SCHEMAS)/.installed
 $(K8S_SCHEMAS)/.installed: $(STAMP) deploy/k8s/schemas/install.sh deploy/k8s/schemas/pom.xml
 	@bash deploy/k8s/schemas/install.sh $(K8S_SCHEMAS) $(BIN)
 	@touch $@
+
+# SeaweedFS's S3 gateway, for tests/integration/test_backup_s3.py (which runs this itself when needed):
+# minutes to build the first time, cached outside the work tree, so not part of install.
+s3-server:
+	@bash deploy/build-seaweedfs.sh
 
 system-deps:
 	@bash deploy/install-system-deps.sh

@@ -1,7 +1,9 @@
-"""Where backups live: a folder, or any S3-compatible store (boto3; endpoint from the usual
-AWS_ENDPOINT_URL / AWS_* settings). One object per version, `<prefix>/<version>.jbk`; a version
+"""Where backups live: a folder, or any S3-compatible store (boto3, configured by its standard
+variables: AWS_ENDPOINT_URL or AWS_ENDPOINT_URL_S3, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+AWS_DEFAULT_REGION, or an AWS profile). One object per version, `<prefix>/<version>.jbk`; a version
 appears only once completely written (a folder: written beside it and renamed; S3: an object
-exists only once its upload completed)."""
+exists only once its upload completed). Tested against SeaweedFS's S3 gateway
+(tests/integration/test_backup_s3.py)."""
 
 from __future__ import annotations
 
@@ -85,21 +87,46 @@ class S3Store:
     def _key(self, version: str) -> str:
         return f"{self.prefix}/{version}{SUFFIX}" if self.prefix else f"{version}{SUFFIX}"
 
+    @contextmanager
+    def _bucket_named(self) -> Iterator[None]:
+        """A missing bucket is the operator's typo far more often than anything else: say so by name
+        rather than as S3's error code (other refusals keep S3's own words, see backup_cli._failing)."""
+        from botocore.exceptions import ClientError
+
+        try:
+            yield
+        except ClientError as e:
+            if e.response.get("Error", {}).get("Code") in ("NoSuchBucket", "404"):
+                raise BackupError(f"{self.where}: there is no bucket {self.bucket} (NoSuchBucket)") from None
+            raise
+
     def list(self) -> list[Stored]:
         out = []
         pages = self.s3.get_paginator("list_objects_v2").paginate(
             Bucket=self.bucket, Prefix=f"{self.prefix}/" if self.prefix else ""
         )
-        for page in pages:
-            for obj in page.get("Contents", []):
-                rest = obj["Key"][len(self.prefix) + 1 :] if self.prefix else obj["Key"]
-                name = rest.rsplit("/", 1)[-1]
-                if name.endswith(SUFFIX) and "/" not in rest:
-                    out.append(Stored(name.removesuffix(SUFFIX), obj["Size"]))
+        with self._bucket_named():
+            for page in pages:
+                for obj in page.get("Contents", []):
+                    rest = obj["Key"][len(self.prefix) + 1 :] if self.prefix else obj["Key"]
+                    name = rest.rsplit("/", 1)[-1]
+                    if name.endswith(SUFFIX) and "/" not in rest:
+                        out.append(Stored(name.removesuffix(SUFFIX), obj["Size"]))
         return sorted(out, key=lambda s: s.version)
 
     @contextmanager
     def writer(self, version: str) -> Iterator[IO[bytes]]:
+        # Checked first: the upload comes only after the whole archive has been dumped, which a
+        # missing bucket would otherwise waste. A 403 goes on to the upload: write-only credentials
+        # (PutObject without ListBucket, a common guard for backups) may not ask this but may write.
+        from botocore.exceptions import ClientError
+
+        try:
+            with self._bucket_named():
+                self.s3.head_bucket(Bucket=self.bucket)
+        except ClientError as e:
+            if e.response.get("Error", {}).get("Code") not in ("403", "AccessDenied"):
+                raise
         with tempfile.TemporaryFile() as f:
             yield f
             f.seek(0)
@@ -108,7 +135,8 @@ class S3Store:
     @contextmanager
     def reader(self, version: str) -> Iterator[tuple[IO[bytes], int]]:
         try:
-            obj = self.s3.get_object(Bucket=self.bucket, Key=self._key(version))
+            with self._bucket_named():
+                obj = self.s3.get_object(Bucket=self.bucket, Key=self._key(version))
         except self.s3.exceptions.NoSuchKey:
             raise BackupError(f"no backup version {version} in {self.where}") from None
         body = obj["Body"]
