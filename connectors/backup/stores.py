@@ -91,7 +91,7 @@ class S3Store:
     def _bucket_named(self) -> Iterator[None]:
         """A missing bucket is the operator's typo far more often than anything else: say so by name
         rather than as S3's error code (other refusals keep S3's own words, see backup_cli._failing)."""
-        from botocore.exceptions import ClientError
+        from botocore.exceptions import ClientError  # lazy: with boto3, only for S3 destinations
 
         try:
             yield
@@ -119,7 +119,7 @@ class S3Store:
         # Checked first: the upload comes only after the whole archive has been dumped, which a
         # missing bucket would otherwise waste. A 403 goes on to the upload: write-only credentials
         # (PutObject without ListBucket, a common guard for backups) may not ask this but may write.
-        from botocore.exceptions import ClientError
+        from botocore.exceptions import ClientError  # lazy: with boto3, only for S3 destinations
 
         try:
             with self._bucket_named():
