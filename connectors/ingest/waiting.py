@@ -19,10 +19,9 @@ import asyncio
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from jarvis.crdt.bcounter_spec import JUDGED
-from jarvis.ops import Operation
 from jarvis.verdicts import SentBatch, Verdict, VerdictTimeout
 
 MAX_WAIT_S = 30.0
@@ -41,7 +40,20 @@ def parse_wait(raw: str | None) -> float | None:
     return s
 
 
-def is_judged(op: Operation) -> bool:
+class OpLike(Protocol):
+    """An Operation, or the fast path's Row (connectors/ingest/writer.py): what placing needs."""
+
+    @property
+    def op_id(self) -> str: ...
+    @property
+    def object_id(self) -> str: ...
+    @property
+    def crdt_type(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+
+
+def is_judged(op: OpLike) -> bool:
     return op.crdt_type == "bcounter" and op.kind in JUDGED
 
 
@@ -54,7 +66,7 @@ class Placed:
     where: list[tuple[tuple[int, int], int]]
 
 
-def place(ops: Sequence[Operation], positions: Sequence[tuple[int, int]], sent_ms: int) -> Placed:
+def place(ops: Sequence[OpLike], positions: Sequence[tuple[int, int]], sent_ms: int) -> Placed:
     """One SentBatch per ingress message, its operations in message order (= request order)."""
     by_key: dict[tuple[int, int], SentBatch] = {}
     judged: dict[tuple[int, int], set[int]] = {}
@@ -118,7 +130,7 @@ def result(index: int, op_id: str, verdict: Verdict | None, pending_reason: str 
 
 
 def results(
-    placed: Placed, ops: Sequence[Operation], verdicts: dict[str, Verdict], pending: dict[str, str]
+    placed: Placed, ops: Sequence[OpLike], verdicts: dict[str, Verdict], pending: dict[str, str]
 ) -> list[dict[str, Any]]:
     return [result(i, op.op_id, verdicts.get(op.op_id), pending.get(op.op_id)) for i, op in enumerate(ops)]
 
