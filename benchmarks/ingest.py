@@ -38,7 +38,7 @@ CLIENTS = 4
 BATCH = 500
 
 
-async def _http_rate(url: str, key: str, ids: list[str], n: int) -> float:
+async def _http_rate(url: str, key: str, ids: list[str], n: int, latencies: list[float]) -> float:
     bodies = []
     for start in range(0, n, BATCH):
         ops = [{"object_id": ids[i % len(ids)], "kind": "increment", "args": {"n": 1}} for i in range(start, min(n, start + BATCH))]
@@ -52,9 +52,11 @@ async def _http_rate(url: str, key: str, ids: list[str], n: int) -> float:
         while not queue.empty():
             body = queue.get_nowait()
             while True:
+                t = time.perf_counter()
                 async with session.post(url + "/v1/ops", data=body, headers=headers) as r:
                     await r.read()
                     if r.status == 200:
+                        latencies.append(time.perf_counter() - t)
                         break
                     if r.status != 503:
                         raise SystemExit(f"gateway answered {r.status}: {await r.text()}")
@@ -67,8 +69,8 @@ async def _http_rate(url: str, key: str, ids: list[str], n: int) -> float:
         return n / (time.perf_counter() - t0)
 
 
-def http_rate(url: str, key: str, ids: list[str], n: int) -> float:
-    return asyncio.run(_http_rate(url, key, ids, n))
+def http_rate(url: str, key: str, ids: list[str], n: int, latencies: list[float]) -> float:
+    return asyncio.run(_http_rate(url, key, ids, n, latencies))
 
 
 def sdk_rate(ids: list[str], n: int) -> float:
@@ -146,6 +148,7 @@ def main() -> None:
     ap.add_argument("-n", type=int, default=None, help="HTTP/SDK operations (default 200,000; --quick 40,000)")
     ap.add_argument("-m", type=int, default=None, help="MQTT messages (default 50,000; --quick 10,000)")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--only", choices=("http", "mqtt"), help="measure one protocol (beside its own baseline)")
     args = ap.parse_args()
     n = args.n or (40_000 if args.quick else 200_000)
     m = args.m or (10_000 if args.quick else 50_000)
@@ -160,27 +163,36 @@ def main() -> None:
     try:
         ids = [f"ctr:ingest-bench-{uuid.uuid4().hex[:6]}-{i}" for i in range(1000)]
         https, sdks, gws, bases = [], [], [], []
+        latencies: list[float] = []
         for _ in range(rounds):
-            https.append(http_rate(url, key, ids, n))
-            sdks.append(sdk_rate(ids, n))
-            g, b = mqtt_rates(url, mosquitto.bridge_secret(s), port, m)
-            gws.append(g)
-            bases.append(b)
+            if args.only != "mqtt":
+                https.append(http_rate(url, key, ids, n, latencies))
+                sdks.append(sdk_rate(ids, n))
+            if args.only != "http":
+                g, b = mqtt_rates(url, mosquitto.bridge_secret(s), port, m)
+                gws.append(g)
+                bases.append(b)
     finally:
         for p in stopped:
             p.start()
         FileAuthStore(s.home).revoke(record.key_id)
-    h, k, g, b = (statistics.median(x) for x in (https, sdks, gws, bases))
     print(f"{'ingest (only the eu ingest worker running)':<60}{'rate':>12}")
-    print(f"{f'HTTP: {CLIENTS} clients, JSON batches of {BATCH}, ops/s to ingress':<60}{h:>12,.0f}")
-    print(f"{'SDK, the same operations, ops/s':<60}{k:>12,.0f}")
-    print(f"{'HTTP / SDK':<60}{h / k:>12.1%}")
-    print(f"{'MQTT QoS 1 telemetry, msgs/s publish -> on ingress':<60}{g:>12,.0f}")
-    print(f"{'Mosquitto alone, publish -> QoS 1 subscriber, msgs/s':<60}{b:>12,.0f}")
-    print(f"{'MQTT gateway / Mosquitto':<60}{g / b:>12.1%}")
-    if rounds > 1:
-        print("  rounds HTTP/SDK/MQTT/Mosquitto: " + "; ".join(
-            f"{a:,.0f}/{c:,.0f}/{d:,.0f}/{e:,.0f}" for a, c, d, e in zip(https, sdks, gws, bases, strict=True)))  # fmt: skip
+    if https:
+        h, k = statistics.median(https), statistics.median(sdks)
+        print(f"{f'HTTP: {CLIENTS} clients, JSON batches of {BATCH}, ops/s to ingress':<60}{h:>12,.0f}")
+        print(f"{'SDK, the same operations, ops/s':<60}{k:>12,.0f}")
+        print(f"{'HTTP / SDK':<60}{h / k:>12.1%}")
+        q = statistics.quantiles(latencies, n=100)
+        print(f"{'  HTTP request -> 200, ms p50 / p99':<60}{f'{q[49] * 1e3:.1f} / {q[98] * 1e3:.1f}':>12}")
+    if gws:
+        g, b = statistics.median(gws), statistics.median(bases)
+        print(f"{'MQTT QoS 1 telemetry, msgs/s publish -> on ingress':<60}{g:>12,.0f}")
+        print(f"{'Mosquitto alone, publish -> QoS 1 subscriber, msgs/s':<60}{b:>12,.0f}")
+        print(f"{'MQTT gateway / Mosquitto':<60}{g / b:>12.1%}")
+    if rounds > 1 and https:
+        print("  rounds HTTP/SDK: " + "; ".join(f"{a:,.0f}/{c:,.0f}" for a, c in zip(https, sdks, strict=True)))
+    if rounds > 1 and gws:
+        print("  rounds MQTT/Mosquitto: " + "; ".join(f"{d:,.0f}/{e:,.0f}" for d, e in zip(gws, bases, strict=True)))
     print("targets: HTTP >= 50% of the SDK; MQTT >= 50% of Mosquitto's publish -> subscribe")
 
 

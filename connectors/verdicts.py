@@ -110,7 +110,9 @@ class VerdictReader:
                 while not all(t.done() for t in mine.values()):
                     left = deadline - time.monotonic()
                     if left <= 0 or self._closed:
-                        raise timeout_error(self.region, timeout, mine)
+                        err = timeout_error(self.region, timeout, mine)
+                        err.missing += [op for b in late for op in b.op_ids]  # not looked for yet
+                        raise err
                     self._cond.wait(left)
             finally:
                 self._book.forget(mine)
@@ -118,11 +120,15 @@ class VerdictReader:
             verdicts.update(t.verdicts())
         if late:
             left = max(0.1, deadline - time.monotonic())
-            verdicts.update(
-                await_verdicts(
-                    self.bootstrap, self.region, late, left, principal=self.principal, settings=self.settings
+            try:
+                verdicts.update(
+                    await_verdicts(
+                        self.bootstrap, self.region, late, left, principal=self.principal, settings=self.settings
+                    )
                 )
-            )
+            except VerdictTimeout as e:
+                e.found = {**verdicts, **e.found}  # the caller keeps what this reader read too
+                raise
         return {op: verdicts[op] for b in batches for op in b.op_ids if op in verdicts}
 
     def close(self) -> None:
@@ -206,7 +212,7 @@ def await_verdicts(
         while pending:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise timeout_error(region, timeout, {k: tally[k] for k in pending})
+                raise timeout_error(region, timeout, tally)
             # The first record as soon as it comes, then what else is already here (consume() with a
             # timeout waits for all 500 or the whole timeout: half a second on every verdict).
             first = consumer.poll(min(0.5, left))

@@ -25,11 +25,25 @@ CLOCK_SLACK_MS = 5_000
 
 
 class VerdictTimeout(JarvisError, TimeoutError):
-    """Some operations had no verdict before the timeout; `missing` holds their op ids."""
+    """Some operations had no verdict before the timeout; `missing` holds their op ids.
 
-    def __init__(self, message: str, missing: list[str]) -> None:
+    What was read before it is kept, so a caller answers from it without reading again: `found`, the
+    final verdicts by op id; `verified`, by op id, the missing operations the verifier accepted whose
+    last word had not come (a bounded-counter decrement's or transfer's origin fold decision, a
+    transition's application by the fold): accepted, with their dots, `applied` None.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        missing: list[str],
+        found: dict[str, Verdict] | None = None,
+        verified: dict[str, Verdict] | None = None,
+    ) -> None:
         super().__init__(message)
         self.missing = missing
+        self.found: dict[str, Verdict] = found or {}
+        self.verified: dict[str, Verdict] = verified or {}
 
 
 @dataclass(slots=True)
@@ -153,6 +167,15 @@ class Tally:
     def verdicts(self) -> dict[str, Verdict]:
         return {op: self.final[i] for i, op in enumerate(self.batch.op_ids) if i in self.final}
 
+    def provisional(self, region: str) -> dict[str, Verdict]:
+        """Judged operations the verifier accepted and their fold has not decided: accepted, with
+        their dots, `applied` unknown."""
+        b = self.batch
+        return {
+            b.op_ids[i]: Verdict(b.op_ids[i], b.object_ids[i], True, [], (region, b.partition, b.offset, i))
+            for i in sorted(self.verified) if i not in self.final
+        }  # fmt: skip
+
 
 Judgement = tuple[tuple[int, int], int | None, tuple[str, list[str]]]
 
@@ -241,9 +264,17 @@ class VerdictBook:
             self.tallies.pop(key, None)
 
 
-def timeout_error(region: str, timeout: float, tallies: dict[BatchKey, Tally]) -> VerdictTimeout:
-    """What a caller learns when some of `tallies` are not done after `timeout` seconds."""
+def timeout_error(
+    region: str, timeout: float, tallies: dict[BatchKey, Tally], found: dict[str, Verdict] | None = None
+) -> VerdictTimeout:
+    """What a caller learns when some of `tallies` are not done after `timeout` seconds: the op ids
+    missing, and every verdict the tallies (and `found`, read elsewhere) hold."""
     missing = [op for t in tallies.values() if not t.done() for op in t.missing()]
+    read = dict(found or {})
+    verified: dict[str, Verdict] = {}
+    for t in tallies.values():
+        read.update(t.verdicts())
+        verified.update(t.provisional(region))
     where = ", ".join(f"{region}/{p}/{o}" for (p, o), t in list(tallies.items())[:5] if not t.done())
     n = sum(not t.done() for t in tallies.values())
     return VerdictTimeout(
@@ -251,6 +282,8 @@ def timeout_error(region: str, timeout: float, tallies: dict[BatchKey, Tally]) -
         f"at ingress {where}: is the verifier (and, for bounded counters, the fold) of {region} "
         "running and keeping up?",
         missing,
+        read,
+        verified,
     )
 
 
@@ -293,5 +326,7 @@ def transition_outcomes(
                 f"{len(todo)} accepted transition(s) not folded after {timeout:g} s "
                 f"(e.g. {next(iter(todo.values())).object_id}): is the fold running?",
                 list(todo),
+                {op: v for op, v in verdicts.items() if op not in todo},
+                {op: verdicts[op] for op in todo},
             )
         time.sleep(0.2)

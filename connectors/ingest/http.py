@@ -23,7 +23,7 @@ import hashlib
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -40,14 +40,17 @@ from connectors.ingest.requests import (
     MAX_BODY_BYTES,
     MAX_LINE_BYTES,
     Checked,
+    FastChecker,
     check_idempotency_key,
     check_op,
     parse_body,
     parse_line,
 )
 from connectors.ingest.status import OpStatus
-from connectors.ingest.writer import BATCH_OPS, DeliveryFailed, IngressWriter, Overloaded
+from connectors.ingest.waiting import OpLike
+from connectors.ingest.writer import BATCH_OPS, DeliveryFailed, IngressWriter, Overloaded, Row
 from connectors.verdicts import await_verdicts
+from jarvis.codec.batch_builder import Head
 from jarvis.json_ops import JsonOp, OpInputError, OpParser
 from jarvis.ops import Operation
 from jarvis.security.apikeys import AuthStore, Principal
@@ -110,6 +113,7 @@ class IngestApi:
         self.status = status
         self.pipes = writer.pipelines
         self.parser = OpParser(self.pipes.rule_for)
+        self.fast = FastChecker(self.pipes, self.parser, writer.encoder)
         # Its own threads: a wait of up to 30 s must not hold the loop's default executor, which
         # GET /v1/ops and the other blocking calls share.
         self._waiters = ThreadPoolExecutor(WAIT_SLOTS, thread_name_prefix="ingest-wait")
@@ -152,6 +156,44 @@ class IngestApi:
     def _hlcs(self, n: int) -> list[int]:
         now = self.writer.hlc.now
         return [now() for _ in range(n)]
+
+    def _metadata(self, principal: Principal) -> dict[str, str]:
+        return {"principal": principal.name, "via": self.node_id}
+
+    def _operations(
+        self, items: list[Any], principal: Principal, plan: dict[str, Any]
+    ) -> tuple[Sequence[Row] | Sequence[Operation], tuple[int, dict[str, Any]] | None]:
+        """The request's operations under `plan` (its nonce, time and HLCs), or the refusal to
+        answer: Rows when every item takes the fast path, Operations otherwise."""
+        nonce, ms, hlcs = plan["nonce"], plan["ms"], plan["hlcs"]
+
+        def row_of(i: int, oid: str, crdt_type: str, kind: str, args: dict[str, Any], partition: int,
+                   head: Head, args_json: bytes) -> Row:  # fmt: skip
+            return Row(op_ids.make(partition, ms, nonce, i), oid, crdt_type, kind, args, hlcs[i], partition, head, args_json)
+
+        rows = self.fast.rows(items, principal, row_of)
+        if rows is not None:
+            return rows, None
+        build = self._builder(principal, nonce, ms, hlcs.__getitem__)
+        checked: list[Checked] = []
+        ops: list[Operation] = []
+        verdicts: dict[tuple[str, str, bytes], list[str]] = {}
+        for i, item in enumerate(items):
+            c, op = check_op(item, principal, self.pipes, lambda j, i=i: build(i, j), parser=self.parser, verdicts=verdicts)
+            checked.append(c)
+            if op is not None:
+                ops.append(op)
+        if len(ops) == len(items):
+            return ops, None
+        status = 400 if any(c.reasons and not c.forbidden for c in checked) else 403
+        results = [
+            {"index": i, "status": "rejected", "reasons": c.reasons} if c.reasons
+            else {"index": i, "status": "not_written",
+                  "reasons": ["another operation of this request was refused: nothing was written"]}
+            for i, c in enumerate(checked)
+        ]  # fmt: skip
+        OPS.labels(self.region, "http", "rejected").inc(sum(1 for c in checked if c.reasons))
+        return [], (status, {"results": results})
 
     # -- POST /v1/ops -----------------------------------------------------------------------------
     async def post_ops(self, request: web.Request) -> web.StreamResponse:
@@ -223,25 +265,9 @@ class IngestApi:
                 plan["h"] = idem[1]
         if len(plan["hlcs"]) != len(items):
             return 409, {"error": "this Idempotency-Key's pending request has another number of operations"}
-        build = self._builder(principal, plan["nonce"], plan["ms"], plan["hlcs"].__getitem__)
-        checked: list[Checked] = []
-        ops: list[Operation] = []
-        verdicts: dict[tuple[str, str, bytes], list[str]] = {}
-        for i, item in enumerate(items):
-            c, op = check_op(item, principal, self.pipes, lambda j, i=i: build(i, j), parser=self.parser, verdicts=verdicts)
-            checked.append(c)
-            if op is not None:
-                ops.append(op)
-        if len(ops) < len(items):
-            status = 400 if any(c.reasons and not c.forbidden for c in checked) else 403
-            results = [
-                {"index": i, "status": "rejected", "reasons": c.reasons} if c.reasons
-                else {"index": i, "status": "not_written",
-                      "reasons": ["another operation of this request was refused: nothing was written"]}
-                for i, c in enumerate(checked)
-            ]  # fmt: skip
-            OPS.labels(self.region, "http", "rejected").inc(sum(1 for c in checked if c.reasons))
-            body = {"results": results}
+        ops, refusal = self._operations(items, principal, plan)
+        if refusal is not None:
+            status, body = refusal
             if idem:
                 await self._remember(idem[0], idem[1], status, body)
             return status, body
@@ -254,11 +280,13 @@ class IngestApi:
                 return plan["status"], plan["body"]
             if plan.get("h") != idem[1]:
                 return 409, {"error": "this Idempotency-Key was used with another request body in the last 24 h"}
-            build = self._builder(principal, plan["nonce"], plan["ms"], plan["hlcs"].__getitem__)
-            ops = [build(i, c.op) for i, c in enumerate(checked) if c.op is not None]
+            ops, _ = self._operations(items, principal, plan)  # the winning plan's ids and HLCs
         sent_ms = int(time.time() * 1000)  # before the produce: at or before the records' timestamps
         try:
-            positions = await self.writer.write(ops, batch_seed=plan["nonce"])
+            if ops and isinstance(ops[0], Row):
+                positions = await self.writer.write_rows(ops, self._metadata(principal), batch_seed=plan["nonce"])  # type: ignore[arg-type]
+            else:
+                positions = await self.writer.write(ops, batch_seed=plan["nonce"])  # type: ignore[arg-type]
         except Overloaded as e:
             return 503, {"error": f"Kafka is not keeping up ({e}); retry after {RETRY_AFTER_S} s"}
         except DeliveryFailed as e:
@@ -278,7 +306,7 @@ class IngestApi:
         return await self._wait_verdicts(ops, positions, sent_ms, wait)
 
     async def _wait_verdicts(
-        self, ops: list[Operation], positions: list[tuple[int, int]], sent_ms: int, wait: float
+        self, ops: Sequence[OpLike], positions: list[tuple[int, int]], sent_ms: int, wait: float
     ) -> tuple[int, dict[str, Any]]:
         placed = waiting.place(ops, positions, sent_ms)
         if self._wait_slots.locked():

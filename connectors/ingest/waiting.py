@@ -6,11 +6,10 @@ becomes a `SentBatch` for `connectors.verdicts.await_verdicts`, whose `judged` i
 bounded-counter decrements and transfers: their verdict is the origin fold's decision, not the
 verifier's acceptance (as the SDK's `_judge` marks them).
 
-`await_verdicts` raises VerdictTimeout without the verdicts it did read (only the op ids it
-missed), so on a timeout the gateway asks once more, briefly (REASK_S), with `judged` cleared for
-the operations that missed their word: the verifier's word is then enough for them, and a judged
-one the verifier accepted is answered `pending` (its fold has not decided yet) instead of losing
-every verdict of the request.
+On a timeout, `await_verdicts`' VerdictTimeout carries what it did read: the final verdicts
+(`found`), and the judged operations the verifier accepted whose fold had not decided (`verified`).
+The answer is made from those: the ones found are answered, the others `pending` with the reason
+(the verifier's word missing, or only the fold's), without reading Kafka a second time.
 Pure but for `gather`, which runs the Kafka reads in a thread.
 """
 
@@ -20,14 +19,12 @@ import asyncio
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from jarvis.crdt.bcounter_spec import JUDGED
-from jarvis.ops import Operation
 from jarvis.verdicts import SentBatch, Verdict, VerdictTimeout
 
 MAX_WAIT_S = 30.0
-REASK_S = 1.0  # the second, brief look after a timeout: the records it needs are already written
 
 
 def parse_wait(raw: str | None) -> float | None:
@@ -43,7 +40,20 @@ def parse_wait(raw: str | None) -> float | None:
     return s
 
 
-def is_judged(op: Operation) -> bool:
+class OpLike(Protocol):
+    """An Operation, or the fast path's Row (connectors/ingest/writer.py): what placing needs."""
+
+    @property
+    def op_id(self) -> str: ...
+    @property
+    def object_id(self) -> str: ...
+    @property
+    def crdt_type(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+
+
+def is_judged(op: OpLike) -> bool:
     return op.crdt_type == "bcounter" and op.kind in JUDGED
 
 
@@ -56,7 +66,7 @@ class Placed:
     where: list[tuple[tuple[int, int], int]]
 
 
-def place(ops: Sequence[Operation], positions: Sequence[tuple[int, int]], sent_ms: int) -> Placed:
+def place(ops: Sequence[OpLike], positions: Sequence[tuple[int, int]], sent_ms: int) -> Placed:
     """One SentBatch per ingress message, its operations in message order (= request order)."""
     by_key: dict[tuple[int, int], SentBatch] = {}
     judged: dict[tuple[int, int], set[int]] = {}
@@ -84,33 +94,18 @@ def collect(placed: Placed, timeout: float, await_: Await) -> tuple[dict[str, Ve
     try:
         return await_(placed.batches, timeout), {}
     except VerdictTimeout as e:
-        missing = set(e.missing)
-    # Asked once more: a judged operation that still missed its word without `judged`, so the
-    # verifier's words (written long before a fold's) answer it; every other as before (its words
-    # are all there already).
-    again = [
-        SentBatch(b.partition, b.op_ids, b.object_ids, b.offset, b.sent_ms,
-                  frozenset(i for i in b.judged if b.op_ids[i] not in missing))
-        for b in placed.batches
-    ]  # fmt: skip
-    judged_ops = {b.op_ids[i] for b in placed.batches for i in b.judged}
-    try:
-        found = await_(again, REASK_S)
-    except VerdictTimeout:
-        found = {}
+        found, verified = e.found, e.verified
     pending: dict[str, str] = {}
     verdicts: dict[str, Verdict] = {}
     for b in placed.batches:
         for op in b.op_ids:
             v = found.get(op)
-            if v is None:
-                pending[op] = f"no verdict within {timeout:g} s (is the verifier keeping up?)"
-            elif op in missing and op in judged_ops and v.accepted:
-                pending[op] = (
-                    f"accepted by the verifier; its origin fold has not decided within {timeout:g} s"
-                )
-            else:
+            if v is not None:
                 verdicts[op] = v
+            elif op in verified:
+                pending[op] = f"accepted by the verifier; its origin fold has not decided within {timeout:g} s"
+            else:
+                pending[op] = f"no verdict within {timeout:g} s (is the verifier keeping up?)"
     return verdicts, pending
 
 
@@ -135,7 +130,7 @@ def result(index: int, op_id: str, verdict: Verdict | None, pending_reason: str 
 
 
 def results(
-    placed: Placed, ops: Sequence[Operation], verdicts: dict[str, Verdict], pending: dict[str, str]
+    placed: Placed, ops: Sequence[OpLike], verdicts: dict[str, Verdict], pending: dict[str, str]
 ) -> list[dict[str, Any]]:
     return [result(i, op.op_id, verdicts.get(op.op_id), pending.get(op.op_id)) for i, op in enumerate(ops)]
 

@@ -86,24 +86,44 @@ def test_a_fold_that_has_not_decided_leaves_only_its_operations_pending() -> Non
 
     def await_(batches: list[SentBatch], timeout: float) -> dict[str, Verdict]:
         calls.append(batches)
-        if len(calls) == 1:
-            raise VerdictTimeout("no verdict", [OPS[1].op_id])  # the fold's word on the decrement
-        assert timeout == waiting.REASK_S
-        judged = {(b.partition, b.offset): b.judged for b in batches}
-        # Asked again without `judged` for the missing decrement only; the transfer keeps its own.
-        assert judged == {(2, 10): frozenset(), (5, 7): frozenset(), (2, 11): frozenset({0})}
-        return {
-            OPS[0].op_id: _v(OPS[0], (2, 10), 0),
-            OPS[1].op_id: _v(OPS[1], (5, 7), 0),  # the verifier's acceptance only
-            OPS[2].op_id: _v(OPS[2], (5, 7), 1),
-            OPS[3].op_id: _v(OPS[3], (2, 11), 0, applied=True),
-        }
+        # The fold's word on the decrement missing; the verifier accepted it; the rest is final.
+        raise VerdictTimeout(
+            "no verdict",
+            [OPS[1].op_id],
+            {
+                OPS[0].op_id: _v(OPS[0], (2, 10), 0),
+                OPS[2].op_id: _v(OPS[2], (5, 7), 1),
+                OPS[3].op_id: _v(OPS[3], (2, 11), 0, applied=True),
+            },
+            {OPS[1].op_id: _v(OPS[1], (5, 7), 0)},
+        )
 
     verdicts, pending = waiting.collect(placed, 5.0, await_)
+    assert len(calls) == 1  # answered from what the timeout carried: no second read
     assert list(pending) == [OPS[1].op_id] and "origin fold has not decided within 5 s" in pending[OPS[1].op_id]
     rs = waiting.results(placed, OPS, verdicts, pending)
     assert [r["status"] for r in rs] == ["accepted", "pending", "accepted", "accepted"]
     assert rs[1]["op_id"] == OPS[1].op_id and rs[3]["decision"] == "applied"
+
+
+def test_a_timeout_keeps_a_rejection_it_read_and_a_missing_verifier_word_is_pending() -> None:
+    placed = waiting.place(OPS, POSITIONS, 0)
+    refused = Verdict(OPS[3].op_id, OPS[3].object_id, False, ["transfer of 1 exceeds the 0 rights eu holds"])
+    calls = 0
+
+    def await_(batches: list[SentBatch], timeout: float) -> dict[str, Verdict]:
+        nonlocal calls
+        calls += 1
+        raise VerdictTimeout("no verdict", [OPS[1].op_id, OPS[2].op_id], {OPS[0].op_id: _v(OPS[0], (2, 10), 0),
+                             OPS[3].op_id: refused})  # fmt: skip
+
+    verdicts, pending = waiting.collect(placed, 3.0, await_)
+    assert calls == 1
+    assert set(verdicts) == {OPS[0].op_id, OPS[3].op_id} and set(pending) == {OPS[1].op_id, OPS[2].op_id}
+    assert all("no verdict within 3 s" in why for why in pending.values())
+    rs = waiting.results(placed, OPS, verdicts, pending)
+    assert [r["status"] for r in rs] == ["accepted", "pending", "pending", "rejected"]
+    assert rs[3]["reasons"] == ["transfer of 1 exceeds the 0 rights eu holds"]
 
 
 def test_no_verifier_word_at_all_is_pending_with_a_reason() -> None:

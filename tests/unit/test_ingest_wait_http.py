@@ -4,20 +4,25 @@ reader (no Kafka): the status codes and result shapes docs/internals.md promises
 from __future__ import annotations
 
 import asyncio
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 
 from connectors.ingest.http import IngestApi
+from connectors.ingest.writer import BatchEncoder, Row
 from jarvis.crdt import HLC
 from jarvis.ops import Operation
 from jarvis.partitioning import partition_for
 from jarvis.security.apikeys import ADMIN, Principal, new_key
+from jarvis.security.keys import ensure_node_key
 from jarvis.verdicts import SentBatch, Verdict, VerdictTimeout
 from pipelines.loader import pipelines
 
 KEY, _ = new_key(bytes(36))
+SIGNER = ensure_node_key("ingest-eu-0", keys_dir=Path(tempfile.mkdtemp()))
 AUTH = {"Authorization": f"Bearer {KEY}"}
 
 
@@ -36,8 +41,9 @@ class Writer:
         self.pipelines = pipelines()
         self.hlc = HLC("ingest-eu-0")
         self.bootstrap, self.settings = "127.0.0.1:1", None
-        self.written: list[Operation] = []
+        self.written: list[Operation | Row] = []
         self.offsets: dict[int, int] = {}
+        self.encoder = BatchEncoder("ingest-eu-0", "eu", SIGNER, 16)
 
     def partition_of(self, object_id: str) -> int:
         return partition_for(object_id, 16)
@@ -46,7 +52,10 @@ class Writer:
                   metadata: dict[str, str]) -> Operation:  # fmt: skip
         return Operation(op_id, object_id, crdt_type, kind, args, "ingest-eu-0", "eu", hlc, metadata, [])
 
-    async def write(self, ops: Sequence[Operation], batch_seed: str = "") -> list[tuple[int, int]]:
+    async def write_rows(self, rows: Sequence[Row], metadata: Any, batch_seed: str = "") -> list[tuple[int, int]]:
+        return await self.write(rows, batch_seed)
+
+    async def write(self, ops: Sequence[Operation | Row], batch_seed: str = "") -> list[tuple[int, int]]:
         self.written += ops
         out, at = [], {}
         for op in ops:

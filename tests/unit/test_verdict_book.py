@@ -4,17 +4,23 @@ and the buffer stays bounded whatever the region's traffic."""
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from jarvis.verdicts import (
     APPLIED,
     CLOCK_SLACK_MS,
+    REFUSED,
     REJECTED,
     VERIFIED,
     SentBatch,
+    Transition,
+    Verdict,
     VerdictBook,
+    VerdictTimeout,
     timeout_error,
+    transition_outcomes,
 )
 
 T0 = 1_780_000_000_000
@@ -81,3 +87,39 @@ def test_the_timeout_names_only_what_is_missing() -> None:
     err = timeout_error("eu", 2.0, mine)
     assert err.missing == ["op-6-0", "op-6-1"]
     assert "2 operation(s) in 1 batch(es) at ingress eu/3/6" in str(err)
+
+
+def test_the_timeout_carries_the_verdicts_it_read() -> None:
+    book = VerdictBook("eu", T0)
+    mine, _ = book.expect([batch(5), batch(6, judged=frozenset({1})), batch(7)])
+    book.take([
+        (T0 + 1_100, ((3, 5), None, (VERIFIED, []))),
+        (T0 + 1_100, ((3, 6), 0, (REJECTED, ["n must be positive"]))),
+        (T0 + 1_100, ((3, 6), 1, (VERIFIED, []))),  # judged: the fold has not decided
+    ])  # fmt: skip
+    err = timeout_error("eu", 2.0, mine, {"op-x": Verdict("op-x", "ctr:x", True)})
+    assert err.missing == ["op-6-1", "op-7-0", "op-7-1"]
+    assert set(err.found) == {"op-5-0", "op-5-1", "op-6-0", "op-x"}
+    assert err.found["op-5-1"].dot == ("eu", 3, 5, 1) and err.found["op-5-1"].accepted
+    assert not err.found["op-6-0"].accepted and err.found["op-6-0"].reasons == ["n must be positive"]
+    assert list(err.verified) == ["op-6-1"]
+    v = err.verified["op-6-1"]
+    assert v.accepted and v.applied is None and v.dot == ("eu", 3, 6, 1)
+
+
+def test_a_fold_decision_makes_a_verified_operation_final_not_provisional() -> None:
+    book = VerdictBook("eu", T0)
+    mine, _ = book.expect([batch(8, judged=frozenset({0, 1}))])
+    book.take([(T0 + 1_010, ((3, 8), None, (VERIFIED, []))), (T0 + 1_020, ((3, 8), 0, (REFUSED, ["no rights"])))])
+    err = timeout_error("eu", 1.0, mine)
+    assert err.missing == ["op-8-1"] and list(err.verified) == ["op-8-1"]
+    assert err.found["op-8-0"].applied is False and err.found["op-8-0"].reasons == ["no rights"]
+
+
+def test_a_transition_not_folded_in_time_is_carried_as_verified() -> None:
+    accepted = Verdict("op-t", "wf:a", True, [], ("eu", 1, 2, 0))
+    other = Verdict("op-c", "ctr:a", True, [], ("eu", 1, 2, 1))
+    with pytest.raises(VerdictTimeout) as e:
+        transition_outcomes(lambda oid: None, {"op-t": Transition("wf:a", 5, "n", "done")},
+                            {"op-t": accepted, "op-c": other}, 0.0)  # fmt: skip
+    assert e.value.missing == ["op-t"] and list(e.value.found) == ["op-c"] and e.value.verified == {"op-t": accepted}
