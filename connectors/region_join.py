@@ -212,6 +212,28 @@ def write_flow_starts(settings: Settings, region: str, version: str, starts: dic
     _flush(p, "the flows' start offsets")
 
 
+def check_retention(settings: Settings, starts: dict[str, dict[int, int]]) -> None:
+    """Every start is still in its source's log: below the log's start, MirrorMaker would begin at
+    the log's start and the operations in between would never reach the new region."""
+    for src, parts in starts.items():
+        c = Consumer({**confluent_conf(settings, ADMIN, src), "group.id": f"join-{uuid.uuid4().hex}"})
+        try:
+            for p, start in parts.items():
+                low, high = c.get_watermark_offsets(TopicPartition(topics.OPS, p), timeout=10)
+                if start < low:
+                    raise JoinError(
+                        f"{src}'s {topics.OPS}[{p}] starts at offset {low} now, after the backup's position {start} "
+                        "(retention removed what lies between): take a newer backup"
+                    )
+                if start > high:
+                    raise JoinError(
+                        f"the backup's position {start} of {src}'s {topics.OPS}[{p}] is past its end ({high}): "
+                        f"the backup is not of these clusters"
+                    )
+        finally:
+            c.close()
+
+
 # -- the running regions -------------------------------------------------------------------------------
 
 
@@ -271,6 +293,7 @@ def join(
     t = time.monotonic()
     restored, folded, starts = read_backup(settings, region, store, version, key, restore_dsn, progress)
     steps["restore and fold the backup"] = time.monotonic() - t
+    check_retention(settings, starts)
     report(
         f"backup {version}: {folded.ops} archived operations folded into {len(folded.states)} objects"
         + (f" ({folded.failed} refused, as the live fold refuses them)" if folded.failed else "")
