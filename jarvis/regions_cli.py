@@ -128,7 +128,7 @@ def join(
                 bar.console.print(f"[green]✓[/] {msg}")
 
             result = do_join(s, region, store, v, key, restore_dsn, report, progress)
-    except (JarvisError, BackupError, KafkaException, OSError) as e:
+    except (JarvisError, BackupError, KafkaException, OSError, RuntimeError) as e:
         console.print(f"[red]✗ {region} did not join:[/] {e}")
         raise typer.Exit(UNANSWERED) from None
     except Exception as e:
