@@ -2,7 +2,10 @@
 
 Lag in records compares, per partition, the end offset of jarvis.ops in the source region with the
 end offset of <source>.jarvis.ops in the target region (MirrorMaker 2 keeps partition numbers).
-MirrorMaker may re-send after a crash, so a mirror can run ahead; that counts as zero lag. Lag in
+MirrorMaker may re-send after a crash, so a mirror can run ahead; that counts as zero lag. A region
+that joined from a backup (connectors/region_join.py) has its mirrors begin at the backup's
+positions, not at 0: its jarvis.regions.joins records say where, and the mirror's end counts from
+there. Lag in
 seconds is the age of the oldest source record not yet mirrored (MirrorMaker preserves record
 timestamps). Agreement compares the per-partition state digests served by each region's query API.
 """
@@ -22,6 +25,7 @@ from connectors import api_client
 from connectors.kafka_clients import ADMIN, confluent_conf
 from jarvis import topics
 from jarvis.config import Settings
+from jarvis.regions_join import JOINS_TOPIC, parse_join_record
 
 
 @dataclass
@@ -52,6 +56,29 @@ def _ends(c: Consumer, topic: str) -> dict[int, int]:
     }
 
 
+def join_starts(c: Consumer, timeout: float = 10.0) -> dict[str, dict[int, int]]:
+    """Where each flow into the consumer's region began (source -> partition -> source offset), from
+    its jarvis.regions.joins records; empty for a region that did not join from a backup."""
+    high = _ends(c, JOINS_TOPIC).get(0, 0)
+    if high <= 0:
+        return {}
+    c.assign([TopicPartition(JOINS_TOPIC, 0, 0)])
+    out: dict[str, dict[int, int]] = {}
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            m = c.poll(0.5)
+            if m is None or m.error():
+                continue
+            src, starts = parse_join_record(m.value() or b"{}")
+            out[src] = starts
+            if m.offset() >= high - 1:
+                break
+    finally:
+        c.unassign()
+    return out
+
+
 def _timestamp_at(c: Consumer, topic: str, partition: int, offset: int) -> float | None:
     c.assign([TopicPartition(topic, partition, offset)])
     msg = c.poll(5)
@@ -65,11 +92,13 @@ def mirror_lag(settings: Settings, principal: str = ADMIN) -> list[MirrorLag]:
     consumers = {r.name: _consumer(settings, r.name, principal) for r in settings.regions}
     try:
         src_ends = {r: _ends(c, topics.OPS) for r, c in consumers.items()}
+        joined = {r: join_starts(c) for r, c in consumers.items()}
         for src in settings.region_names:
             for dst in settings.region_names:
                 if src == dst:
                     continue
-                mirrored = _ends(consumers[dst], topics.mirrored(src))
+                base = joined[dst].get(src, {})
+                mirrored = {p: e + base.get(p, 0) for p, e in _ends(consumers[dst], topics.mirrored(src)).items()}
                 records = 0
                 oldest: float | None = None
                 for p, end in src_ends[src].items():

@@ -1,6 +1,7 @@
 """`jarvis backup create | list | verify | restore`: the archive (PostgreSQL, COPY in binary within one
 repeatable-read snapshot), the key material and trust grants (the keys directory) and the Kafka
-positions to resume from (every `jarvis-*` consumer group's committed offsets per region), in one
+positions to resume from (every `jarvis-*` consumer group's committed offsets per region, read just
+before the archive's snapshot, so the snapshot holds everything below them), in one
 encrypted, authenticated file per version (connectors/backup/container.py) in a folder or S3.
 
 Entries, in order: `schema.json` (tables, their columns, the migrations applied), `table/<name>`
@@ -129,6 +130,14 @@ def create(
     version = new_version()
     created = dt.datetime.now(dt.UTC).isoformat()
     manifest: dict[str, Any] = {"version": version, "created": created, "entries": {}}
+    # Read before the archive's snapshot: an archiver commits its offsets only once PostgreSQL has
+    # the rows, so everything below a position read now is in the snapshot taken next. A region
+    # that joins from this backup has MirrorMaker copy from these positions on
+    # (connectors/region_join.py); positions read after the snapshot could run ahead of it, and
+    # the operations in between would never reach the new region.
+    positions = kafka_positions(bootstraps) if bootstraps else None
+    if positions is not None:
+        manifest["positions_before_snapshot"] = True
     header = {"version": version, "created": created, "source": redacted_dsn(dsn)}
     with store.writer(version) as out:
         w = Writer(out, key, header)
@@ -170,8 +179,8 @@ def create(
             h.add(data)
             manifest["entries"][f"keys/{rel}"] = {**h.out(), "mode": path.stat().st_mode & 0o777}
             progress(f"keys/{rel}", len(data))
-        if bootstraps:
-            data = json.dumps(kafka_positions(bootstraps)).encode()
+        if positions is not None:
+            data = json.dumps(positions).encode()
             w.write("kafka/positions.json", data)
             h = EntryHash()
             h.add(data)

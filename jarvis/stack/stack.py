@@ -106,11 +106,14 @@ class Stack:
         return kcreds.PLAINTEXT if insecure else kcreds.SASL_SSL
 
     def up(
-        self, report: Report = _quiet, workers: bool = True, with_registry: bool = False, insecure: bool | None = None
+        self, report: Report = _quiet, workers: bool = True, with_registry: bool = False, insecure: bool | None = None,
+        before_mirrors: Callable[[], None] | None = None,
     ) -> float:
         """Start what is missing; `with_registry` adds the local schema registry (never started
         otherwise, unless JARVIS_SCHEMA_REGISTRY_URL names it or it already runs); `insecure` brings
-        Kafka up PLAINTEXT without ACLs (None: as it runs now, else secure)."""
+        Kafka up PLAINTEXT without ACLs (None: as it runs now, else secure). `before_mirrors` runs
+        once every broker answers and has its topics, before MirrorMaker starts (a region that
+        joins writes where MirrorMaker's flows into it begin: connectors/region_join.py)."""
         t0 = time.monotonic()
         s = self.settings
         s.home.mkdir(parents=True, exist_ok=True)
@@ -174,6 +177,8 @@ class Stack:
             ensure_topics(s, region.bootstrap)
         report("topics ready: " + ", ".join(t.name for t in topics.PIPELINE_TOPICS))
         self._grant_stack_nodes(report)
+        if before_mirrors is not None:
+            before_mirrors()
 
         mm = self.mm2()
         if not mm.running():

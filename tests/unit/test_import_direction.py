@@ -28,11 +28,11 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     )),
     ("apps", ("pipelines.apps",)),
     ("workers, SDK, services", (
-        "streams", "connectors.sdk", "connectors.audit", "connectors.regions", "connectors.replayer",
+        "streams", "connectors.sdk", "connectors.audit", "connectors.regions", "connectors.region_join", "connectors.replayer",
         "connectors.verdicts", "connectors.ingest", "connectors.console", "jarvis.stack", "jarvis.agents",
     )),
     ("adapters", ("connectors",)),
-    ("rules on the wire format", ("jarvis.gate", "jarvis.replay", "jarvis.tasks", "jarvis.verdicts")),
+    ("rules on the wire format", ("jarvis.gate", "jarvis.replay", "jarvis.regions_join", "jarvis.tasks", "jarvis.verdicts")),
     ("codec, security, configuration", ("jarvis.codec", "jarvis.security", "jarvis.config", "pipelines.loader")),
     ("core", ("jarvis", "pipelines", "schemas")),
 )  # fmt: skip
