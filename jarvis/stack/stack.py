@@ -156,8 +156,14 @@ class Stack:
         prom = self._start_prometheus(report)  # it scrapes whatever answers; nothing waits for it
         started = []
         for region in s.regions:
-            if self.broker(region).running() and self._broker_ready(region):
+            running = self.broker(region).running()
+            if running and self._broker_ready(region):
                 report(f"kafka {region.name} already up on {kafka_clients.bootstrap_url(s, region.name)}")
+                continue
+            if running:
+                # Ours, but slow to answer (a loaded machine, or still starting): a second broker on
+                # its ports would only fail on them; wait for this one with the new ones below.
+                started.append((region, self.broker(region)))
                 continue
             self._check_port_free(region.kafka_port, f"Kafka ({region.name})", "JARVIS_REGIONS order")
             self._check_port_free(region.controller_port, f"Kafka controller ({region.name})", "")
