@@ -82,9 +82,9 @@ class JarvisProbes:
         self.sent: dict[int, float] = {}
         self.seen: dict[int, dict[str, float]] = {}
         self.sub = redis.Redis.from_url(s.redis_url).pubsub(ignore_subscribe_messages=True)
-        self.sub.subscribe(*(watch_channel(r, self.oid) for r in self.others))
+        self.sub.subscribe(*(watch_channel(r, self.oid) for r in s.region_names))
         self.client = Client(region=self.src, node_id=f"bench-probe-{run}", linger_ms=0, dev_trust=True, settings=s)
-        self.channel_region = {watch_channel(r, self.oid).encode(): r for r in self.others}
+        self.channel_region = {watch_channel(r, self.oid).encode(): r for r in s.region_names}
 
     def listen(self, stop: threading.Event) -> None:
         while not stop.is_set():
@@ -104,8 +104,14 @@ class JarvisProbes:
     def latencies(self) -> list[float]:
         """Per probe seen everywhere: ms until the last other region published it."""
         return [
-            (max(at.values()) - self.sent[i]) * 1000 for i, at in self.seen.items() if len(at) == len(self.others)
+            (max(v for r, v in at.items() if r != self.src) - self.sent[i]) * 1000
+            for i, at in self.seen.items()
+            if all(r in at for r in self.others)
         ]
+
+    def local(self) -> list[float]:
+        """ms until the writing region itself published it: the same path without MirrorMaker."""
+        return [(at[self.src] - self.sent[i]) * 1000 for i, at in self.seen.items() if self.src in at]
 
     def close(self) -> None:
         self.sub.close()
@@ -170,6 +176,7 @@ class Row:
     regions: int
     jarvis: list[float]
     bare: list[float]
+    local: list[float]
     achieved: float
     bytes_in: dict[str, float]  # bytes/s MirrorMaker wrote into each region
 
@@ -208,7 +215,7 @@ def measure(s: Settings, rate: int, seconds: float, run: str) -> Row:
     bp.close()
     achieved = sum(counts.values()) / (seconds + 5)
     bytes_in = {r: (b1[r] - b0[r]) / (t1 - t0) for r in s.region_names}
-    return Row(len(s.region_names), jp.latencies(), bp.latencies(), achieved, bytes_in)
+    return Row(len(s.region_names), jp.latencies(), bp.latencies(), jp.local(), achieved, bytes_in)
 
 
 def pct(xs: list[float], q: float) -> float:
@@ -218,7 +225,7 @@ def pct(xs: list[float], q: float) -> float:
 
 HEADER = (
     f"{'regions':>7} | {'write -> queryable in all others':>33} | {'bare MirrorMaker hop':>21} | "
-    f"{'ratio p50':>9} | {'probes':>6} | {'load ops/s':>10} | {'replication in, per region':>26} | {'seed':>6}"
+    f"{'ratio p50':>9} | {'in the writing region':>21} | {'probes':>6} | {'load ops/s':>10} | {'replication in, per region':>26} | {'seed':>6}"
 )
 
 
@@ -228,7 +235,7 @@ def show(row: Row) -> str:
     seed = f"{SEED_MS[row.regions]:.0f} ms" if row.regions in SEED_MS else "-"
     return (
         f"{row.regions:>7} | {f'p50 {j50:.1f} / p99 {j99:.1f} ms':>33} | {f'{b50:.1f} / {b99:.1f} ms':>21} | "
-        f"{j50 / b50:>8.1f}x | {len(row.jarvis):>6} | {row.achieved:>10,.0f} | "
+        f"{j50 / b50:>8.1f}x | {f'{pct(row.local, 0.5):.1f} / {pct(row.local, 0.99):.1f} ms':>21} | {len(row.jarvis):>6} | {row.achieved:>10,.0f} | "
         f"{f'{per_region / 1024:.1f} KiB/s (max {max(row.bytes_in.values()) / 1024:.1f})':>26} | {seed:>6}"
     )
 
@@ -291,6 +298,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="8 s per row, a 15 s partition")
     ap.add_argument("--partition", action="store_true", help="also measure re-convergence after a partition")
     ap.add_argument("--partition-s", type=float, default=60.0)
+    ap.add_argument("--keep-up", action="store_true", help="with --regions: leave the last stack up")
     args = ap.parse_args()
     seconds = 8.0 if args.quick else args.seconds
     partition_s = 15.0 if args.quick else args.partition_s
@@ -313,7 +321,8 @@ def main() -> None:
                 took = stack.up()
                 print(f"(stack of {n} regions up in {took:.0f} s)", flush=True)
             require_stack(s)
-            wait_idle(s)
+            waited = wait_idle(s)
+            print(f"(waited {waited:.0f} s for the stack to drain earlier backlogs)", flush=True)
             rows.append(measure(s, args.rate, seconds, run))
             print(show(rows[-1]), flush=True)
             if args.partition:
@@ -324,7 +333,7 @@ def main() -> None:
                     f"equal {counters:.2f} s after the heal, state digests agree after {digest:.2f} s", flush=True
                 )
         finally:
-            if n:
+            if n and not (args.keep_up and n == counts[-1]):
                 stack.down()
     print("targets: p50 below the seed's 15 ms (2 regions) and 45 ms (5 regions), p99 below 100 ms")
 
