@@ -20,8 +20,13 @@ from jarvis.stack.kafka import jvm_opts
 from jarvis.stack.kafka_dist import classpath, java_bin, jmx_agent
 from jarvis.stack.procs import Proc
 
-# One MirrorMaker for every region: a port of its own, clear of the roles' (jarvis/roles.py) and Kafka's.
+# MirrorMaker's metrics port, clear of the roles' (jarvis/roles.py) and Kafka's; with one process per
+# target region (below), the next ports, one per region in region order.
 METRICS_BASE_PORT = 19190
+# Up to this many regions one process runs every flow; beyond, one process per target region
+# (docs/scale.md, "Five regions", says why).
+ONE_PROCESS_REGIONS = 2
+NAME = "mirrormaker"
 
 # MirrorMaker 2's source-connector MBeans, one per mirrored partition, e.g.
 # kafka.connect.mirror:type=MirrorSourceConnector,target=us,topic=eu.jarvis.ops,partition=3
@@ -40,8 +45,24 @@ TLS_DISABLED = (
 )
 
 
-def metrics_port(settings: Settings) -> int:
-    return METRICS_BASE_PORT + settings.port_offset
+def targets(settings: Settings) -> list[str | None]:
+    """The MirrorMaker processes to run, by the target region each one writes into; None: every flow."""
+    if len(settings.region_names) <= ONE_PROCESS_REGIONS:
+        return [None]
+    return list(settings.region_names)
+
+
+def proc_name(target: str | None = None) -> str:
+    return NAME if target is None else f"{NAME}-{target}"
+
+
+def metrics_port(settings: Settings, target: str | None = None) -> int:
+    shift = 0 if target is None else 1 + settings.region_config(target).index
+    return METRICS_BASE_PORT + settings.port_offset + shift
+
+
+def metrics_ports(settings: Settings) -> list[int]:
+    return [metrics_port(settings, t) for t in targets(settings)]
 
 
 def exporter_config(settings: Settings) -> dict[str, Any]:
@@ -57,7 +78,8 @@ def exporter_config(settings: Settings) -> dict[str, Any]:
     return conf
 
 
-def mm2_proc(settings: Settings, libs: Path) -> Proc:
+def mm2_proc(settings: Settings, libs: Path, target: str | None = None) -> Proc:
+    """The process running every flow into `target` (MirrorMaker's --clusters), or every flow."""
     conf_dir = settings.home / "mirrormaker"
     conf_dir.mkdir(parents=True, exist_ok=True)
     conf = conf_dir / "mm2.properties"
@@ -67,7 +89,7 @@ def mm2_proc(settings: Settings, libs: Path) -> Proc:
     exporter = conf_dir / "jmx-exporter.yml"
     exporter.write_text(yaml.safe_dump(exporter_config(settings), sort_keys=False))
     exporter.chmod(0o600)  # it holds the PKCS#12 password
-    agent = f"-javaagent:{jmx_agent(libs)}={settings.host}:{metrics_port(settings)}:{exporter}"
+    agent = f"-javaagent:{jmx_agent(libs)}={settings.host}:{metrics_port(settings, target)}:{exporter}"
     tls = []
     if settings.http_secure:
         # The exporter asks for a "TLSv1.3" context, which still accepts 1.2 (jdk.tls.server.protocols
@@ -79,5 +101,6 @@ def mm2_proc(settings: Settings, libs: Path) -> Proc:
     argv = [
         java_bin(), *jvm_opts(settings.mirrormaker_heap), agent, *tls,
         "-cp", classpath(libs), "org.apache.kafka.connect.mirror.MirrorMaker", str(conf),
+        *(["--clusters", target] if target else []),
     ]  # fmt: skip
-    return Proc(name="mirrormaker", run_dir=settings.home, argv=argv)
+    return Proc(name=proc_name(target), run_dir=settings.home, argv=argv)

@@ -43,7 +43,7 @@ def config(settings: Settings) -> dict[str, Any]:
             for i in range(role.instances)
         ]  # fmt: skip
         jobs.append(_job(settings, f"jarvis-{role.name}", targets))
-    mm = {"targets": [f"{settings.host}:{mirrormaker.metrics_port(settings)}"], "labels": {}}
+    mm = {"targets": [f"{settings.host}:{port}" for port in mirrormaker.metrics_ports(settings)], "labels": {}}
     jobs.append(_job(settings, "mirrormaker", [mm]))
     return {
         "global": {"scrape_interval": f"{SCRAPE_S}s", "evaluation_interval": f"{SCRAPE_S}s"},

@@ -51,7 +51,11 @@ class Stack:
         return Proc(name=f"kafka-{region.name}", run_dir=self.settings.home)
 
     def mm2(self) -> Proc:
-        return Proc(name="mirrormaker", run_dir=self.settings.home)
+        """The first MirrorMaker process: with two regions, the only one (it runs every flow)."""
+        return self.mm2_procs()[0]
+
+    def mm2_procs(self) -> list[Proc]:
+        return [Proc(name=mirrormaker.proc_name(t), run_dir=self.settings.home) for t in mirrormaker.targets(self.settings)]
 
     def postgres(self) -> Proc:
         return Proc(name="postgres", run_dir=self.settings.home)
@@ -80,10 +84,20 @@ class Stack:
         known = {p.name: p for p in self.worker_procs()}
         for name in supervised_names(self.settings.home):
             known.setdefault(name, Proc(name=name, run_dir=self.settings.home, supervised=True))
-        procs = [self.supervisor(), self.prometheus(), *known.values(), self.mm2(), self.schema_registry()]
+        procs = [self.supervisor(), self.prometheus(), *known.values(), *self.mm2_procs(), self.schema_registry()]
         procs += [self.broker(r) for r in self.settings.regions]
         procs += [self.mqtt_broker(r) for r in self.settings.regions]
-        return [*procs, self.postgres(), self.redis()]
+        procs += [self.postgres(), self.redis()]
+        # Whatever else left a pid file here: a stack brought up with more regions (or the other
+        # MirrorMaker topology) than these settings name is stopped whole, MirrorMaker before Kafka.
+        named = {p.name for p in procs}
+        for name in sorted(p.stem for p in self.settings.home.glob("*.pid") if p.stem not in named):
+            proc = Proc(name=name, run_dir=self.settings.home)
+            if name.startswith(("kafka-", "mosquitto-")):
+                procs.insert(len(procs) - 2, proc)  # before PostgreSQL and Redis
+            else:
+                procs.insert(next(i for i, p in enumerate(procs) if p.name.startswith("kafka-")), proc)
+        return procs
 
     # -- up ---------------------------------------------------------------------------------------
     def registry_wanted(self, requested: bool = False) -> bool:
@@ -145,8 +159,14 @@ class Stack:
         prom = self._start_prometheus(report)  # it scrapes whatever answers; nothing waits for it
         started = []
         for region in s.regions:
-            if self.broker(region).running() and self._broker_ready(region):
+            running = self.broker(region).running()
+            if running and self._broker_ready(region):
                 report(f"kafka {region.name} already up on {kafka_clients.bootstrap_url(s, region.name)}")
+                continue
+            if running:
+                # Ours, but slow to answer (a loaded machine, or still starting): a second broker on
+                # its ports would only fail on them; wait for this one with the new ones below.
+                started.append((region, self.broker(region)))
                 continue
             self._check_port_free(region.kafka_port, f"Kafka ({region.name})", "JARVIS_REGIONS order")
             self._check_port_free(region.controller_port, f"Kafka controller ({region.name})", "")
@@ -180,13 +200,18 @@ class Stack:
         if before_mirrors is not None:
             before_mirrors()
 
-        mm = self.mm2()
-        if not mm.running():
-            self._check_port_free(mirrormaker.metrics_port(s), "MirrorMaker's metrics", "JARVIS_PORT_OFFSET")
-            mm = mirrormaker.mm2_proc(s, libs)
-            mm.start()
-            report("mirrormaker 2 starting")
-        wait_until(self._mirrors_ready, 180, mm, "MirrorMaker 2 (mirrored topics)", interval=1.0)
+        mms = []
+        for target in mirrormaker.targets(s):
+            mm = Proc(name=mirrormaker.proc_name(target), run_dir=s.home)
+            if not mm.running():
+                port = mirrormaker.metrics_port(s, target)
+                self._check_port_free(port, "MirrorMaker's metrics", "JARVIS_PORT_OFFSET")
+                mm = mirrormaker.mm2_proc(s, libs, target)
+                mm.start()
+                report(f"{mm.name} starting" + (f" (every flow into {target})" if target else ""))
+            mms.append(mm)
+        for mm in mms:
+            wait_until(self._mirrors_ready, 180, mm, "MirrorMaker 2 (mirrored topics)", interval=1.0)
         report("mirrormaker 2 replicating " + ", ".join(self._mirror_topic_names()))
 
         if registry:
@@ -369,11 +394,11 @@ class Stack:
             for src in self.settings.regions:
                 if src.name != dst.name and topics.mirrored(src.name) not in md.topics:
                     return False
-        return self.mm2().running()
+        return all(p.running() for p in self.mm2_procs())
 
     def stopped(self) -> list[str]:
         """The parts `up` starts that are not running: what a benchmark or test needs to name."""
-        wanted = [*(self.broker(r) for r in self.settings.regions), self.mm2(), *self.worker_procs()]
+        wanted = [*(self.broker(r) for r in self.settings.regions), *self.mm2_procs(), *self.worker_procs()]
         wanted += [self.postgres(), self.redis()]
         return [p.name for p in wanted if not p.running()]
 
@@ -422,7 +447,7 @@ class Stack:
             "ca": str(kafka_clients.ca_path(s).resolve()) if protocol == kcreds.SASL_SSL else None,
             "http_ca": str(s.http_ca_file.resolve()) if self._safe(lambda: s.http_secure) else None,
             "kafka_credentials": str(kafka_clients.credentials_location(s).resolve()) if protocol == kcreds.SASL_SSL else None,
-            "mirrormaker": procs.get("mirrormaker", "stopped"),
+            "mirrormaker": "running" if all(procs.get(p.name) == "running" for p in self.mm2_procs()) else "stopped",
             "postgres": s.postgres_dsn,
             "postgres_status": "up" if self._safe(lambda: postgres.ping(s)) else "down",
             "redis": s.redis_url,
