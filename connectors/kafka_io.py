@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
 import uuid
+from collections.abc import Iterator
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
 from connectors.kafka_clients import ADMIN, client_conf
 from jarvis.config import Settings
@@ -30,3 +32,24 @@ def tail_consumer(
         parts.append(TopicPartition(topic, p, high))
     c.assign(parts)
     return c
+
+
+def records_to_end(
+    c: Consumer, topic: str, ends: dict[int, int], todo: set[int], timeout: float = 60.0
+) -> Iterator[Message]:
+    """Every record of `topic`'s partitions in `todo` from offset 0 to their `ends`, through `c`
+    (made with enable.partition.eof). A partition read to its end leaves `todo`; what is still in it
+    when the generator ends was not read to its end within `timeout`."""
+    c.assign([TopicPartition(topic, p, 0) for p in todo])
+    deadline = time.monotonic() + timeout
+    while todo and time.monotonic() < deadline:
+        m = c.poll(0.5)
+        if m is None:
+            continue
+        if m.error():
+            if m.error().code() == KafkaError._PARTITION_EOF:
+                todo.discard(m.partition())
+            continue
+        yield m
+        if m.offset() >= ends[m.partition()] - 1:
+            todo.discard(m.partition())

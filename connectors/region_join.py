@@ -28,11 +28,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import Consumer, Producer, TopicPartition
 
 from connectors.backup import backup
 from connectors.backup.stores import Store
 from connectors.kafka_clients import ADMIN, confluent_conf
+from connectors.kafka_io import records_to_end
 from connectors.regions import agreement, digests
 from connectors.topics_admin import admin_client, ensure_topics
 from jarvis import roles, topics
@@ -361,28 +362,16 @@ def count_flows(
             dst_ends = _ends(dc, mirror)
             fc = FlowCount(src, sum(parts.values()), sum(src_ends.values()), sum(dst_ends.values()))
             todo = {p for p, e in dst_ends.items() if e > 0}
-            if todo:
-                dc.assign([TopicPartition(mirror, p, 0) for p in todo])
-                deadline = time.monotonic() + 60
-                while todo and time.monotonic() < deadline:
-                    m = dc.poll(0.5)
-                    if m is None:
-                        continue
-                    if m.error():
-                        if m.error().code() == KafkaError._PARTITION_EOF:
-                            todo.discard(m.partition())
-                        continue
-                    try:
-                        runs = decode_verified_runs(m.value() or b"")
-                    except CodecError:
-                        continue
-                    for run in runs:
-                        for row in run.rows:
-                            fc.copied_ops += 1
-                            if covered(newest_dot, Dot(run.origin_region, run.partition, run.offset, row[0])):
-                                fc.already_in_backup += 1
-                    if m.offset() >= dst_ends[m.partition()] - 1:
-                        todo.discard(m.partition())
+            for m in records_to_end(dc, mirror, dst_ends, todo):
+                try:
+                    runs = decode_verified_runs(m.value() or b"")
+                except CodecError:
+                    continue
+                for run in runs:
+                    for row in run.rows:
+                        fc.copied_ops += 1
+                        if covered(newest_dot, Dot(run.origin_region, run.partition, run.offset, row[0])):
+                            fc.already_in_backup += 1
             out.append(fc)
         finally:
             sc.close()

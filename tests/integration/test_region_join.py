@@ -16,18 +16,18 @@ import os
 import random
 import subprocess
 import sys
-import time
 import urllib.parse
 import uuid
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaError, TopicPartition
+from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from connectors import api_client
 from connectors.backup.container import new_key
 from connectors.kafka_clients import confluent_conf
+from connectors.kafka_io import records_to_end
 from connectors.regions import agreement, digests
 from connectors.sdk import Client
 from jarvis import topics
@@ -127,21 +127,13 @@ def archived_to_end(s: Settings, region: str) -> bool:
 
 def op_ids_in(s: Settings, region: str, topic: str) -> list[str]:
     """Every operation id in `topic` of `region`, read from the beginning to the end."""
-    todo = {p for p, e in ends(s, region, topic).items() if e > 0}
+    end = ends(s, region, topic)
+    todo = {p for p, e in end.items() if e > 0}
     c = Consumer({**confluent_conf(s, region=region), "group.id": uuid.uuid4().hex,
                   "enable.auto.commit": False, "enable.partition.eof": True})  # fmt: skip
     out: list[str] = []
     try:
-        c.assign([TopicPartition(topic, p, 0) for p in todo])
-        deadline = time.monotonic() + 60
-        while todo and time.monotonic() < deadline:
-            m = c.poll(0.5)
-            if m is None:
-                continue
-            if m.error():
-                if m.error().code() == KafkaError._PARTITION_EOF:
-                    todo.discard(m.partition())
-                continue
+        for m in records_to_end(c, topic, end, todo):
             out += [op.op_id for op in decode_verified(m.value()).ops]
     finally:
         c.close()
