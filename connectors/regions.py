@@ -23,6 +23,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from connectors import api_client
 from connectors.kafka_clients import ADMIN, confluent_conf
+from connectors.kafka_io import records_to_end
 from jarvis import topics
 from jarvis.config import Settings
 from jarvis.regions_join import JOINS_TOPIC, parse_join_record
@@ -62,18 +63,11 @@ def join_starts(c: Consumer, timeout: float = 10.0) -> dict[str, dict[int, int]]
     high = _ends(c, JOINS_TOPIC).get(0, 0)
     if high <= 0:
         return {}
-    c.assign([TopicPartition(JOINS_TOPIC, 0, 0)])
     out: dict[str, dict[int, int]] = {}
-    deadline = time.monotonic() + timeout
     try:
-        while time.monotonic() < deadline:
-            m = c.poll(0.5)
-            if m is None or m.error():
-                continue
+        for m in records_to_end(c, JOINS_TOPIC, {0: high}, {0}, timeout):
             src, starts = parse_join_record(m.value() or b"{}")
             out[src] = starts
-            if m.offset() >= high - 1:
-                break
     finally:
         c.unassign()
     return out
