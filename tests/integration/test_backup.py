@@ -77,6 +77,36 @@ def normalised(report: dict) -> dict:
     return {k: v for k, v in report.items() if not any(w in k for w in ("elapsed", "took", "duration", "seconds"))}
 
 
+def restore_agrees(
+    s: Settings, restored_dsn: str, dest: str, env: dict[str, str], oid: str, since: dt.datetime, home: Path
+) -> dict[str, str]:
+    """The newest version of `dest` restored into the empty database `restored_dsn` and the empty
+    keys directory under `home` gives the original's archive, keys, replay and audit; returns the
+    restored host's environment."""
+    # A restored home is another host's: it names the running cluster's credentials explicitly, as an
+    # operator elsewhere would (the backup carries keys and trust, not Kafka passwords).
+    restored = {"JARVIS_POSTGRES_DSN": restored_dsn, "JARVIS_HOME": str(home), **_cluster_env(s)}
+    r = jarvis("backup", "restore", "--from", dest, env={**env, **restored})
+    assert r.returncode == 0, r.stderr
+    assert archived_count(restored_dsn, [oid]) == 65
+    for path in s.keys_dir.rglob("*"):
+        if path.is_file():
+            assert (home / "keys" / path.relative_to(s.keys_dir)).read_bytes() == path.read_bytes(), path
+
+    # Replay (signatures checked against the restored trust grants) and audit agree.
+    for args in (
+        ["replay", "--object", oid, "--source", "archive", "--region", "eu", "--json"],
+        ["audit", "--since", since.isoformat(), "--until", dt.datetime.now(dt.UTC).isoformat(), "--prefix", "ctr", "--json"],
+    ):
+        original = jarvis(*args)
+        again = jarvis(*args, env=restored)
+        assert original.returncode == 0 and again.returncode == 0, original.stderr + again.stderr
+        a, b = json.loads(original.stdout), json.loads(again.stdout)
+        assert normalised(a) == normalised(b), args[0]
+        assert str(145 if args[0] == "replay" else 65) in original.stdout
+    return restored
+
+
 def test_restored_backup_replays_and_audits_like_the_original_and_any_version_restores(
     stack, empty_databases, tmp_path: Path
 ) -> None:
@@ -112,30 +142,7 @@ def test_restored_backup_replays_and_audits_like_the_original_and_any_version_re
     versions = json.loads(listed.stdout)
     assert [v["version"] for v in versions] == sorted([v1, v2]) and all(v.get("key_id") for v in versions)
 
-    # The newest version into an empty database, its keys into an empty keys directory.
-    restored_dsn = empty_databases()
-    home = tmp_path / "restored-home"
-    # A restored home is another host's: it names the running cluster's credentials explicitly, as an
-    # operator elsewhere would (the backup carries keys and trust, not Kafka passwords).
-    restored = {"JARVIS_POSTGRES_DSN": restored_dsn, "JARVIS_HOME": str(home), **_cluster_env(s)}
-    r = jarvis("backup", "restore", "--from", str(dest), env={**key, **restored})
-    assert r.returncode == 0, r.stderr
-    assert archived_count(restored_dsn, [oid]) == 65
-    for path in s.keys_dir.rglob("*"):
-        if path.is_file():
-            assert (home / "keys" / path.relative_to(s.keys_dir)).read_bytes() == path.read_bytes(), path
-
-    # Replay (signatures checked against the restored trust grants) and audit agree.
-    for args in (
-        ["replay", "--object", oid, "--source", "archive", "--region", "eu", "--json"],
-        ["audit", "--since", since.isoformat(), "--until", dt.datetime.now(dt.UTC).isoformat(), "--prefix", "ctr", "--json"],
-    ):
-        original = jarvis(*args)
-        again = jarvis(*args, env=restored)
-        assert original.returncode == 0 and again.returncode == 0, original.stderr + again.stderr
-        a, b = json.loads(original.stdout), json.loads(again.stdout)
-        assert normalised(a) == normalised(b), args[0]
-        assert str(145 if args[0] == "replay" else 65) in original.stdout
+    restored = restore_agrees(s, empty_databases(), str(dest), key, oid, since, tmp_path / "restored-home")
 
     # An older version restores too, with what it held then.
     older_dsn = empty_databases()

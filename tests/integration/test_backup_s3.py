@@ -25,7 +25,12 @@ from connectors.backup.container import new_key
 from connectors.sdk import Client
 from tests.integration.pipeline_helpers import get_json, object_url, wait_until
 from tests.integration.test_archive import archived_count
-from tests.integration.test_backup import _cluster_env, empty_databases, jarvis, normalised, said
+from tests.integration.test_backup import (
+    empty_databases,
+    jarvis,
+    restore_agrees,
+    said,
+)
 
 __all__ = ["empty_databases"]  # a fixture, used by name
 
@@ -235,25 +240,7 @@ def test_s3_backup_restores_like_the_original_and_any_version_restores(
     assert ok.returncode == 0 and "verified" in ok.stderr, ok.stderr
 
     # The newest version into an empty database, its keys into an empty keys directory.
-    restored_dsn = empty_databases()
-    home = tmp_path / "restored-home"
-    restored = {"JARVIS_POSTGRES_DSN": restored_dsn, "JARVIS_HOME": str(home), **_cluster_env(s)}
-    r = jarvis("backup", "restore", "--from", dest, env={**env, **restored})
-    assert r.returncode == 0, r.stderr
-    assert archived_count(restored_dsn, [oid]) == 65
-    for path in s.keys_dir.rglob("*"):
-        if path.is_file():
-            assert (home / "keys" / path.relative_to(s.keys_dir)).read_bytes() == path.read_bytes(), path
-
-    for args in (
-        ["replay", "--object", oid, "--source", "archive", "--region", "eu", "--json"],
-        ["audit", "--since", since.isoformat(), "--until", dt.datetime.now(dt.UTC).isoformat(), "--prefix", "ctr", "--json"],
-    ):
-        original = jarvis(*args)
-        again = jarvis(*args, env=restored)
-        assert original.returncode == 0 and again.returncode == 0, original.stderr + again.stderr
-        assert normalised(json.loads(original.stdout)) == normalised(json.loads(again.stdout)), args[0]
-        assert str(145 if args[0] == "replay" else 65) in original.stdout
+    restore_agrees(s, empty_databases(), dest, env, oid, since, tmp_path / "restored-home")
 
     older_dsn = empty_databases()
     r = jarvis("backup", "restore", "--from", dest, "--version", v1,
