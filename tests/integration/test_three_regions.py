@@ -14,7 +14,7 @@ from connectors.kafka_clients import client_conf
 from jarvis import topics
 from jarvis.stack.stack import Stack
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # a second, three-broker stack beside the main one
 
 REGIONS = ("eu", "us", "ap")
 
