@@ -201,8 +201,7 @@ class Stack:
             before_mirrors()
 
         mms = []
-        for target in mirrormaker.targets(s):
-            mm = Proc(name=mirrormaker.proc_name(target), run_dir=s.home)
+        for target, mm in zip(mirrormaker.targets(s), self.mm2_procs(), strict=True):
             if not mm.running():
                 port = mirrormaker.metrics_port(s, target)
                 self._check_port_free(port, "MirrorMaker's metrics", "JARVIS_PORT_OFFSET")
