@@ -96,6 +96,7 @@ def test_concurrent_writers_in_both_regions_on_the_same_objects_converge(stack) 
     assert_converges(stack, sc)
 
 
+@pytest.mark.slow  # a 20 s partition and its heal
 def test_a_region_partition_heals_and_both_sides_converge(stack) -> None:
     sc = Scenario(seed=5)
     mm = stack.mm2()
@@ -135,6 +136,7 @@ def test_kill_9_of_mirrormaker_mid_stream_never_double_counts(stack) -> None:
     assert_converges(stack, sc)
 
 
+@pytest.mark.slow  # a fold restart while both regions replicate: a minute
 def test_fold_restart_during_replication_converges(stack) -> None:
     sc = Scenario(per_type=4, seed=9)
     w = threading.Thread(target=sc.write, args=("eu", 12, 0, 0.2))

@@ -87,7 +87,8 @@ def restart_counts() -> dict[str, int]:
     return st["restarts"]
 
 
-@pytest.mark.parametrize("role", ["fold", "verifier"])
+# Each kill takes over a minute: the fold's runs with the slow scenarios, the verifier's in `make test`.
+@pytest.mark.parametrize("role", [pytest.param("fold", marks=pytest.mark.slow), "verifier"])
 def test_kill_9_mid_stream_the_supervisor_restarts_it_and_it_counts_exactly(stack, role: str) -> None:
     """A plain `kill -9` of the worker's pid while operations flow: nobody but the stack's
     supervisor starts it again, within 10 s, counted once in `stack status`; every increment

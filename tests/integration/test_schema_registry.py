@@ -36,7 +36,7 @@ from jarvis.security.signing import sign_batch
 from jarvis.stack.stack import Stack
 from tests.integration.pipeline_helpers import wait_until
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # builds and starts a schema registry: two minutes
 
 
 @pytest.fixture(scope="module")

@@ -38,6 +38,7 @@ def digest_of(url: str) -> dict[str, Any] | None:
     return json.loads(body) if status == 200 else None
 
 
+@pytest.mark.slow  # a fold restart under load: over a minute
 def test_digests_agree_follow_changes_and_survive_a_fold_restart(stack) -> None:
     s = stack.settings
     eu, us = (s.region_config(r).query_url for r in ("eu", "us"))
