@@ -11,8 +11,12 @@ objects as the table holds them: encoded states, a mix of CRDT types), in the sa
   recovering its partitions), with the longest slice it holds the loop for;
 - the digest's memory per object, and a check that its answer equals the full computation (v2).
 
+The garbage collector runs as in a worker (jarvis/collector.py: the startup heap frozen, the worker's
+thresholds); `--gc both` measures each size under CPython's defaults too, in the same run.
+
     python -m benchmarks.scale            # 10k, 100k, 1M
     python -m benchmarks.scale --sizes 10000,100000
+    python -m benchmarks.scale --sizes 1000000 --gc both
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from typing import Any
 
 import orjson
 
+from jarvis import collector
 from jarvis.materialize import apply
 from jarvis.ops import Dot, Operation
 from jarvis.partitioning import partition_for
@@ -37,6 +42,7 @@ from streams.loop_lag import GcTimer
 from streams.state_digests import DigestKeeper
 
 PARTITIONS = 12
+DEFAULT_GC = gc.get_threshold()  # the interpreter's, before anything tunes it
 CHANGED = 1_000
 TYPES = (  # prefix, type, kind, args: the objects are spread over these in turn
     ("ctr", "pncounter", "increment", {"n": 3}),
@@ -148,19 +154,36 @@ def measure(n: int, check: bool) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def use_collector(kind: str) -> None:
+    """The collector as a worker runs it (`worker`) or as CPython starts (`default`)."""
+    gc.unfreeze()
+    gc.collect()
+    if kind == "worker":
+        collector.tune()
+    else:
+        gc.set_threshold(*DEFAULT_GC)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--sizes", default="10000,100000,1000000")
     p.add_argument("--no-check", action="store_true", help="skip the full v2 computation (the equality check)")
+    p.add_argument(
+        "--gc", choices=("worker", "default", "both"), default="worker",
+        help="the collector's settings: a worker's (jarvis/collector.py), CPython's, or each in turn",
+    )  # fmt: skip
     a = p.parse_args()
-    rows = [measure(int(n), not a.no_check) for n in a.sizes.split(",")]
+    rows = []
+    for kind in ("default", "worker") if a.gc == "both" else (a.gc,):
+        use_collector(kind)
+        rows += [{**measure(int(n), not a.no_check), "gc": kind} for n in a.sizes.split(",")]
     print(f"state digest, {PARTITIONS} partitions, objects {'/'.join(t for _, t, _, _ in TYPES)} in turn")
-    print(f"{'objects':>10} {'old (v1)':>10} {'new answer':>11} {f'after {CHANGED:,}':>12} "
+    print(f"{'gc':>8} {'objects':>10} {'old (v1)':>10} {'new answer':>11} {f'after {CHANGED:,}':>12} "
           f"{'old/new':>9} {'build':>8} {'max slice':>10} {'max GC':>8} {'B/object':>9} {'== full':>8}")  # fmt: skip
     for r in rows:
         ratio = r["old_s"] / r["changed_s"]
         print(
-            f"{r['n']:>10,} {r['old_s'] * 1000:>8.0f}ms {r['unchanged_s'] * 1000:>9.2f}ms "
+            f"{r['gc']:>8} {r['n']:>10,} {r['old_s'] * 1000:>8.0f}ms {r['unchanged_s'] * 1000:>9.2f}ms "
             f"{r['changed_s'] * 1000:>10.1f}ms {ratio:>8.0f}x {r['build_s']:>7.1f}s "
             f"{r['slice_max_s'] * 1000:>8.1f}ms {r['gc_max_s'] * 1000:>6.1f}ms {r['bytes_per_object']:>9.0f} {str(r['equal']):>8}"
         )
@@ -168,6 +191,7 @@ def main() -> int:
     print("objects changed and settled; build: every object put once (background, after a recovery),")
     print("in slices of at most the longest shown (max GC: the longest collector pass during the build,")
     print("which lands in some slice); old/new: old beside the answer after the changes.")
+    print(f"gc: worker = frozen startup heap, thresholds {collector.THRESHOLDS}; default = {DEFAULT_GC}.")
     return 0 if all(r["equal"] in (True, None) for r in rows) else 1
 
 

@@ -1,4 +1,5 @@
-"""Access audit: every denied HTTP request and every admin change, as one JSON record on the
+"""Access audit: every denied HTTP request, every granted read of a clinical object and every admin
+change, as one JSON record on the
 region's `jarvis.audit` topic (archived to PostgreSQL by the archiver, listed by
 `jarvis audit access`).
 
@@ -8,6 +9,8 @@ QUEUE_MAX records; when it is full (Kafka down for long) the event is dropped an
 
   {"kind": "denied", "at_ms", "region", "service", "method", "path", "status", "reason",
    "principal", "key_id"}                                  (principal/key_id null when unknown)
+  {"kind": "read", "at_ms", "region", "service", "method", "path", "status": 200, "principal",
+   "key_id", "objects": [clinical object ids served]}
   {"kind": "admin",  "at_ms", "region", "service": "cli", "action": "role set"|"key create"|
    "key revoke", "principal", "target", "detail"}
 """
@@ -69,6 +72,11 @@ class AuditSink:
                principal: str | None = None, key_id: str | None = None) -> None:  # fmt: skip
         self.record({"kind": "denied", "method": method, "path": path[:MAX_PATH], "status": status,
                      "reason": reason, "principal": principal, "key_id": key_id})  # fmt: skip
+
+    def read(self, method: str, path: str, objects: list[str],
+             principal: str | None = None, key_id: str | None = None) -> None:  # fmt: skip
+        self.record({"kind": "read", "method": method, "path": path[:MAX_PATH], "status": 200,
+                     "principal": principal, "key_id": key_id, "objects": objects})  # fmt: skip
 
     def admin(self, action: str, principal: str, target: str, detail: dict[str, Any] | None = None) -> None:
         self.record({"kind": "admin", "action": action, "principal": principal, "target": target,

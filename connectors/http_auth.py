@@ -13,14 +13,15 @@ With JARVIS_OIDC_ISSUER set, the Bearer value may instead be a JWT of that issue
        (Retry-After): fail closed, never allow-all
 
 Every 401 and 403 is written to the access audit (connectors/access_audit.py) with method, path,
-principal if known and reason. Faust's web server is aiohttp underneath, so the same middleware
+principal if known and reason, and so is every granted read of a clinical object (`record_read`:
+who read which patient records, jarvis/security/apikeys.py). Faust's web server is aiohttp underneath, so the same middleware
 serves the fold's query API.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from typing import Any
 
 import orjson
@@ -30,7 +31,15 @@ from connectors.access_audit import AuditSink
 from connectors.oidc import OidcUnavailable, OidcVerifier
 from jarvis.config import settings
 from jarvis.errors import JarvisError
-from jarvis.security.apikeys import AuthNotReady, AuthStore, Principal, bearer_key, key_id_of
+from jarvis.security.apikeys import (
+    AuthNotReady,
+    AuthStore,
+    Principal,
+    bearer_key,
+    clinical_object,
+    key_id_of,
+    read_denial,
+)
 from jarvis.security.oidc import OidcError, looks_like_jwt
 
 log = logging.getLogger("jarvis.auth")
@@ -64,12 +73,6 @@ class Denied(JarvisError, PermissionError):  # noqa: N818 - an answer, not a fai
 def principal(request: web.Request) -> Principal:
     """The request's authenticated principal (the middleware put it there)."""
     return request[PRINCIPAL]
-
-
-def read_denial(p: Principal, object_id: str) -> str | None:
-    if p.role.may_read(object_id):
-        return None
-    return f"{p.name} (role {p.role.name}) may not read {object_id[:80]}"
 
 
 class HttpAuth:
@@ -129,6 +132,15 @@ class HttpAuth:
         if not allowed:
             raise Denied(403, f"{p.name} (role {p.role.name}) may not {what}", p)
         return p
+
+    def record_read(self, request: web.Request, object_ids: Iterable[str]) -> None:
+        """Audit a granted read of the clinical objects among `object_ids` (the others are not)."""
+        clinical = [o for o in object_ids if clinical_object(o)]
+        if self.audit is None or not clinical:
+            return
+        p = request.get(PRINCIPAL)
+        self.audit.read(request.method, request.path_qs, clinical,
+                        p.name if p else None, p.key_id if p else None)  # fmt: skip
 
     def record(self, request: web.Request, d: Denied) -> None:
         if self.audit is None or d.status not in (401, 403):

@@ -22,6 +22,8 @@ Trust: a new client's key is trusted nowhere until an admin grants it (`jarvis k
 --public-key B64`); until then the verifier rejects every operation with the reason. For local
 development only, `Client(..., dev_trust=True)` grants the client's own key `*` with the admin key
 under its JARVIS_HOME (the one `jarvis stack up` made): anyone holding that home is an admin anyway.
+`dev_trust=("*", "ehr:*")` grants those patterns instead (clinical prefixes need naming: `*` stops
+short of them).
 
 Batches are Avro single-object messages, or, with JARVIS_SCHEMA_REGISTRY_URL set, the Confluent wire
 format (schema id from that registry, subject jarvis.ops.ingress-value). The signature covers the
@@ -105,7 +107,7 @@ class Client:
         on_op: Callable[[Operation], None] | None = None,
         track_verdicts: bool = False,
         principal: str = PRODUCER,
-        dev_trust: bool = False,
+        dev_trust: bool | tuple[str, ...] = False,
         api_key: str | None = None,
         trace: bool = True,
     ) -> None:
@@ -122,7 +124,7 @@ class Client:
         self.signer = ensure_node_key(self.node_id, keys_dir=s.keys_dir)
         if dev_trust:
             # Development only: an admin-signed grant of this very key, with the home's admin key.
-            dev_trust_key(s, self.signer, self.region)
+            dev_trust_key(s, self.signer, self.region, ("*",) if dev_trust is True else dev_trust)
         self.keyring = DataKeyring(s.keys_dir)
         self.hlc = HLC(self.node_id)
         # Authenticated as `principal` (JARVIS_KAFKA_USERNAME overrides it): `producer` may write only

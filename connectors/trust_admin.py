@@ -86,13 +86,16 @@ def revoke(
     return rec
 
 
-def dev_trust(settings: Settings, signer: Signer, region: str | None = None) -> TrustRecord:
-    """Development only: grant the node's own key `*` with the admin key of this home.
+def dev_trust(
+    settings: Settings, signer: Signer, region: str | None = None, write: Sequence[str] = ("*",)
+) -> TrustRecord:
+    """Development only: grant the node's own key `write` (`*`) with the admin key of this home.
 
     The record's issue time is the key file's, and Ed25519 signs deterministically, so every start
-    of the same client publishes the very same record (kept once by the view and the topic)."""
+    of the same client publishes the very same record (kept once by the view and the topic): a node
+    id keeps one set of patterns (two grants issued at the same time are ordered by digest)."""
     rec = make_grant(
-        admin_key(settings), signer.node_id, signer.public, ("*",),
+        admin_key(settings), signer.node_id, signer.public, tuple(write),
         issued_ms=key_created_ms(settings.keys_dir, signer), note=DEV_NOTE,
     )  # fmt: skip
     publish(settings, [rec], region)
@@ -137,10 +140,11 @@ def stack_nodes(settings: Settings) -> dict[str, tuple[str, ...]]:
 
     fold-<region> publishes bounded-counter decisions and transfers (streams/rights.py); the agent
     workers record task lifecycles (task:...); the ingest gateway signs for its callers, whose own
-    roles it checks (so `*`); the CLI's nodes (`jarvis produce` as JARVIS_NODE_ID, `jarvis task
+    roles it checks (so `*` and the clinical prefixes, which `*` does not reach); the CLI's nodes (`jarvis produce` as JARVIS_NODE_ID, `jarvis task
     submit` as jarvis-cli) are the local operator's, and `jarvis auth` writes the reserved auth:
     objects, which `*` does not cover."""
     bcounters = tuple(sorted(f"{p}:*" for p, r in pipelines().rules.items() if r.crdt_type == "bcounter"))
+    clinical = tuple(f"{p}:*" for p in pipelines().clinical_prefixes())
     host = socket.gethostname()
     nodes: dict[str, tuple[str, ...]] = {
         CLI_NODE: ("*",), settings.node_id: ("*",), auth_cli_node(settings): (f"{AUTH_PREFIX}*",),
@@ -151,7 +155,7 @@ def stack_nodes(settings: Settings) -> dict[str, tuple[str, ...]]:
         for i in range(ROLES["agent"].instances):
             nodes[f"agent-{r}-{host}-{i}"] = (f"{TASK_PREFIX}:*",)
         for i in range(ROLES["ingest"].instances):
-            nodes[f"ingest-{r}-{i}"] = ("*",)
+            nodes[f"ingest-{r}-{i}"] = ("*", *clinical)
     return nodes
 
 

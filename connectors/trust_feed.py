@@ -30,6 +30,7 @@ from jarvis.codec.trust import decode_trust, encode_trust
 from jarvis.config import Settings
 from jarvis.security.keys import admin_public_keys
 from jarvis.security.trust import TrustRecord, TrustView
+from pipelines.loader import pipelines
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,8 @@ class TrustFeed(TopicFeed[TrustRecord]):
 
 
 def new_view(settings: Settings) -> TrustView:
-    return TrustView(admin_public_keys(settings.keys_dir, settings.admin_public_keys))
+    # Clinical prefixes need a grant naming them: `*` alone does not write patient records.
+    return TrustView(admin_public_keys(settings.keys_dir, settings.admin_public_keys), pipelines().clinical_prefixes())
 
 
 def read_view(settings: Settings, region: str | None = None, timeout: float = 30.0) -> TrustView:

@@ -196,17 +196,21 @@ def role_set(
     write: list[str] = typer.Option([], "--write", help="Object-id pattern it may write."),
     tasks: bool = typer.Option(False, "--tasks", help="May submit agent tasks."),
     admin: bool = typer.Option(False, "--admin", help="May manage keys, roles and trust."),
+    clinical: bool = typer.Option(
+        False, "--clinical", help="May read and write the clinical objects (patient records) its grants name."
+    ),
 ) -> None:
     """Create or replace a role, in every region."""
     s = settings()
     try:
-        role = make_role(name, read, write, tasks=tasks, admin=admin)
+        role = make_role(name, read, write, tasks=tasks, admin=admin, clinical=clinical)
         _write(s, ROLE_OBJECT + name, role.record())
     except AuthError as e:
         raise _fail(e) from None
     _audit(s, "role set", name, role.record())
     _brokers_reload(s)
-    console.print(f"role [bold]{role.name}[/]: read {list(role.read)}, write {list(role.write)}")
+    clin = " (clinical)" if role.clinical else ""
+    console.print(f"role [bold]{role.name}[/]{clin}: read {list(role.read)}, write {list(role.write)}")
 
 
 @role_app.command("list")
@@ -222,8 +226,9 @@ def role_list(as_json: bool = typer.Option(False, "--json")) -> None:
         print(json.dumps(rows, indent=2))
         return
     t = Table(title="roles")
-    for col in ("role", "read", "write", "tasks", "admin"):
+    for col in ("role", "read", "write", "tasks", "admin", "clinical"):
         t.add_column(col)
     for r in rows:
-        t.add_row(r["name"], " ".join(r["read"]), " ".join(r["write"]), str(r["tasks"]), str(r["admin"]))
+        t.add_row(r["name"], " ".join(r["read"]), " ".join(r["write"]), str(r["tasks"]), str(r["admin"]),
+                  str(r["clinical"]))  # fmt: skip
     Console().print(t)

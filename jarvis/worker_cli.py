@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import faulthandler
-import gc
 import importlib
 import io
 import logging.config
@@ -17,12 +16,11 @@ from enum import StrEnum
 
 import typer
 
-from jarvis import roles
+from jarvis import collector, roles
 from jarvis.config import settings
 from jarvis.logfmt import json_logging_config
 from streams.reexec import restart_argv
 
-GC_YOUNG_THRESHOLD = 50_000  # CPython's default: 700
 CRASH_RESTART_S = 5.0  # a crashed worker starts again after this long (fixed: a crash loop stays slow)
 
 
@@ -88,11 +86,8 @@ def worker(
 
         from streams.faust_compat import disable_spinner
 
-        # Every operation decoded allocates a handful of containers that die young; with CPython's default
-        # thresholds the cyclic collector ran often enough to cost ~20% of the decode and fold loop
-        # (gc disabled vs enabled over the same batches). Everything imported so far is permanent: freeze it.
-        gc.freeze()
-        gc.set_threshold(GC_YOUNG_THRESHOLD, 20, 20)
+        # Everything imported so far is permanent, and the fold's garbage dies young (jarvis/collector.py).
+        collector.tune()
 
         # Faust replaces the root logger's handlers at start: the JSON form goes in through its own door.
         w = Worker(app, loglevel=loglevel, quiet=True, logging_config=log_config)

@@ -66,6 +66,8 @@ class PrefixRule:
     workflow: WorkflowDef | None = None
     resolver: str | None = None
     bound: int | None = None  # a bounded counter's bound: `min:` in the file
+    # Read and written only by clinical roles (jarvis/security/apikeys.py), audited on every read.
+    clinical: bool = False
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,13 @@ class Pipelines:
 
     def prefixes(self) -> list[str]:
         return sorted(self.rules)
+
+    def clinical(self, object_id: str) -> bool:
+        rule = self.rule_for(object_id)
+        return rule is not None and rule.clinical
+
+    def clinical_prefixes(self) -> list[str]:
+        return sorted(p for p, r in self.rules.items() if r.clinical)
 
 
 def _workflow(name: str, raw: dict[str, Any]) -> WorkflowDef:
@@ -127,6 +136,9 @@ def load(path: Path | None = None) -> Pipelines:
                 wf = workflows[wname]
             vr = spec.get("value_range")
             bound = spec.get("min")
+            clinical = spec.get("clinical", False)
+            if type(clinical) is not bool:
+                raise PipelineError(f"{pname}.{prefix}: clinical must be true or false, got {clinical!r}")
             if bound is not None and type(bound) is not int:
                 raise PipelineError(f"{pname}.{prefix}: min must be an integer, got {bound!r}")
             rules[prefix] = PrefixRule(
@@ -145,6 +157,7 @@ def load(path: Path | None = None) -> Pipelines:
                 workflow=wf,
                 resolver=spec.get("resolver"),
                 bound=bound,
+                clinical=clinical,
             )
     return Pipelines(rules=rules, workflows=workflows, source=file)
 

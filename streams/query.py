@@ -19,7 +19,10 @@ Every request but /healthz, /readyz, /metrics and /openapi.json needs `Authoriza
 (connectors/http_auth.py): a read of one object needs the role's read grant for it (403 before
 anything is looked up, so it does not tell whether the object exists), a listing holds only the
 objects the role may read, the digest needs a role that reads everything, and Faust's own pages
-(outside /v1/) an admin.
+(outside /v1/) an admin. Clinical objects (pipelines/default.yaml `clinical: true`) are read only
+with a clinical role that grants them (jarvis/security/apikeys.py): others get 403 saying so, a
+listing inside a clinical prefix included; every read served of one is in the access audit,
+recorded by the worker that answered it (the owner, after Faust's router forwarded the request).
 
 A read of an object whose partition is not assigned-and-recovered here answers 503
 {"error": "recovering", "retry_after": s} with a Retry-After header, never 404: until its partition
@@ -50,7 +53,7 @@ from jarvis.config import Settings, settings
 from jarvis.ops import object_id_too_long
 from jarvis.partitioning import partition_for
 from jarvis.replay import hlc_at
-from jarvis.security.apikeys import pages_after, scan_prefixes
+from jarvis.security.apikeys import clinical_prefixes, pages_after, scan_prefixes
 from jarvis.security.key_store import FileAuthStore
 from streams.faust_compat import fetch_topic_metadata, producer_started, topic_metadata_known
 from streams.fold_state import FoldState
@@ -187,6 +190,8 @@ class QueryViews:
             ("/v1/digest", self.digest, False),
         ):
             handler = _handler(view)
+            if "{object_id}" in path and view is not self.watch:
+                handler = self._audited(handler)  # inside the router: the answering worker audits
             handler = router.routed(handler) if routed else handler
             app.page(path)(self._permitted(handler, object_scoped="{object_id}" in path,
                                            digest=path == "/v1/digest"))  # fmt: skip
@@ -225,6 +230,19 @@ class QueryViews:
         permitted.__name__ = view.__name__
         return permitted
 
+    def _audited(self, view: ViewFun) -> ViewFun:
+        """`view`, its served (200) read of a clinical object written to the access audit."""
+        auth = self.auth
+
+        async def audited(web: faust.web.Web, request: Any, **kwargs: Any) -> faust.web.Response:
+            resp = await view(web, request, **kwargs)
+            if auth is not None and resp.status == 200:
+                auth.record_read(request, [request.match_info.get("object_id", "")])
+            return resp
+
+        audited.__name__ = view.__name__
+        return audited
+
     @aioweb.middleware
     async def _admin_outside_v1(self, request: aioweb.Request, handler: Any) -> aioweb.StreamResponse:
         """Faust's own pages (/router/, /table/..., /stats/) show state and topology: admins only."""
@@ -258,13 +276,21 @@ class QueryViews:
             limit = min(MAX_PAGE, max(1, int(request.query.get("limit", "100"))))
         except ValueError:
             return _error(web, 400, "limit must be an integer")
+        p = request.get(PRINCIPAL)
+        head, sep, _ = prefix.partition(":")
+        if p is not None and sep and head in clinical_prefixes() and not p.role.clinical:
+            # Inside a clinical prefix nothing is listable without the role: say so, as a read does.
+            assert self.auth is not None
+            d = Denied(403, f"{p.name} (role {p.role.name}) may not list {prefix[:80]}: {head}: objects are "
+                            "clinical: a clinical role that grants them is needed", p)  # fmt: skip
+            self.auth.record(request, d)
+            return d.response()
         try:
             # Listing reads Redis only: while any partition's objects are not all there (Redis
             # restarted, the fold rebuilding it), a page could silently miss existing objects.
             unbuilt = await state.cache.unbuilt(range(self.partitions))
             if unbuilt:
                 return _error(web, 503, f"the cache is being rebuilt (partitions {sorted(unbuilt)}); retry")
-            p = request.get(PRINCIPAL)
             if p is None and self.auth is not None:
                 return _error(web, 401, "a valid API key is needed")  # unreachable behind the middleware
             # A reader of inventory:* scans inventory: only, not pages of ids it may not see.
@@ -280,6 +306,8 @@ class QueryViews:
         views = [orjson.loads(r) for r in raw if r is not None]
         if p is not None:
             views = [v for v in views if p.role.may_read(v.get("object_id", ""))]
+            if self.auth is not None:
+                self.auth.record_read(request, [v.get("object_id", "") for v in views])
         nxt = ids[-1] if len(ids) == limit else None
         return web.json({"region": region, "prefix": prefix, "objects": views, "next": nxt})
 
@@ -338,6 +366,8 @@ class QueryViews:
                 headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
             )
             await resp.prepare(request)
+            if self.auth is not None:
+                self.auth.record_read(request, [object_id])  # the stream is open: it reads the object
             if current is not None:
                 await resp.write(b"event: state\ndata: " + current + b"\n\n")
             while True:

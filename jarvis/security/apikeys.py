@@ -17,6 +17,12 @@ Roles and key records are themselves objects of the pipeline, LWW registers unde
 prefix `auth:` (`auth:role:<name>`, `auth:key:<key id>`): only an admin role reads or writes them,
 whatever its patterns say (a `*` grant does not reach `auth:`), since they hold key hashes and
 decide everyone's access.
+
+Clinical objects (the prefixes the pipeline definition marks `clinical: true`, pipelines/default.yaml:
+patient records) are read and written only by a role that is clinical (`jarvis auth role set NAME
+--clinical`) AND grants the object: neither `admin` nor a `*` grant alone reaches them, so holding
+the operator's key is not access to patient data. The denial names the clinical role as what is
+missing; every granted read of one is written to the access audit by the service that served it.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import hmac
 import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+from functools import cache
 from typing import Any, Protocol
 
 from jarvis.errors import JarvisError
@@ -50,21 +57,28 @@ class Role:
     write: tuple[str, ...] = ()
     tasks: bool = False  # may submit agent tasks
     admin: bool = False  # may change roles, keys and trust
+    clinical: bool = False  # may read and write the clinical objects its grants name
 
     def may_read(self, object_id: str) -> bool:
+        if clinical_object(object_id):
+            return self.clinical and any_match(self.read, object_id)
         return self.admin or (not reserved(object_id) and any_match(self.read, object_id))
 
     def may_write(self, object_id: str) -> bool:
+        if clinical_object(object_id):
+            return self.clinical and any_match(self.write, object_id)
         return self.admin or (not reserved(object_id) and any_match(self.write, object_id))
 
     @property
     def reads_everything(self) -> bool:
-        """Reads every object but the reserved ones: what a digest (which covers all) needs."""
+        """Reads every object but the reserved and clinical ones: what a digest needs (it holds only
+        hashes of state, the clinical objects' of their ciphertext)."""
         return self.admin or "*" in self.read
 
     def record(self) -> dict[str, Any]:
         """The value of its `auth:role:<name>` register."""
-        return {"read": list(self.read), "write": list(self.write), "tasks": self.tasks, "admin": self.admin}
+        return {"read": list(self.read), "write": list(self.write), "tasks": self.tasks, "admin": self.admin,
+                "clinical": self.clinical}  # fmt: skip
 
 
 ADMIN = Role("admin", ("*",), ("*",), tasks=True, admin=True)
@@ -125,6 +139,21 @@ def reserved(object_id: str) -> bool:
     return object_id.startswith(AUTH_PREFIX)
 
 
+@cache
+def clinical_prefixes() -> frozenset[str]:
+    """The prefixes (without ':') the pipeline definition marks `clinical: true`."""
+    # Lazy: the pipeline loader reads the configuration, which imports this package.
+    from pipelines.loader import pipelines
+
+    return frozenset(pipelines().clinical_prefixes())
+
+
+def clinical_object(object_id: str) -> bool:
+    """Whether the object's prefix is clinical (the same split as Pipelines.rule_for)."""
+    prefix, sep, rest = object_id.partition(":")
+    return bool(sep and rest) and prefix in clinical_prefixes()
+
+
 def role_of_record(name: str, value: Any) -> Role | None:
     """A role from its register's value (None if the value is not one: a bad write grants nothing)."""
     if not isinstance(value, dict) or not ROLE_NAME.match(name) or name in BUILTIN_ROLES:
@@ -134,7 +163,8 @@ def role_of_record(name: str, value: Any) -> Role | None:
         write = tuple(check_pattern(p) for p in value.get("write", ()))
     except (AuthError, TypeError):
         return None
-    return Role(name, read, write, tasks=value.get("tasks") is True, admin=value.get("admin") is True)
+    return Role(name, read, write, tasks=value.get("tasks") is True, admin=value.get("admin") is True,
+                clinical=value.get("clinical") is True)  # fmt: skip
 
 
 def key_of_record(key_id: str, value: Any) -> KeyRecord | None:
@@ -239,7 +269,9 @@ def check_pattern(pattern: str) -> str:
     return pattern
 
 
-def make_role(name: str, read: Iterable[str], write: Iterable[str], *, tasks: bool, admin: bool) -> Role:
+def make_role(
+    name: str, read: Iterable[str], write: Iterable[str], *, tasks: bool, admin: bool, clinical: bool = False
+) -> Role:
     if not ROLE_NAME.match(name):
         raise AuthError(f"role name {name!r} must be 1-64 of A-Z a-z 0-9 _ . -")
     if name in BUILTIN_ROLES:
@@ -250,11 +282,32 @@ def make_role(name: str, read: Iterable[str], write: Iterable[str], *, tasks: bo
         tuple(check_pattern(p) for p in write),
         tasks=tasks,
         admin=admin,
+        clinical=clinical,
     )
+
+
+def _clinical_reason(role: Role, object_id: str) -> str:
+    prefix = object_id.partition(":")[0]
+    if role.clinical:
+        return f"its clinical role does not grant {prefix}:*"
+    return (f"{prefix}: objects are clinical: a clinical role that grants them is needed "
+            f"(jarvis auth role set NAME --clinical --read '{prefix}:*'); admin or '*' alone is not")  # fmt: skip
+
+
+def read_denial(principal: Principal, object_id: str) -> str | None:
+    """Why `principal` may not read `object_id` (None: it may). Decided on the id alone, so the
+    answer is the same whether the object exists or not."""
+    role = principal.role
+    if role.may_read(object_id):
+        return None
+    why = f"{principal.name} (role {role.name}) may not read {object_id[:80]}"
+    return f"{why}: {_clinical_reason(role, object_id)}" if clinical_object(object_id) else why
 
 
 def write_denial(principal: Principal, object_id: str) -> str | None:
     """Why `principal` may not write `object_id` (None: it may)."""
-    if principal.role.may_write(object_id):
+    role = principal.role
+    if role.may_write(object_id):
         return None
-    return f"{principal.name} (role {principal.role.name}) may not write {object_id[:80]}"
+    why = f"{principal.name} (role {role.name}) may not write {object_id[:80]}"
+    return f"{why}: {_clinical_reason(role, object_id)}" if clinical_object(object_id) else why

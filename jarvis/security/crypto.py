@@ -9,6 +9,7 @@ Ciphertexts are strings, "enc:v1:<key name>:<base64 nonce||ciphertext>", so args
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import os
 from pathlib import Path
@@ -28,7 +29,17 @@ class DecryptionError(JarvisError, ValueError):
     """A field cannot be decrypted: no key, wrong key, or the ciphertext was moved or altered."""
 
 
+KEY_BYTES = 32
+
+
 class DataKeyring:
+    """The data keys of a home, one file each (keys/data-<name>.key, 32 raw bytes, mode 0600).
+
+    Creation is atomic: the key is written whole to a temporary file and then linked to its name,
+    which fails if the name exists. Two writers creating the same key at once (two providers' first
+    writes) both end up with the one that was linked first; nobody ever reads a half-written file,
+    as an O_EXCL create-then-write would let a second writer do (it saw the name, read zero bytes)."""
+
     def __init__(self, keys_dir: Path) -> None:
         self.keys_dir = keys_dir
 
@@ -40,11 +51,26 @@ class DataKeyring:
         if not path.exists():
             if not create:
                 raise DecryptionError(f"no data key {name!r} in {self.keys_dir}")
-            self.keys_dir.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            self._create(path)
+        secret = path.read_bytes()
+        if len(secret) != KEY_BYTES:
+            raise DecryptionError(f"data key {path} holds {len(secret)} bytes, not {KEY_BYTES}: damaged")
+        return name, secret
+
+    def _create(self, path: Path) -> None:
+        self.keys_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(6).hex()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
             with os.fdopen(fd, "wb") as f:
-                f.write(AESGCM.generate_key(bit_length=256))
-        return name, path.read_bytes()
+                f.write(AESGCM.generate_key(bit_length=8 * KEY_BYTES))
+                f.flush()
+                os.fsync(f.fileno())
+            # Atomic, and never replaces: the first link wins; a loser reads the winner's key.
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def has(self, name: str) -> bool:
         return self._path(name).exists()

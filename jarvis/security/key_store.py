@@ -81,7 +81,8 @@ class FileAuthStore:
         raw = self._load("roles").get(name)
         if raw is None:
             return None
-        return Role(name, tuple(raw["read"]), tuple(raw["write"]), raw["tasks"], raw["admin"])
+        return Role(name, tuple(raw["read"]), tuple(raw["write"]), raw["tasks"], raw["admin"],
+                    raw.get("clinical") is True)  # fmt: skip
 
     # -- administration ---------------------------------------------------------------------------
     def create_key(self, role: str, name: str | None = None) -> tuple[str, KeyRecord]:
@@ -108,10 +109,12 @@ class FileAuthStore:
     def list_keys(self) -> list[KeyRecord]:
         return sorted((KeyRecord(**r) for r in self._load("keys").values()), key=lambda r: r.created_ms)
 
-    def set_role(self, name: str, read: list[str], write: list[str], *, tasks: bool, admin: bool) -> Role:
-        role = make_role(name, read, write, tasks=tasks, admin=admin)
+    def set_role(
+        self, name: str, read: list[str], write: list[str], *, tasks: bool, admin: bool, clinical: bool = False
+    ) -> Role:
+        role = make_role(name, read, write, tasks=tasks, admin=admin, clinical=clinical)
         with self._editing("roles") as roles:
-            roles[name] = {"read": list(role.read), "write": list(role.write), "tasks": tasks, "admin": admin}
+            roles[name] = role.record()
         return role
 
     def roles(self) -> list[Role]:

@@ -15,7 +15,10 @@ needs a newer record. Because the whole history is kept, an operation signed bef
 still verifies in a replay judged at its own time, while the live verifier judges at `now`.
 
 `*` does not cover the reserved prefix `auth:` (roles and API keys as objects): writing there needs
-an explicit `auth:*` (or exact `auth:...`) grant.
+an explicit `auth:*` (or exact `auth:...`) grant. Nor does it cover the clinical prefixes (patient
+records, `clinical: true` in the pipeline definition, which the view is given): a node key is
+clinical when an admin grants it the clinical prefix by name (`--write 'ehr:*'`), as a role is
+clinical when marked so (jarvis/security/apikeys.py).
 """
 
 from __future__ import annotations
@@ -158,17 +161,21 @@ def check_patterns(patterns: Iterable[str]) -> tuple[str, ...]:
 class WriteScope:
     """The object ids a grant lets its node write, checked with one or two C-level calls per id."""
 
-    __slots__ = ("patterns", "_all", "_prefixes", "_exact", "_text")
+    __slots__ = ("patterns", "_all", "_prefixes", "_exact", "_text", "_clinical", "_nul_clinical")
 
-    def __init__(self, patterns: Sequence[str]) -> None:
+    def __init__(self, patterns: Sequence[str], clinical: Iterable[str] = ()) -> None:
         self.patterns = tuple(patterns)
+        # Id prefixes ("ehr:") `*` stops short of, like the reserved one.
+        self._clinical = tuple(sorted(f"{p}:" for p in clinical))
+        self._nul_clinical = tuple("\0" + c for c in self._clinical)
         self._all = "*" in self.patterns
         self._prefixes = tuple(p[:-1] for p in self.patterns if p.endswith(":*"))
         self._exact = frozenset(p for p in self.patterns if p != "*" and not p.endswith(":*"))
         self._text = ", ".join(self.patterns)
 
     def allows(self, object_id: str) -> bool:
-        if object_id.startswith(RESERVED_PREFIX):  # `*` stops short of roles and API keys
+        if object_id.startswith(RESERVED_PREFIX) or (self._clinical and object_id.startswith(self._clinical)):
+            # `*` stops short of roles and API keys, and of patient records
             return object_id.startswith(self._prefixes) or object_id in self._exact
         return self._all or object_id.startswith(self._prefixes) or object_id in self._exact
 
@@ -181,7 +188,9 @@ class WriteScope:
         prefix grants, str.startswith mapped over the ids."""
         if self._all:
             blob = "\0".join(object_ids)
-            if not (blob.startswith(RESERVED_PREFIX) or _NUL_RESERVED in blob):
+            if not (blob.startswith(RESERVED_PREFIX) or _NUL_RESERVED in blob) and not (
+                self._clinical and (blob.startswith(self._clinical) or any(c in blob for c in self._nul_clinical))
+            ):
                 return []
         elif self._prefixes and all(map(str.startswith, object_ids, repeat(self._prefixes))):
             return []
@@ -189,7 +198,11 @@ class WriteScope:
         return [i for i, o in enumerate(object_ids) if not allows(o)]
 
     def denial(self, node_id: str, object_id: str) -> str:
-        return f"node {node_id} may not write {object_id[:120]} (grants: {self._text})"
+        why = f"node {node_id} may not write {object_id[:120]} (grants: {self._text})"
+        if self._clinical and object_id.startswith(self._clinical):
+            prefix = object_id.partition(":")[0]
+            why += f": {prefix}: objects are clinical: the node needs an admin grant naming {prefix}:*"
+        return why
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,17 +251,18 @@ class _KeyHistory:
             return None, -FOREVER_MS, until
         return self.winners[i], self.effects[i], until
 
-    def scope(self, patterns: tuple[str, ...]) -> WriteScope:
+    def scope(self, patterns: tuple[str, ...], clinical: tuple[str, ...]) -> WriteScope:
         s = self.scopes.get(patterns)
         if s is None:
-            s = self.scopes[patterns] = WriteScope(patterns)
+            s = self.scopes[patterns] = WriteScope(patterns, clinical)
         return s
 
 
 class TrustView:
     """Every valid trust record this process has read, and what they say at any time."""
 
-    def __init__(self, admin_keys: Iterable[Ed25519PublicKey | str]) -> None:
+    def __init__(self, admin_keys: Iterable[Ed25519PublicKey | str], clinical: Iterable[str] = ()) -> None:
+        self.clinical = tuple(sorted(clinical))  # prefixes `*` does not reach (pipelines' `clinical: true`)
         self.admins: dict[str, Ed25519PublicKey] = {}
         for k in admin_keys:
             pub = public_from(k)
@@ -353,7 +367,7 @@ class TrustView:
         if rec.regions and region not in rec.regions:
             why = f"key {key_id} of node {node_id} is not trusted in {region} (only in {', '.join(rec.regions)})"
             return KeyVerdict(None, None, why, node_id), since, until
-        return KeyVerdict(hist.public, hist.scope(rec.write), None, node_id), since, until
+        return KeyVerdict(hist.public, hist.scope(rec.write, self.clinical), None, node_id), since, until
 
     def op(self, region: str, node_id: str, key_id: str, object_id: str, at_ms: int) -> str | None:
         """Why an operation on `object_id` signed with the key at `at_ms` is not trusted (None: it is)."""

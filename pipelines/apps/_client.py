@@ -22,6 +22,36 @@ def client(region: str, node_id: str, *, track_verdicts: bool = False, **kwargs:
 
 
 FACTORY_PREFIXES = ["production:*", "quality:*", "sensor:*", "equipment:*"]
+CLINICAL_PREFIXES = ["ehr:*", "medical:*"]  # pipelines/default.yaml marks them `clinical: true`
+
+
+def local_api_key(role: str, name: str, read: list[str], write: list[str], *, clinical: bool = False) -> str:
+    """An API key of `role` (made or replaced with these grants) in this host's auth store, which
+    the local stack's query API and ingest gateway read beside the replicated roles. A deployment
+    uses `jarvis auth role set` and `jarvis auth key create` instead."""
+    # Lazy: only the apps that read with a role of their own need the local auth store.
+    import secrets
+
+    from jarvis.config import settings
+    from jarvis.security.key_store import FileAuthStore
+
+    store = FileAuthStore(settings().home)
+    store.set_role(role, read, write, tasks=False, admin=False, clinical=clinical)
+    key, _ = store.create_key(role, f"{name}-{secrets.token_hex(3)}")
+    return key
+
+
+def clinical_key(name: str) -> str:
+    """A key of the `clinician` role: clinical, reads and writes the patient records."""
+    return local_api_key("clinician", name, CLINICAL_PREFIXES, CLINICAL_PREFIXES, clinical=True)
+
+
+def clinical_client(region: str, node_id: str, **kwargs: Any) -> Client:
+    """A provider system's client: it reads with a clinical key and its node key is granted the
+    clinical prefixes by name (`*` does not reach them)."""
+    kwargs.setdefault("api_key", clinical_key(node_id))
+    kwargs.setdefault("dev_trust", ("*", *CLINICAL_PREFIXES))
+    return client(region, node_id, **kwargs)
 
 
 def mqtt_device(region: str, device: str) -> tuple[str, int, str, str]:

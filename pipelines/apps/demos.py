@@ -14,7 +14,8 @@ from rich.console import Console
 from rich.table import Table
 
 from pipelines.apps import CASES
-from pipelines.apps._client import client, mqtt_device
+from pipelines.apps._client import client, clinical_client, local_api_key, mqtt_device
+from pipelines.apps._common import AppError
 from pipelines.apps.cms import Editor
 from pipelines.apps.ehr import EHR
 from pipelines.apps.eventsourcing import EventStore
@@ -182,20 +183,27 @@ def cms(console: Console) -> bool:
 
 def ehr(console: Console) -> bool:
     patient = f"pt-{uuid.uuid4().hex[:6]}"
-    providers = {"eu": EHR(client("eu", "demo-clinic-eu")), "us": EHR(client("us", "demo-clinic-us"))}
+    providers = {r: EHR(clinical_client(r, f"demo-clinic-{r}")) for r in REGIONS}
     _both(lambda r: providers[r].update_patient_record(patient, {
         "eu": {"name": "Ada Lovelace", "allergies": ["penicillin"], "ward": "3B"},
         "us": {"diagnosis": "arrhythmia", "medications": ["bisoprolol"], "status": "admitted"},
     }[r], f"dr-{r}"))  # fmt: skip
     fields = {"name", "allergies", "ward", "diagnosis", "medications", "status"}
     waited = _wait(lambda: all(set(providers[r].read_patient_record(patient)) == fields for r in REGIONS))
-    clinical = EHR(providers["us"].client, clinical=True).read_patient_record(patient)
-    other = providers["eu"].read_patient_record(patient)
+    clinical = providers["us"].read_patient_record(patient)
+    other = providers["eu"].read_patient_record(patient, phi=False)
+    # A key whose role reads everything but is not clinical: refused, with the reason.
+    reader = EHR(client("eu", "demo-ehr-reader", api_key=local_api_key("demo-reader", "demo", ["*"], [])))
+    try:
+        reader.read_patient_record(patient)
+        refused = "[red]it was served the record[/]"
+    except AppError as e:
+        refused = f"[green]refused[/]: {e}"
     raw = json.dumps(providers["eu"].client.read(f"ehr:{patient}"))
     table = Table(
         title=f"ehr:{patient}: fields from dr-eu and dr-us (merged in {waited or float('nan'):.1f} s)"
     )
-    for col in ("field", "written by", "clinical reader (us)", "other reader (eu)"):
+    for col in ("field", "written by", "clinical reader (us)", "without the data key (eu)"):
         table.add_column(col)
     by = providers["eu"].providers(patient)
     for f in sorted(fields):
@@ -204,7 +212,8 @@ def ehr(console: Console) -> bool:
     plain = [w for w in ("Ada Lovelace", "arrhythmia", "penicillin") if w in raw]
     console.print(f"PHI in the query API's answer: {'[red]' + ', '.join(plain) + '[/]' if plain else '[green]none[/]'}; "
                   f"audit trail entries: {len(providers['us'].audit_trail(patient))}")  # fmt: skip
-    return waited is not None and not plain
+    console.print(f"a non-clinical key reading '*': {refused}")
+    return waited is not None and not plain and refused.startswith("[green]")
 
 
 def factory(console: Console) -> bool:

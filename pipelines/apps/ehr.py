@@ -1,5 +1,5 @@
 """Distributed EHR: providers in any region update a patient's record field by field; PHI is
-sealed before it leaves the provider's process and readable only with the clinical data key.
+sealed before it leaves the provider's process; records are readable only by a clinical role.
 
 CRDTs (pipeline `healthcare`):
   ehr:<patient>       map of LWW registers  one register per field, so two providers updating
@@ -14,7 +14,15 @@ data binding it to the object and field: `ehr:v1:<base64 nonce||ciphertext>`. Th
 `encrypt:` binds a ciphertext to its operation id, which the live state does not keep, so a
 record read back from the query API could not be opened; sealing in the app keeps the live value
 openable by a clinical reader while the verifier, MirrorMaker, Kafka, the archive and the query API
-only ever hold ciphertext. The clinical role is holding that key: `EHR(..., clinical=True)`.
+only ever hold ciphertext.
+
+Who reads. Both prefixes are `clinical: true` in the pipeline definition: the query API serves them
+only to a key whose role is clinical and grants them (`jarvis auth role set clinician --clinical
+--read 'ehr:*' ...`; admin and `*` alone get 403), and writes every such read to the access audit.
+The verifier takes their operations only from a node key granted them by name. So reading a record
+takes the clinical role's key (the client's api_key, pipelines/apps/_client.py clinical_client) and
+opening its PHI the data key as well: the role decides who may see the record, the key keeps the
+PHI sealed everywhere in between.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from __future__ import annotations
 import base64
 import os
 import time
+import urllib.error
 from typing import Any
 
 import orjson
@@ -71,16 +80,13 @@ def unseal(key: bytes, object_id: str, field: str, token: str) -> Any:
 class EHR:
     """One provider system's (or reader's) view of the records in its region."""
 
-    def __init__(self, client: Client, *, clinical: bool = False, keyring: DataKeyring | None = None) -> None:
-        self.client = client
-        self.clinical = clinical
+    def __init__(self, client: Client, *, keyring: DataKeyring | None = None) -> None:
+        self.client = client  # its api_key is the reader's: a clinical role's, or every read is refused
         self._keyring = keyring or client.keyring
 
     def _key(self, create: bool = True) -> bytes:
-        try:
+        try:  # creation is atomic (DataKeyring): concurrent first writers get the same key
             return self._keyring.key(PIPELINE, create=create)[1]
-        except FileExistsError:  # another writer created it between our check and our create
-            return self._keyring.key(PIPELINE, create=False)[1]
         except DecryptionError as e:
             raise AppError(f"this reader holds no clinical data key: {e}") from None
 
@@ -107,26 +113,40 @@ class EHR:
         self.client.flush()
         return sorted(updates)
 
-    def read_patient_record(self, patient_id: str) -> dict[str, Any]:
-        """The record as this reader may see it: PHI opened for a clinical reader, else `<sealed>`."""
-        oid = record_id(name("patient_id", patient_id))
-        view = read_value(self.client, oid)
-        entries = {} if view is None else view["entries"]
-        return {f: self._open(oid, f, e["v"]) for f, e in sorted(entries.items())}
+    def _read(self, object_id: str, default: Any = None) -> Any:
+        try:
+            return read_value(self.client, object_id, default)
+        except urllib.error.HTTPError as e:
+            if e.code != 403:
+                raise
+            raise AppError(f"{object_id} not readable with this key: {_reason(e)}") from None
 
-    def _open(self, oid: str, field: str, stored: Any) -> Any:
+    def read_patient_record(self, patient_id: str, *, phi: bool = True) -> dict[str, Any]:
+        """The record: PHI opened with the data key (`phi=False`: shown as `<sealed>`, no key used).
+        AppError if the client's key is not a clinical role's or this reader holds no data key."""
+        oid = record_id(name("patient_id", patient_id))
+        view = self._read(oid)
+        entries = {} if view is None else view["entries"]
+        return {f: self._open(oid, f, e["v"], phi) for f, e in sorted(entries.items())}
+
+    def _open(self, oid: str, field: str, stored: Any, phi: bool) -> Any:
         if field not in PHI_FIELDS:
             return stored
-        if not self.clinical:
+        if not phi:
             return HIDDEN
         return unseal(self._key(create=False), oid, field, stored)
 
     def providers(self, patient_id: str) -> dict[str, str]:
         """Which provider wrote each field's current value."""
-        view = read_value(self.client, record_id(name("patient_id", patient_id)))
+        view = self._read(record_id(name("patient_id", patient_id)))
         return {} if view is None else {f: e["by"] for f, e in view["entries"].items()}
 
     def audit_trail(self, patient_id: str) -> list[dict[str, Any]]:
-        return sorted(
-            read_value(self.client, audit_id(name("patient_id", patient_id)), []), key=lambda a: a["ts"]
-        )
+        return sorted(self._read(audit_id(name("patient_id", patient_id)), []), key=lambda a: a["ts"])
+
+
+def _reason(e: urllib.error.HTTPError) -> str:
+    try:
+        return str(orjson.loads(e.read()).get("error"))
+    except (orjson.JSONDecodeError, AttributeError, OSError):
+        return f"HTTP {e.code}"

@@ -115,6 +115,26 @@ def test_a_star_reader_does_not_read_the_auth_objects(world) -> None:
     assert curl(eu + "/v1/digest", key)[0] == 200  # read on '*' may see the digest
 
 
+def test_a_clinical_role_set_in_eu_reads_patient_records_in_us_and_star_or_admin_do_not(world) -> None:
+    """The clinical flag travels with the role (replicated); ehr: is clinical in the pipelines."""
+    ok(jarvis("auth", "role", "set", f"clin-{UID}", "--clinical", "--read", "ehr:*", "--write", "ehr:*"))
+    ok(jarvis("auth", "role", "set", f"star-{UID}", "--read", "*", "--write", "*"))
+    clin, _ = new_key(f"clin-{UID}", f"clin-{UID}")
+    star, _ = new_key(f"star-{UID}", f"star-{UID}")
+    roles = {r["name"]: r for r in json.loads(ok(jarvis("auth", "role", "list", "--json")))}
+    assert roles[f"clin-{UID}"]["clinical"] is True and roles[f"star-{UID}"]["clinical"] is False
+    us, absent = world["q"]["us"], f"ehr:{UID}-nobody"
+    assert wait_until(lambda: curl(us + q(absent), clin)[0] == 404, PROPAGATION_S)  # read, and not there
+    for key in (star, world["admin"]):
+        status, body, _ = curl(us + q(absent), key)
+        assert status == 403 and "a clinical role" in body["error"], body  # and not whether it exists
+        assert curl(us + f"/v1/objects?prefix=ehr:{UID}", key)[0] == 403
+    op = {"object_id": f"ehr:{UID}-x", "kind": "update",
+          "args": {"key": "ward", "type": "register", "kind": "write", "args": {"value": "3B"}}}  # fmt: skip
+    status, body, _ = curl(world["ingest"] + "/v1/ops", star, method="POST", body=json.dumps(op).encode())
+    assert status == 403 and "a clinical role" in body["results"][0]["reasons"][0], body
+
+
 def test_a_read_only_key_posting_to_ingest_gets_403_and_nothing_written(world) -> None:
     op = {"object_id": f"inventory:{UID}-a", "kind": "increment", "args": {"n": 1}}
     status, body, _ = curl(world["ingest"] + "/v1/ops", world["reader"], method="POST", body=json.dumps(op).encode())

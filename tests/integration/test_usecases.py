@@ -16,10 +16,12 @@ from typing import Any
 
 import pytest
 
+from connectors.api_client import api_key, get_json
 from connectors.kafka_io import tail_consumer
+from connectors.sdk import RejectedError
 from jarvis import topics
 from jarvis.security.crypto import DataKeyring
-from pipelines.apps._client import client, mqtt_device
+from pipelines.apps._client import client, clinical_client, clinical_key, local_api_key, mqtt_device
 from pipelines.apps._common import AppError
 from pipelines.apps.cms import Editor
 from pipelines.apps.ehr import EHR, HIDDEN, record_id
@@ -29,7 +31,7 @@ from pipelines.apps.inventory import Store, reservations_id, stock_id
 from pipelines.apps.mesh import Mesh
 from pipelines.apps.ratelimit import RateLimiter, counter_id
 from pipelines.apps.trading import RiskWatcher, TradingDesk, position_id, risk_id, trades_id
-from tests.integration.pipeline_helpers import read_value, wait_until
+from tests.integration.pipeline_helpers import object_url, read_value, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -168,7 +170,9 @@ def test_inventory_is_never_oversold_under_concurrent_reservations_from_both_reg
 
 WRITER = """
 import sys
-from pipelines.apps._client import client, mqtt_device
+from connectors.api_client import api_key, get_json
+from connectors.sdk import RejectedError
+from pipelines.apps._client import client, clinical_client, clinical_key, local_api_key, mqtt_device
 from pipelines.apps.eventsourcing import EventStore
 es = EventStore(client("eu", "es-killed-writer"), sync=True)
 for i in range(100000):
@@ -329,34 +333,81 @@ def test_a_patient_record_merges_two_providers_fields_and_phi_is_never_plaintext
     stack: Any, tmp_path: Any
 ) -> None:
     patient = f"pt-{uuid.uuid4().hex[:8]}"
+    oid = record_id(patient)
     wire = {  # each region's own verified operations and the other region's, as mirrored into it
         (r, t): tail_consumer(stack.settings.bootstrap(r), t)
         for r in REGIONS
         for t in (topics.OPS, *(f"{o}.{topics.OPS}" for o in REGIONS if o != r))
     }
-    ehrs = {r: EHR(client(r, f"clinic-{r}")) for r in REGIONS}
+    audit = {r: tail_consumer(stack.settings.bootstrap(r), topics.AUDIT) for r in REGIONS}
+    ehrs = {r: EHR(clinical_client(r, f"clinic-{r}")) for r in REGIONS}
+    clinical = clinical_key("ehr-test-reader")
     updates = {
         "eu": {"name": "Ada Lovelace", "allergies": ["penicillin"], "ward": "3B"},
         "us": {"diagnosis": "arrhythmia-x", "ward": "4C", "status": "admitted"},
     }
     both(lambda r: ehrs[r].update_patient_record(patient, updates[r], f"dr-{r}"))
     fields = {"name", "allergies", "ward", "diagnosis", "status"}
-    assert wait_until(lambda: all(set((val(stack, r, record_id(patient)) or {"entries": {}})["entries"]) == fields
-                                  for r in REGIONS), 30)  # fmt: skip
+
+    def served(r: str) -> Any:  # the query API's answer to a clinical key, as it is on the wire
+        return read_value(stack.settings.region_config(r).query_url, oid, key=clinical)
+
+    assert wait_until(lambda: all(set((served(r) or {"entries": {}})["entries"]) == fields for r in REGIONS), 30)
     # The same field written by both: one value, the same in both regions (the later write wins).
     assert wait_until(lambda: ehrs["eu"].providers(patient) == ehrs["us"].providers(patient), 30)
     ward = ehrs["eu"].read_patient_record(patient)["ward"]
     assert ward in ("3B", "4C")
     secrets_ = [b"Ada Lovelace", b"penicillin", b"arrhythmia-x"]
     for r in REGIONS:
-        clinical = EHR(ehrs[r].client, clinical=True).read_patient_record(patient)
-        assert clinical == {"name": "Ada Lovelace", "allergies": ["penicillin"], "ward": ward,
-                            "diagnosis": "arrhythmia-x", "status": "admitted"}  # fmt: skip
-        assert ehrs[r].read_patient_record(patient)["diagnosis"] == HIDDEN
-        served = json.dumps(val(stack, r, record_id(patient))).encode()
-        assert not [s for s in secrets_ if s in served], "the query API holds PHI in plaintext"
+        # A clinical key reads the record; the data key opens its PHI.
+        assert ehrs[r].read_patient_record(patient) == {"name": "Ada Lovelace", "allergies": ["penicillin"],
+                                                        "ward": ward, "diagnosis": "arrhythmia-x", "status": "admitted"}  # fmt: skip
+        assert ehrs[r].read_patient_record(patient, phi=False)["diagnosis"] == HIDDEN
+        raw = json.dumps(served(r)).encode()
+        assert not [s for s in secrets_ if s in raw], "the query API holds PHI in plaintext"
     with pytest.raises(AppError, match="no clinical data key"):
-        EHR(ehrs["eu"].client, clinical=True, keyring=DataKeyring(tmp_path)).read_patient_record(patient)
+        EHR(ehrs["eu"].client, keyring=DataKeyring(tmp_path)).read_patient_record(patient)
+
+    # Not clinical: a role granting '*', one granting ehr:* itself, and the admin key all get 403
+    # with the reason, the same for a patient that does not exist (nothing leaks by the answer).
+    star = local_api_key("ehr-test-star", "star", ["*"], ["*"])
+    prefix = local_api_key("ehr-test-prefix", "prefix", ["ehr:*", "patient:*"], [])
+    query = stack.settings.region_config("eu").query_url
+    for key in (star, prefix, api_key(stack.settings)):
+        for target in (oid, record_id(f"{patient}-never")):
+            status, body = get_json(object_url(query, target), key=key)
+            assert status == 403 and "a clinical role" in body["error"], (status, body)
+        with pytest.raises(AppError, match="a clinical role"):
+            EHR(client("eu", "ehr-test-outsider", api_key=key)).read_patient_record(patient)
+    status, body = get_json(f"{query}/v1/objects?prefix=ehr:", key=star)
+    assert status == 403 and "a clinical role" in body["error"]
+    status, body = get_json(f"{query}/v1/objects?prefix=", key=star)
+    assert status == 200 and not [o for o in body["objects"] if o["object_id"].startswith(("ehr:", "medical:"))]
+
+    # Every granted read of the record is in the access audit of the region that served it.
+    def audited(r: str) -> bool:
+        msg = audit[r].poll(0.5)
+        while msg is not None:
+            if msg.error() is None:
+                e = json.loads(msg.value())
+                if e.get("kind") == "read" and oid in e.get("objects", []) and e.get("status") == 200:
+                    reads[r].append(e)
+            msg = audit[r].poll(0.1)
+        return bool(reads[r])
+
+    reads: dict[str, list[dict[str, Any]]] = {r: [] for r in REGIONS}
+    assert wait_until(lambda: all(audited(r) for r in REGIONS), 30), reads
+    assert all(e["principal"] and e["key_id"] and e["service"] == "query" for r in REGIONS for e in reads[r])
+    for c in audit.values():
+        c.close()
+
+    # Writes: the verifier takes clinical objects only from a node granted them by name, not by `*`.
+    outsider = client("eu", f"ehr-test-star-node-{patient}", track_verdicts=True)
+    outsider.map(oid).update("ward", "register", "write", {"value": {"v": "9Z", "by": "intruder"}})
+    with pytest.raises(RejectedError, match="clinical"):
+        outsider.flush(wait=True)
+    outsider.close()
+
     # On the wire: every record of jarvis.ops in both regions (local and mirrored) since the writes.
     # Each provider's operations are on its region's jarvis.ops and mirrored into the other's: at
     # least one batch per topic (the SDK may put a provider's two operations in one batch or two).
@@ -372,6 +423,7 @@ def test_a_patient_record_merges_two_providers_fields_and_phi_is_never_plaintext
                 break  # this provider's batch, seen in this region, sealed
         consumer.close()
         assert seen >= 1, f"{r}: none of the patient's batches seen on {topic}"
+    assert ehrs["eu"].providers(patient)["ward"] != "intruder"
 
 
 def test_two_editors_text_converges_with_presence_and_comments_shown_in_both_regions(stack: Any) -> None:

@@ -459,16 +459,16 @@ def test_a_record_merges_fields_from_two_providers_and_phi_never_leaves_in_plain
     b.update_patient_record("p1", {"diagnosis": "arrhythmia", "ward": "4C"}, "dr-b")
     stored = json.dumps(c.values)
     assert "Ada Lovelace" not in stored and "arrhythmia" not in stored and "4C" in stored
-    assert EHR(c, clinical=True, keyring=keys).read_patient_record("p1") == {
+    assert EHR(c, keyring=keys).read_patient_record("p1") == {
         "diagnosis": "arrhythmia", "name": "Ada Lovelace", "ward": "4C",
     }  # fmt: skip
-    assert EHR(c, keyring=keys).read_patient_record("p1") == {
+    assert EHR(c, keyring=keys).read_patient_record("p1", phi=False) == {
         "diagnosis": HIDDEN,
         "name": HIDDEN,
         "ward": "4C",
     }
     with pytest.raises(AppError, match="no clinical data key"):
-        EHR(c, clinical=True, keyring=DataKeyring(tmp_path / "elsewhere")).read_patient_record("p1")
+        EHR(c, keyring=DataKeyring(tmp_path / "elsewhere")).read_patient_record("p1")
     assert a.providers("p1") == {"name": "dr-a", "diagnosis": "dr-b", "ward": "dr-b"}
     assert [x["fields"] for x in a.audit_trail("p1")] == [["name", "ward"], ["diagnosis", "ward"]]
 
