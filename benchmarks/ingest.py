@@ -25,6 +25,7 @@ import uuid
 import aiohttp
 import paho.mqtt.client as mqtt
 
+from benchmarks.stack_check import require_stack
 from connectors import api_client, http_tls
 from connectors.sdk import Client
 from jarvis.config import settings
@@ -154,6 +155,7 @@ def main() -> None:
     m = args.m or (10_000 if args.quick else 50_000)
     rounds = 1 if args.quick else args.rounds
     s = settings()
+    require_stack(s)
     key, record = FileAuthStore(s.home).create_key("admin", f"bench-{uuid.uuid4().hex[:6]}")
     url = s.http_url(web_port(s, "ingest", REGION))
     port = s.region_config(REGION).mqtt_port

@@ -78,6 +78,11 @@ def wait_for_previous_exit(data: Path, timeout: float = 60.0) -> None:
     raise StackError(f"PostgreSQL (pid in {lock}) is still shutting down after {timeout:.0f} s")
 
 
+# SIGINT is PostgreSQL's "fast" shutdown; SIGTERM ("smart") waits for every client to leave, and
+# a `stack up` right after `down` then finds the old postmaster still holding its lock file.
+STOP_SIGNAL = signal.SIGINT
+
+
 def postgres_proc(settings: Settings) -> Proc:
     base = settings.home / "postgres"
     argv = _as_owner([
@@ -86,8 +91,7 @@ def postgres_proc(settings: Settings) -> Proc:
         "-c", "shared_buffers=256MB", "-c", "max_connections=100", "-c", "fsync=on",
         "-c", "synchronous_commit=on", "-c", "max_wal_size=2GB",
     ])  # fmt: skip
-    # SIGINT is PostgreSQL's "fast" shutdown; SIGTERM would wait for every client to leave.
-    return Proc(name="postgres", run_dir=settings.home, argv=argv, stop_signal=signal.SIGINT)
+    return Proc(name="postgres", run_dir=settings.home, argv=argv, stop_signal=STOP_SIGNAL)
 
 
 def ensure_database(settings: Settings) -> None:

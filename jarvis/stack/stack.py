@@ -58,7 +58,7 @@ class Stack:
         return [Proc(name=mirrormaker.proc_name(t), run_dir=self.settings.home) for t in mirrormaker.targets(self.settings)]
 
     def postgres(self) -> Proc:
-        return Proc(name="postgres", run_dir=self.settings.home)
+        return Proc(name="postgres", run_dir=self.settings.home, stop_signal=postgres.STOP_SIGNAL)
 
     def redis(self) -> Proc:
         return Proc(name="redis", run_dir=self.settings.home)

@@ -164,3 +164,17 @@ def test_postgres_waits_while_a_previous_postmaster_of_its_data_dir_runs(tmp_pat
     t0 = time.monotonic()
     wait_for_previous_exit(tmp_path, timeout=10)
     assert time.monotonic() - t0 >= 0.5 and sleeper.poll() is not None
+
+
+def test_stack_down_stops_postgres_with_its_fast_shutdown(tmp_path) -> None:
+    """`down` builds its own Proc for PostgreSQL: with SIGTERM (smart shutdown) the postmaster
+    waited for its clients, and an `up` right after found its lock file."""
+    from jarvis.config import Settings
+    from jarvis.stack import postgres
+    from jarvis.stack.stack import Stack
+
+    stopper = Stack(Settings(home=tmp_path)).postgres()
+    assert stopper.stop_signal == signal.SIGINT
+    assert {p.stop_signal for p in Stack(Settings(home=tmp_path)).all_procs() if p.name == "postgres"} == {
+        postgres.STOP_SIGNAL
+    }
