@@ -12,6 +12,7 @@ import secrets
 import socket
 import subprocess
 import time
+import urllib.parse
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -66,12 +67,12 @@ class S3Server:
     def curl(self, method: str, path: str, *, data: Path | None = None, signed: bool = True,
              admin: bool = False, out: Path | None = None) -> tuple[int, bytes]:  # fmt: skip
         """One request by curl (not boto3), signed with curl's own SigV4: its status and body."""
-        cmd = ["curl", "-sS", "-X", method, "-o", str(out or "-"), "-w", "\n%{http_code}"]
+        cmd = ["curl", "-sS", "-o", str(out or "-"), "-w", "\n%{http_code}"]
+        # An upload by -T is a real PUT: curl 7.88 signs --data-binary with -X PUT as a POST body.
+        cmd += ["-T", str(data)] if data is not None else ["-X", method]
         if signed:
             user = f"{self.admin_key}:{self.admin_secret}" if admin else f"{self.access_key}:{self.secret_key}"
             cmd += ["--aws-sigv4", f"aws:amz:{REGION}:s3", "--user", user]
-        if data is not None:
-            cmd += ["--data-binary", f"@{data}", "-H", "Content-Type: application/octet-stream"]
         r = subprocess.run([*cmd, f"{self.endpoint}{path}"], capture_output=True, timeout=60)
         assert r.returncode == 0, r.stderr.decode()
         body, _, code = r.stdout.rpartition(b"\n")
@@ -79,7 +80,8 @@ class S3Server:
 
     def keys(self, bucket: str, prefix: str) -> dict[str, int]:
         """The bucket's objects under prefix, as S3's ListObjectsV2 tells curl: key -> size."""
-        code, body = self.curl("GET", f"/{bucket}?list-type=2&prefix={prefix}")
+        # Percent-encoded: curl signs the query as sent, and SigV4 canonicalises "/" as %2F.
+        code, body = self.curl("GET", f"/{bucket}?list-type=2&prefix={urllib.parse.quote(prefix, safe='')}")
         assert code == 200, body
         root = ET.fromstring(body)
         return {
@@ -142,7 +144,7 @@ def s3(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory)
     proc = subprocess.Popen(
         [str(weed), "server", f"-dir={home / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
          f"-master.port={master}", f"-master.port.grpc={master_grpc}", "-master.volumeSizeLimitMB=64",
-         f"-volume.port={volume}", f"-volume.port.grpc={volume_grpc}", "-volume.max=8",
+         f"-volume.port={volume}", f"-volume.port.grpc={volume_grpc}", "-volume.max=64",
          "-volume.preStopSeconds=0",
          "-filer", f"-filer.port={filer}", f"-filer.port.grpc={filer_grpc}",
          f"-filer.localSocket={home / 'filer.sock'}",
