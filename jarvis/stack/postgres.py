@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from jarvis.config import Settings
@@ -40,8 +41,27 @@ def _chown(path: Path) -> None:
         shutil.chown(path, "postgres", "postgres")
 
 
+def _mode(d: Path) -> int | None:
+    return d.stat().st_mode if d.exists() else None
+
+
+def closed_parent(path: Path, mode: Callable[[Path], int | None] = _mode) -> Path | None:
+    """The first directory above `path` that another user cannot pass through (no o+x), if any."""
+    for d in reversed(path.parents):
+        m = mode(d)
+        if m is not None and not m & 0o001:
+            return d
+    return None
+
+
 def prepare(settings: Settings) -> Path:
     base = settings.home / "postgres"
+    if os.geteuid() == 0 and (closed := closed_parent(base.resolve())) is not None:
+        # Said here because initdb's own "Permission denied" names the data directory, not the cause.
+        raise StackError(
+            f"PostgreSQL runs as user postgres, which cannot enter {closed} (mode "
+            f"{closed.stat().st_mode & 0o777:o}): put JARVIS_HOME under a directory others may pass through"
+        )
     data = base / "data"
     sock = base / "run"
     for d in (base, sock):

@@ -14,8 +14,10 @@ import dataclasses
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
+import tempfile
 import urllib.parse
 import uuid
 from pathlib import Path
@@ -68,8 +70,10 @@ def settings_of(env: dict[str, str]) -> Settings:
 
 
 @pytest.fixture(scope="module")
-def stack_home(tmp_path_factory):
-    home = tmp_path_factory.mktemp("region-join")
+def stack_home():
+    # Not under pytest's 0700 basetemp: PostgreSQL runs as user postgres, which must enter the home.
+    home = Path(tempfile.mkdtemp(prefix="jarvis-region-join-"))
+    home.chmod(0o755)
     key = new_key()
     env2, env3 = env_of(home, "eu,us", key), env_of(home, "eu,us,ap", key)
     up = jarvis("stack", "up", env=env2)
@@ -78,6 +82,7 @@ def stack_home(tmp_path_factory):
         yield home, env2, env3
     finally:
         jarvis("stack", "down", env=env3, timeout=300)  # ap's parts too, if it joined
+        shutil.rmtree(home, ignore_errors=True)
 
 
 class Writer:
