@@ -10,19 +10,26 @@ its verdict read), so the app layer's own cost is the difference.
   process_iot_data           vs  its 4 MQTT messages published raw (paho, QoS 1, until PUBACK)
   check_rate_limit           vs  counter.increment with a flush every 20 ms (it also reads the
                                  other gateway's counter every 50 ms)
-Run `jarvis stack up` first. `--quick` for a small run.
+Each case runs app and raw rounds alternately (app, raw, app, raw, ...) and reports the median of
+each, so a noisy neighbour weighs on both sides alike; before each case the region's fold is let
+catch up with what the earlier ones wrote (a decided decrement on every partition), and the time it
+took is printed.
+Run `jarvis stack up` first. `--quick` for a small run, `--rounds N` for more rounds.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from benchmarks.stack_check import require_stack
 from jarvis.config import settings
+from jarvis.partitioning import partition_for
 from pipelines.apps._client import client, mqtt_device
 from pipelines.apps.eventsourcing import EventStore, events_id
 from pipelines.apps.factory import Factory, messages
@@ -34,18 +41,60 @@ from pipelines.apps.trading import TradingDesk, orderbook_id, position_id, trade
 REGION = "eu"
 
 
-def rate(n: int, body: Callable[[int], object], done: Callable[[], object]) -> float:
+Body = Callable[[int], object]
+Done = Callable[[], object]
+
+
+@dataclass(frozen=True)
+class Case:
+    """One headline operation and the raw operations it rests on, each with what ends a round."""
+
+    n: int
+    app: Body
+    app_done: Done
+    raw: Body
+    raw_done: Done
+    close: Done = lambda: None
+
+    def run(self, rounds: int) -> tuple[float, float]:
+        apps, raws = [], []
+        for r in range(rounds):
+            apps.append(rate(self.n, self.app, self.app_done, r * self.n))
+            raws.append(rate(self.n, self.raw, self.raw_done, r * self.n))
+        self.close()
+        return statistics.median(apps), statistics.median(raws)
+
+
+def rate(n: int, body: Body, done: Done, start: int = 0) -> float:
     t0 = time.perf_counter()
-    for i in range(n):
+    for i in range(start, start + n):
         body(i)
     done()
     return n / (time.perf_counter() - t0)
 
 
-def trading(n: int, run: str) -> tuple[float, float]:
+def settle(run: str) -> float:
+    """Seconds until the fold has decided a decrement sent now on every ingress partition: it has
+    folded everything written before."""
+    c = client(REGION, "bench-settle", track_verdicts=True)
+    n = c.partitions
+    ids: dict[int, str] = {}
+    k = 0
+    while len(ids) < n:
+        ids.setdefault(partition_for(f"stock:settle-{run}-{k}", n), f"stock:settle-{run}-{k}")
+        k += 1
+    t0 = time.perf_counter()
+    for oid in ids.values():
+        c.bcounter(oid).increment(1)
+        c.bcounter(oid).decrement(1)
+    c.verdicts(600)
+    c.close()
+    return time.perf_counter() - t0
+
+
+def trading(n: int, run: str) -> Case:
     c = client(REGION, "bench-trader")
     desk = TradingDesk(c, f"bench-{run}")
-    app = rate(n, lambda i: desk.execute_trade("ACME", 1 + i % 9, 100.0 + i % 3), c.flush)
     acct = f"raw-{run}"
     pos, rec, book = (
         c.counter(position_id(acct, "ACME")),
@@ -66,13 +115,12 @@ def trading(n: int, run: str) -> tuple[float, float]:
         )
         book.append_data_point(time.time(), 100.0 + i % 3, {"qty": 1 + i % 9})
 
-    return app, rate(n, raw, c.flush)
+    return Case(n, lambda i: desk.execute_trade("ACME", 1 + i % 9, 100.0 + i % 3), c.flush, raw, c.flush)
 
 
-def events(n: int, run: str, sync: bool) -> tuple[float, float]:
+def events(n: int, run: str, sync: bool) -> Case:
     c = client(REGION, f"bench-es-{sync}")
     es = EventStore(c, sync=sync)
-    app = rate(n, lambda i: es.append_event(f"agg-{run}-{sync}", "tick", {"i": i}), c.flush)
     s = c.gset(events_id(f"raw-{run}-{sync}"))
 
     def raw(i: int) -> None:
@@ -80,33 +128,42 @@ def events(n: int, run: str, sync: bool) -> tuple[float, float]:
         if sync:
             c.flush()
 
-    return app, rate(n, raw, c.flush)
+    return Case(n, lambda i: es.append_event(f"agg-{run}-{sync}", "tick", {"i": i}), c.flush, raw, c.flush)
 
 
-def inventory(n: int, run: str) -> tuple[float, float]:
+def inventory(n: int, run: str, rounds: int) -> Case:
     c = client(REGION, "bench-shop", track_verdicts=True)
     store = Store(c)
-    store.restock(f"app-{run}", n)
-    store.restock(f"raw-{run}", n)
-    app = rate(n, lambda i: store.reserve_inventory(f"app-{run}", 1, "c", "w"), c.flush)
+    store.restock(f"app-{run}", n * rounds)
+    store.restock(f"raw-{run}", n * rounds)
     h = c.bcounter(stock_id(f"raw-{run}"))
-    return app, rate(n, lambda i: h.decrement(1, wait=True), c.flush)
+    return Case(
+        n,
+        lambda i: store.reserve_inventory(f"app-{run}", 1, "c", "w"),
+        c.flush,
+        lambda i: h.decrement(1, wait=True),
+        c.flush,
+    )
 
 
-def mesh(n: int, run: str) -> tuple[float, float]:
+def mesh(n: int, run: str) -> Case:
     c = client(REGION, "bench-mesh")
     m = Mesh(c)
     m.register_service(f"svc-{run}", "http://svc", threshold=10**9)
     time.sleep(1.0)  # the registration must be readable before failures can be reported
-    app = rate(n, lambda i: m.update_circuit_breaker(f"svc-{run}", 1), c.flush)
     h = c.counter(breaker_id(f"raw-{run}", 0))
-    return app, rate(n, lambda i: (h.increment(1), c.flush()), c.flush)
+    return Case(
+        n,
+        lambda i: m.update_circuit_breaker(f"svc-{run}", 1),
+        c.flush,
+        lambda i: (h.increment(1), c.flush()),
+        c.flush,
+    )
 
 
-def ratelimit(n: int, run: str) -> tuple[float, float]:
+def ratelimit(n: int, run: str) -> Case:
     c = client(REGION, "bench-gw")
     gw = RateLimiter(c, "eu", ["eu", "us"], 10**9, 3600)
-    app = rate(n, lambda i: gw.check_rate_limit(f"cust-{run}", "orders"), gw.flush)
     h = c.counter(f"ratelimit:raw-{run}:orders:0:eu")
     last = [time.monotonic()]
 
@@ -116,10 +173,10 @@ def ratelimit(n: int, run: str) -> tuple[float, float]:
             c.flush()
             last[0] = time.monotonic()
 
-    return app, rate(n, raw, c.flush)
+    return Case(n, lambda i: gw.check_rate_limit(f"cust-{run}", "orders"), gw.flush, raw, c.flush, gw.close)
 
 
-def factory(n: int, run: str) -> tuple[float, float]:
+def factory(n: int, run: str) -> Case:
     creds = mqtt_device(REGION, f"bench-factory-{run}")
     f = Factory(*creds)
     report = {
@@ -129,7 +186,6 @@ def factory(n: int, run: str) -> tuple[float, float]:
         "status": "running",
         "readings": {"temp": 70.0},
     }
-    app = rate(n, lambda i: f.process_iot_data(f"dev-{i % 10}", {**report, "ts": 1.7e9 + i}), f.flush)
     raw = Factory(*creds)  # the same connection settings; publishing pre-built payloads directly
     msgs = [(t, json.dumps(p)) for t, p in messages("dev-raw", {**report, "line": f"raw-{run}"}, now=1.7e9)]
 
@@ -137,28 +193,44 @@ def factory(n: int, run: str) -> tuple[float, float]:
         for topic, payload in msgs:
             raw._infos.append(raw._mqtt.publish(topic, payload, qos=1))
 
-    out = app, rate(n, publish, raw.flush)
-    f.close()
-    raw.close()
-    return out
+    def close() -> None:
+        f.close()
+        raw.close()
+
+    return Case(
+        n,
+        lambda i: f.process_iot_data(f"dev-{i % 10}", {**report, "ts": 1.7e9 + i}),
+        f.flush,
+        publish,
+        raw.flush,
+        close,
+    )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--rounds", type=int, default=3, help="app and raw rounds per case, alternated")
     a = ap.parse_args()
     require_stack(settings())
-    big, small = (2_000, 100) if a.quick else (20_000, 500)
+    big, small = (2_000, 100) if a.quick else (10_000, 300)
     run = uuid.uuid4().hex[:6]
-    rows = [
-        ("execute_trade", "3 raw writes (counter, gset, timeseries)", *trading(big, run)),
-        ("append_event, batched", "gset.add", *events(big, run, False)),
-        ("append_event, sync", "gset.add + flush", *events(small, run, True)),
-        ("reserve_inventory", "bcounter.decrement(wait=True)", *inventory(small // 5, run)),
-        ("update_circuit_breaker", "counter.increment + flush", *mesh(small, run)),
-        ("process_iot_data", "4 raw MQTT publishes (QoS 1)", *factory(small * 4, run)),
-        ("check_rate_limit", "counter.increment, flush every 20 ms", *ratelimit(big, run)),
+    cases: list[tuple[str, str, Callable[[], Case]]] = [
+        ("execute_trade", "3 raw writes (counter, gset, timeseries)", lambda: trading(big, run)),
+        ("append_event, batched", "gset.add", lambda: events(big, run, False)),
+        ("append_event, sync", "gset.add + flush", lambda: events(small, run, True)),
+        ("reserve_inventory", "bcounter.decrement(wait=True)", lambda: inventory(small // 3, run, a.rounds)),
+        ("update_circuit_breaker", "counter.increment + flush", lambda: mesh(small, run)),
+        ("process_iot_data", "4 raw MQTT publishes (QoS 1)", lambda: factory(small * 4, run)),
+        ("check_rate_limit", "counter.increment, flush every 20 ms", lambda: ratelimit(big, run)),
     ]
+    rows = []
+    for op, raw_name, make in cases:
+        caught_up = settle(run)
+        rows.append((op, raw_name, *make().run(a.rounds)))
+        print(
+            f"  {op}: done (the fold caught up with the earlier cases in {caught_up:.1f} s first)", flush=True
+        )
     print(
         f"{'app operation':<24} {'app ops/s':>10}   {'raw SDK operation(s) it rests on':<42} {'raw ops/s':>10}  app/raw"
     )

@@ -176,6 +176,11 @@ class Client:
         )
         self._docs: dict[str, Text] = {}  # per text object: this client's replica (its edits' origin)
 
+    @property
+    def partitions(self) -> int:
+        """The ingress topic's partition count (an object's partition is `partition_for(id, this)`)."""
+        return self._partitions
+
     # -- object handles ---------------------------------------------------------------------------
     def counter(self, object_id: str) -> CounterHandle:
         return CounterHandle(self, object_id, self._type_of(object_id, "counter"))
@@ -313,6 +318,12 @@ class Client:
         """Flush, then what the verifier decided about every operation sent since the last call."""
         return self._judge(*self._take_sent(timeout), timeout=timeout)
 
+    def verdict_of(self, op_id: str, timeout: float = 30.0) -> Verdict:
+        """Flush, then wait for the verdict on one operation only: the batch holding it. What else
+        was sent stays for the next `verdicts()`, so a caller deciding one operation after another
+        (a reservation) never also waits on the verdicts of the writes made in between."""
+        return self._judge(*self._take_sent(timeout, only=op_id), timeout=timeout).of(op_id)
+
     def verdicts_async(self, timeout: float = 30.0) -> Future[VerdictReport]:
         """Flush now; a future of the verdicts on everything sent so far (resolved by a thread)."""
         sent, transitions, decisions = self._take_sent(timeout)
@@ -321,16 +332,28 @@ class Client:
         pool.shutdown(wait=False)
         return future
 
-    def _take_sent(self, timeout: float) -> tuple[list[SentBatch], dict[str, Transition], set[str]]:
+    def _take_sent(
+        self, timeout: float, only: str | None = None
+    ) -> tuple[list[SentBatch], dict[str, Transition], set[str]]:
+        """Flush and take what is waiting for a verdict: everything, or `only` the batch holding
+        that operation (the rest stays)."""
         if not self.track_verdicts:
             raise RuntimeError(
                 "verdicts need Client(track_verdicts=True): it remembers where each batch landed"
             )
         self.flush(timeout)
         with self._lock:
-            sent, self._sent = self._sent, []
-            transitions, self._transitions = self._transitions, {}
-            decisions, self._decisions = self._decisions, set()
+            if only is None:
+                sent, self._sent = self._sent, []
+                transitions, self._transitions = self._transitions, {}
+                decisions, self._decisions = self._decisions, set()
+                return sent, transitions, decisions
+            sent = [b for b in self._sent if only in b.op_ids]
+            self._sent = [b for b in self._sent if only not in b.op_ids]
+            ids = {op for b in sent for op in b.op_ids}
+            transitions = {k: self._transitions.pop(k) for k in ids & self._transitions.keys()}
+            decisions = ids & self._decisions
+            self._decisions -= decisions
         return sent, transitions, decisions
 
     def _judge(
@@ -583,7 +606,7 @@ class BCounterHandle(_Handle):
     def decrement(self, n: int = 1, *, wait: bool = False, timeout: float = 30.0) -> str | Verdict:
         """Queue a decrement; with `wait`, send it and return its verdict (needs track_verdicts)."""
         op_id = self._emit("decrement", {"n": n})
-        return self.client.verdicts(timeout).of(op_id) if wait else op_id
+        return self.client.verdict_of(op_id, timeout) if wait else op_id
 
     def transfer(self, n: int, to_region: str) -> str:
         return self._emit("transfer", {"n": n, "to_region": to_region})

@@ -297,7 +297,7 @@ def ratelimit(console: Console) -> bool:
         for _ in range(600):  # ~200 requests/s for 3 s: twice the limit from each gateway
             admitted += gws[r].check_rate_limit(cid, "orders").allowed
             time.sleep(0.005)
-        gws[r].flush()
+        gws[r].close()
         return admitted, 600 / (time.monotonic() - t0)
 
     out = _both(serve)

@@ -9,7 +9,9 @@ CRDT (pipeline `platform`):
 
 A gateway admits a request when its own exact count plus the others' last observed counts is below
 the limit. It sends its increments every `flush_s` and re-reads the others' counters every
-`refresh_s`, both from its own region's query API (mirrored by MirrorMaker 2).
+`refresh_s`, both from its own region's query API (mirrored by MirrorMaker 2). The re-reading is
+done by a background thread, so a request never waits on the query API except the first one for a
+client and endpoint in a window (it has nothing observed yet).
 
 Slack (stated). Requests another gateway admitted but this one has not observed yet can push the
 total past the limit: overshoot <= sum over the other gateways of (their admission rate x
@@ -25,6 +27,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from connectors.sdk import Client
 from pipelines.apps._common import AppError, name, positive_int, read_value
@@ -77,29 +80,61 @@ class RateLimiter:
         self.window_s, self.flush_s, self.refresh_s, self.clock = window_s, flush_s, refresh_s, clock
         self._own: dict[tuple[str, str, int], int] = {}
         self._seen: dict[tuple[str, str, int], tuple[float, dict[str, int]]] = {}
+        self._handles: dict[tuple[str, str, int], Any] = {}  # this gateway's counter, per key
         self._last_flush = time.monotonic()
         self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._refresher: threading.Thread | None = None
+
+    def _read_others(self, key: tuple[str, str, int]) -> dict[str, int]:
+        return {g: int(read_value(self.client, counter_id(*key, g), 0)) for g in self.others}
 
     def _observed(self, key: tuple[str, str, int]) -> dict[str, int]:
-        now = time.monotonic()
         seen = self._seen.get(key)
-        if seen is None or now - seen[0] >= self.refresh_s:
-            counts = {g: int(read_value(self.client, counter_id(*key, g), 0)) for g in self.others}
-            seen = self._seen[key] = (now, counts)
+        if seen is None:
+            seen = self._seen[key] = (time.monotonic(), self._read_others(key))
+        if self._refresher is None and self.others:
+            self._refresher = threading.Thread(target=self._refresh, name="ratelimit-refresh", daemon=True)
+            self._refresher.start()
         return seen[1]
 
+    def _refresh(self) -> None:
+        """Re-read the others' counters of every key in use, every `refresh_s`, off the request path."""
+        while not self._stop.wait(self.refresh_s):
+            with self._lock:
+                keys = list(self._seen)
+            for key in keys:
+                try:
+                    counts = self._read_others(key)
+                except OSError:  # the query API is away for a moment: keep the last observation
+                    continue
+                with self._lock:
+                    if key in self._seen:
+                        self._seen[key] = (time.monotonic(), counts)
+
+    def staleness(self, client_id: str, endpoint: str) -> float:
+        """Seconds since the others' counts for this client and endpoint were last read."""
+        key = (client_id, endpoint, int(self.clock() // self.window_s))
+        seen = self._seen.get(key)
+        return float("inf") if seen is None else time.monotonic() - seen[0]
+
     def check_rate_limit(self, client_id: str, endpoint: str) -> RateDecision:
-        key = (name("client_id", client_id), name("endpoint", endpoint), int(self.clock() // self.window_s))
+        key = (client_id, endpoint, int(self.clock() // self.window_s))
         with self._lock:
-            if key not in self._own:  # a restarted gateway resumes from what it had admitted
-                self._own[key] = int(read_value(self.client, counter_id(*key, self.gateway), 0))
+            handle = self._handles.get(key)
+            if handle is None:  # first request of the window: a restarted gateway resumes its count
+                name("client_id", client_id)
+                name("endpoint", endpoint)
+                oid = counter_id(*key, self.gateway)
+                self._own[key] = int(read_value(self.client, oid, 0))
+                handle = self._handles[key] = self.client.counter(oid)
                 self._drop_old(key[2])
             others = self._observed(key)
             own = self._own[key]
             allowed = admit(own, others, self.limit)
             if allowed:
                 own = self._own[key] = own + 1
-                self.client.counter(counter_id(*key, self.gateway)).increment(1)
+                handle.increment(1)
             if time.monotonic() - self._last_flush >= self.flush_s:
                 self.client.flush()
                 self._last_flush = time.monotonic()
@@ -109,11 +144,19 @@ class RateLimiter:
         for k in [k for k in self._own if k[2] < window - 1]:
             self._own.pop(k, None)
             self._seen.pop(k, None)
+            self._handles.pop(k, None)
 
     def flush(self) -> None:
         with self._lock:
             self.client.flush()
             self._last_flush = time.monotonic()
+
+    def close(self) -> None:
+        """Send what is queued and stop re-reading the other gateways."""
+        self._stop.set()
+        if self._refresher is not None:
+            self._refresher.join(timeout=5 * self.refresh_s + 10)
+        self.flush()
 
     def admitted(self, client_id: str, endpoint: str) -> int:
         """This gateway's admissions in the current window."""

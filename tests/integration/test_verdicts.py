@@ -67,3 +67,20 @@ def test_a_batch_sent_before_the_reader_started_is_still_judged(stack) -> None:
             assert late.wait([SentBatch(b.partition, b.op_ids, b.object_ids, b.offset, b.sent_ms)], 30)[op].ok
         finally:
             late.close()
+
+
+def test_a_waiting_decrement_waits_for_its_own_verdict_and_leaves_the_others(stack) -> None:
+    """decrement(wait=True) judges only the batch holding it: a write sent before it (here one that
+    will be rejected) keeps its verdict for the next verdicts()."""
+    run = uuid.uuid4().hex[:8]
+    with Client(region="eu", node_id="reader-test", track_verdicts=True, dev_trust=True) as c:
+        stock = c.bcounter(f"stock:{run}")
+        stock.increment(5)
+        c.flush(wait=True)
+        bad = c.counter(f"ctr:{run}").increment(-1)  # refused by the verifier
+        c.flush()
+        v = stock.decrement(2, wait=True)
+        assert v.ok and v.op_id != bad  # not a RejectedError for the other write
+        later = c.verdicts(30)
+        assert not later.of(bad).accepted and "non-negative" in " ".join(later.of(bad).reasons)
+        assert not stock.decrement(9, wait=True).ok  # 3 left: refused by the fold, with its reason

@@ -5,6 +5,7 @@ sharing no code with jarvis.crdt. Cross-process behaviour is tests/integration/t
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +23,7 @@ from pipelines.apps.eventsourcing import EventStore, in_order, make_version
 from pipelines.apps.factory import messages
 from pipelines.apps.inventory import Store, reserved_units
 from pipelines.apps.mesh import Mesh, breaker_open
-from pipelines.apps.ratelimit import RateLimiter, admit, slack_bound
+from pipelines.apps.ratelimit import RateLimiter, admit, counter_id, slack_bound
 from pipelines.apps.trading import RiskWatcher, Trade, TradingDesk, positions_from_trades, risk_metrics
 from pipelines.loader import pipelines
 
@@ -367,6 +368,37 @@ def test_two_gateways_overshoot_at_most_what_the_other_admitted_unseen(
     assert total <= limit + unseen_max
     assert total >= min(limit, len(arrivals)) or lag > 0
     assert slack_bound({"us": 100.0}, 1.5) == 150.0
+
+
+def test_the_other_gateways_counts_are_re_read_off_the_request_path() -> None:
+    """After the first request of a key, requests only use the last observation; a background
+    thread refreshes it every refresh_s, so the other gateway's admissions show up without a read."""
+    mc = ModelClient()
+    reads: list[str] = []
+    real_read = mc.read
+
+    def counted_read(oid: str) -> Any:
+        reads.append(oid)
+        return real_read(oid)
+
+    mc.read = counted_read  # type: ignore[method-assign]
+    gw = RateLimiter(mc, "eu", ["eu", "us"], 1000, 60, refresh_s=0.02, clock=lambda: 0.0)
+    assert gw.check_rate_limit("c", "e").allowed
+    assert len(reads) == 2  # this gateway's own count once, the other's once
+    mc.values[counter_id("c", "e", 0, "us")] = 900  # the other gateway admitted 900 meanwhile
+    d = gw.check_rate_limit("c", "e")
+    deadline = time.monotonic() + 5
+    while d.observed_total - d.own < 900 and time.monotonic() < deadline:
+        time.sleep(0.01)
+        d = gw.check_rate_limit("c", "e")
+    assert d.observed_total - d.own == 900
+    assert all(oid == counter_id("c", "e", 0, "us") for oid in reads[2:])  # only the refresher read
+    for _ in range(200):
+        gw.check_rate_limit("c", "e")
+    assert not gw.check_rate_limit("c", "e").allowed  # 900 + this gateway's 100 reach the limit
+    assert gw.staleness("c", "e") < 5
+    gw.close()
+    assert gw._refresher is not None and not gw._refresher.is_alive()
 
 
 def test_windows_are_separate_and_bad_names_are_refused() -> None:
