@@ -154,8 +154,7 @@ class IngestApi:
         return build
 
     def _hlcs(self, n: int) -> list[int]:
-        now = self.writer.hlc.now
-        return [now() for _ in range(n)]
+        return list(self.writer.hlc.reserve(n))
 
     def _metadata(self, principal: Principal) -> dict[str, str]:
         return {"principal": principal.name, "via": self.node_id}
@@ -167,9 +166,11 @@ class IngestApi:
         answer: Rows when every item takes the fast path, Operations otherwise."""
         nonce, ms, hlcs = plan["nonce"], plan["ms"], plan["hlcs"]
 
+        prefixes = [op_ids.prefix(p, ms, nonce) for p in range(self.writer.encoder.partitions)]
+
         def row_of(i: int, oid: str, crdt_type: str, kind: str, args: dict[str, Any], partition: int,
                    head: Head, args_json: bytes) -> Row:  # fmt: skip
-            return Row(op_ids.make(partition, ms, nonce, i), oid, crdt_type, kind, args, hlcs[i], partition, head, args_json)
+            return Row(f"{prefixes[partition]}{i:x}", oid, crdt_type, kind, args, hlcs[i], partition, head, args_json)
 
         rows = self.fast.rows(items, principal, row_of)
         if rows is not None:

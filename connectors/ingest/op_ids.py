@@ -12,8 +12,13 @@ import re
 _ID = re.compile(r"^g(\d{1,5})\.(\d{1,15})\.([0-9a-f]{8,64})$")
 
 
+def prefix(partition: int, ms: int, nonce: str) -> str:
+    """What every op id of one request and partition starts with; `make` appends the index."""
+    return f"g{partition}.{ms}.{nonce}"
+
+
 def make(partition: int, ms: int, nonce: str, index: int) -> str:
-    return f"g{partition}.{ms}.{nonce}{index:x}"
+    return f"{prefix(partition, ms, nonce)}{index:x}"
 
 
 def parse(op_id: str) -> tuple[int, int] | None:

@@ -23,7 +23,7 @@ from jarvis.crdt import registry as crdt_registry
 from jarvis.gate import RuleVerifier
 from jarvis.json_ops import TOP_LEVEL_KEYS, JsonOp, OpInputError, OpParser, parse_op, wire_kind
 from jarvis.ops import Operation
-from jarvis.security.apikeys import Principal, write_denial
+from jarvis.security.apikeys import Principal, Role, write_denial
 from pipelines.loader import Pipelines, PrefixRule
 
 MAX_BODY_BYTES = 4 * 1024 * 1024  # a JSON body; NDJSON is read line by line
@@ -137,6 +137,8 @@ class FastChecker:
         self._objects: dict[str, tuple[str, PrefixRule, int, dict[str, Head]]] = {}
         # (type, kind as sent) -> (wire kind, the names its args may have, (name, types, required)...)
         self._kinds: dict[tuple[str, str], tuple[str, frozenset[str], tuple[tuple[str, Any, bool], ...]]] = {}
+        # role -> object id -> may it write there. By the Role value: a changed role is another key.
+        self._grants: dict[Role, dict[str, bool]] = {}
 
     def rows(
         self,
@@ -147,7 +149,12 @@ class FastChecker:
         """`row_of(index, object_id, type, wire kind, args, partition, head, args_json)` makes each
         Row (its op id and HLC are the request's)."""
         objects, kinds = self._objects, self._kinds
-        may_write = principal.role.may_write
+        role = principal.role
+        grants = self._grants.get(role)
+        if grants is None or len(grants) >= self.max_objects:
+            if len(self._grants) >= 64:
+                self._grants.clear()
+            grants = self._grants[role] = {}
         verdicts: dict[tuple[str, str, bytes], bool] = {}  # this request's rule checks, by content
         out: list[Row] = []
         for i, d in enumerate(items):
@@ -179,7 +186,10 @@ class FastChecker:
                         return None
                 elif required:
                     return None
-            if not may_write(oid):
+            writable = grants.get(oid)
+            if writable is None:
+                writable = grants[oid] = role.may_write(oid)
+            if not writable:
                 return None
             args_json = canonical_args_utf8(args)
             content = (rule.prefix, wk, args_json)
