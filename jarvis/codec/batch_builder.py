@@ -54,7 +54,7 @@ class BatchBuilder:
 
     __slots__ = (
         "_node", "_region", "_node_region", "n", "heads", "op_ids", "hlcs", "digests", "_hlc", "_refs_of",
-        "strings", "refs", "_metadata", "_tail",
+        "strings", "refs", "_metadata", "_tail", "_head_refs", "_origin_refs",
     )  # fmt: skip
 
     def __init__(self, node_id: str, region: str, metadata: Mapping[str, str] | None = None) -> None:
@@ -72,6 +72,10 @@ class BatchBuilder:
         self._refs_of: dict[bytes, bytes] = {}  # encoded value -> its index as an Avro int
         self.strings = bytearray()
         self.refs = bytearray()
+        # The refs an object/kind and the node/region come to, found once (by the head's `joined`,
+        # whose hash bytes keep); taken in the same order as one `_ref` per field, so the same bytes.
+        self._head_refs: dict[bytes, bytes] = {}
+        self._origin_refs = b""
         # Every operation's metadata map, encoded once (fastavro writes a map as one block).
         self._metadata = _map(metadata) if metadata else b""
         self._tail = (self._metadata or _EMPTY) + _EMPTY  # metadata, then no encrypted fields
@@ -94,9 +98,13 @@ class BatchBuilder:
         self.heads.append(head)
         self.op_ids += oid
         ref = self._ref
-        self.refs += b"".join(
-            (ref(head.object_id), ref(head.crdt_type), ref(head.kind), ref(args), ref(self._node), ref(self._region))
-        )
+        head_refs = self._head_refs.get(head.joined)
+        if head_refs is None:
+            head_refs = self._head_refs[head.joined] = ref(head.object_id) + ref(head.crdt_type) + ref(head.kind)
+        args_ref = ref(args)
+        if not self._origin_refs:
+            self._origin_refs = ref(self._node) + ref(self._region)
+        self.refs += head_refs + args_ref + self._origin_refs
         self.hlcs += ts
         self.n += 1
 
